@@ -1,0 +1,147 @@
+//! The `mlflow-artifacts` proxy API and the tracking API's artifact listing.
+//!
+//! Paths are taken from the raw request URI, still percent-encoded, and handed to the one
+//! sanitiser in `slipway-artifacts`; axum's own decoding is never trusted with them.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::TryStreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use slipway_artifacts::{ArtifactPath, sanitize};
+use slipway_types::FileInfo;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::QueryArgs;
+
+const PREFIX: &str = "/api/2.0/mlflow-artifacts/artifacts";
+/// The URI scheme of artifacts proxied through this server.
+pub const SCHEME: &str = "mlflow-artifacts:";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(PREFIX, get(list_proxied))
+        .route(&format!("{PREFIX}/"), get(list_proxied))
+        .route(&format!("{PREFIX}/{{*path}}"), get(download).put(upload).delete(delete))
+        .route("/api/2.0/mlflow/artifacts/list", get(list_run_artifacts))
+}
+
+/// The artifact path of a request, from the raw URI.
+fn raw_path(uri: &Uri) -> ApiResult<ArtifactPath> {
+    let rest = uri.path().strip_prefix(PREFIX).unwrap_or("");
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    Ok(sanitize(rest)?)
+}
+
+async fn upload(State(s): State<AppState>, req: Request) -> ApiResult<Json<Value>> {
+    let path = raw_path(req.uri())?;
+    let body = Box::pin(req.into_body().into_data_stream());
+    let bytes = s.artifacts.put_stream(&path, body).await?;
+    tracing::debug!(%path, bytes, "artifact stored");
+    Ok(Json(json!({})))
+}
+
+async fn download(State(s): State<AppState>, uri: Uri) -> ApiResult<Response> {
+    let path = raw_path(&uri)?;
+    let got = s.artifacts.get_stream(&path).await?;
+    let mut resp = Body::from_stream(got.stream.map_err(std::io::Error::other)).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(got.size));
+    Ok(resp)
+}
+
+async fn delete(State(s): State<AppState>, uri: Uri) -> ApiResult<Json<Value>> {
+    let path = raw_path(&uri)?;
+    s.artifacts.delete(&path).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    path: Option<String>,
+}
+
+/// Lists a directory's direct children by base name, as MLflow's artifact server does.
+async fn list_dir(s: &AppState, dir: &ArtifactPath) -> ApiResult<Vec<FileInfo>> {
+    let entries = s.artifacts.list(dir).await?;
+    Ok(entries
+        .into_iter()
+        .map(|e| FileInfo {
+            path: e.path.rsplit('/').next().unwrap_or(&e.path).to_string(),
+            is_dir: e.is_dir,
+            file_size: e.size,
+        })
+        .collect())
+}
+
+async fn list_proxied(State(s): State<AppState>, QueryArgs(q): QueryArgs<ListQuery>) -> ApiResult<Json<Value>> {
+    // The query value is already decoded once by the query parser: encode nothing further,
+    // but refuse what is still encoded as the sanitiser does.
+    let raw = q.path.unwrap_or_default();
+    let encoded: String = percent_encode_path(&raw);
+    let dir = sanitize(&encoded)?;
+    let files = list_dir(&s, &dir).await?;
+    Ok(Json(if files.is_empty() { json!({}) } else { json!({ "files": files }) }))
+}
+
+/// Re-encodes `%` so a decoded query value can pass through the one sanitiser unchanged.
+fn percent_encode_path(s: &str) -> String {
+    s.replace('%', "%25")
+}
+
+#[derive(Deserialize)]
+struct RunArtifactsQuery {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    path: Option<String>,
+}
+
+/// Maps a run's `mlflow-artifacts:/...` URI to its place in the artifact root.
+pub fn proxied_location(uri: &str) -> ApiResult<ArtifactPath> {
+    let rest = uri
+        .strip_prefix(SCHEME)
+        .ok_or_else(|| ApiError::invalid(format!("artifact location '{uri}' is not served by this server")))?;
+    // `mlflow-artifacts://host:port/path` names this server too; drop the authority.
+    let rest = match rest.strip_prefix("//") {
+        Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
+        None => rest.trim_start_matches('/'),
+    };
+    Ok(sanitize(&percent_encode_path(rest))?)
+}
+
+pub fn validate_artifact_location(loc: &str) -> ApiResult<()> {
+    if loc.starts_with(SCHEME) {
+        proxied_location(loc).map(|_| ())
+    } else if loc.split(['/', '\\']).any(|seg| seg == "..") {
+        Err(ApiError::invalid(format!("artifact location '{loc}' must not contain '..'")))
+    } else {
+        Ok(())
+    }
+}
+
+async fn list_run_artifacts(
+    State(s): State<AppState>,
+    QueryArgs(q): QueryArgs<RunArtifactsQuery>,
+) -> ApiResult<Json<Value>> {
+    let run_id = q.run_id.or(q.run_uuid).filter(|r| !r.is_empty()).ok_or_else(|| ApiError::missing("run_id"))?;
+    let run = s.store.get_run(run_id).await?;
+    let root = proxied_location(&run.info.artifact_uri)?;
+    let sub = sanitize(&percent_encode_path(q.path.as_deref().unwrap_or("")))?;
+    let prefix = sub.to_string();
+    let files: Vec<FileInfo> = list_dir(&s, &root.join(&sub))
+        .await?
+        .into_iter()
+        .map(|f| FileInfo { path: if prefix.is_empty() { f.path } else { format!("{prefix}/{}", f.path) }, ..f })
+        .collect();
+    let mut out = json!({ "root_uri": run.info.artifact_uri });
+    if !files.is_empty() {
+        out["files"] = json!(files);
+    }
+    Ok(Json(out))
+}

@@ -1,0 +1,79 @@
+//! The HTTP face of every error: MLflow's `{"error_code", "message"}` body and status.
+//!
+//! The mapping from store and artifact errors is matched exhaustively, without a `_` arm, so a
+//! new variant cannot reach clients unmapped. Backend details are logged, never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use slipway_artifacts::ArtifactError;
+use slipway_store::StoreError;
+use slipway_types::{ErrorCode, MlflowError};
+
+/// An error answered to a client. `status` overrides the code's usual status (413, 405).
+#[derive(Debug)]
+pub struct ApiError {
+    pub error: MlflowError,
+    pub status: Option<StatusCode>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { error: MlflowError::new(code, message), status: None }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidParameterValue, message)
+    }
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+    pub fn missing(field: &str) -> Self {
+        Self::invalid(format!("Missing value for required parameter '{field}'."))
+    }
+}
+
+impl From<MlflowError> for ApiError {
+    fn from(error: MlflowError) -> Self {
+        Self { error, status: None }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => Self::new(ErrorCode::ResourceDoesNotExist, m),
+            StoreError::AlreadyExists(m) => Self::new(ErrorCode::ResourceAlreadyExists, m),
+            StoreError::InvalidParameter(m) => Self::new(ErrorCode::InvalidParameterValue, m),
+            StoreError::InvalidState(m) => Self::new(ErrorCode::InvalidState, m),
+            StoreError::Backend(detail) => {
+                tracing::error!(%detail, "metadata store failure");
+                MlflowError::internal().into()
+            }
+        }
+    }
+}
+
+impl From<ArtifactError> for ApiError {
+    fn from(e: ArtifactError) -> Self {
+        match e {
+            ArtifactError::InvalidPath(m) => Self::new(ErrorCode::InvalidParameterValue, m),
+            ArtifactError::NotFound(m) => Self::new(ErrorCode::ResourceDoesNotExist, m),
+            ArtifactError::Upload(m) => Self::new(ErrorCode::BadRequest, m),
+            ArtifactError::Backend(detail) => {
+                tracing::error!(%detail, "artifact store failure");
+                MlflowError::internal().into()
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.error.error_code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        });
+        (status, axum::Json(self.error)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,96 @@
+//! The Slipway HTTP application.
+//!
+//! [`build_app`] assembles the router from the route modules; tests start the real app with
+//! it in-process, and the binary serves it. This crate translates HTTP to store and artifact
+//! calls: it never touches SQL or the file system itself.
+
+pub mod artifacts;
+pub mod error;
+pub mod extract;
+pub mod tracking;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use slipway_artifacts::Artifacts;
+use slipway_store::MetadataStore;
+use slipway_types::ErrorCode;
+
+use crate::error::ApiError;
+
+/// The MLflow version whose wire protocol this server speaks; clients gate features on it.
+pub const MLFLOW_COMPAT_VERSION: &str = "3.17.2";
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn MetadataStore>,
+    pub artifacts: Artifacts,
+}
+
+pub fn build_app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "OK" }))
+        .route("/ping", get(|| async { "OK" }))
+        .route("/version", get(|| async { MLFLOW_COMPAT_VERSION }))
+        .route("/api/3.0/mlflow/server-info", get(server_info))
+        .merge(tracking::routes())
+        .merge(artifacts::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
+}
+
+async fn server_info() -> Json<serde_json::Value> {
+    Json(json!({
+        "store_type": "SqlStore",
+        "workspaces_enabled": false,
+        "multipart_uploads_enabled": false,
+        "multipart_downloads_enabled": false,
+    }))
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(ErrorCode::EndpointNotFound, format!("no endpoint {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        ErrorCode::EndpointNotFound,
+        format!("method {} is not allowed on {}", req.method(), req.uri().path()),
+    )
+    .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+/// One structured log line per request.
+async fn access_log(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await.into_response();
+    let status = resp.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    if status >= 500 {
+        tracing::warn!(%method, %path, status, micros, "request");
+    } else {
+        tracing::debug!(%method, %path, status, micros, "request");
+    }
+    resp
+}
+
+/// Serves `app` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

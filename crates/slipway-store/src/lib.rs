@@ -1,0 +1,185 @@
+//! The metadata store: everything Slipway knows about experiments, runs and logged models.
+//!
+//! [`MetadataStore`] is the one interface the HTTP layer talks to; [`sqlite::SqliteStore`] is
+//! the embedded backend (PostgreSQL implements the same trait later). Validation of names,
+//! lengths and batch limits lives in [`validate`] so every backend enforces the same rules.
+
+pub mod search;
+pub mod sqlite;
+pub mod validate;
+
+use async_trait::async_trait;
+use slipway_types::{Dataset, Experiment, KeyValue, LoggedModel, Metric, Run, RunInfo, ViewType};
+
+/// The store's errors; the HTTP layer maps each to an MLflow error code.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("{0}")]
+    InvalidState(String),
+    /// A backend failure; its text is for the log, not for clients.
+    #[error("backend failure: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<search::ParseError> for StoreError {
+    fn from(e: search::ParseError) -> Self {
+        StoreError::InvalidParameter(e.0)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One page of a search; `next_page_token` is absent on the last page.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub filter: Option<String>,
+    pub order_by: Vec<String>,
+    pub view_type: ViewType,
+    pub max_results: Option<i64>,
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewRun {
+    pub experiment_id: String,
+    pub user_id: Option<String>,
+    pub run_name: Option<String>,
+    pub start_time: Option<i64>,
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunUpdate {
+    pub status: Option<String>,
+    pub end_time: Option<i64>,
+    pub run_name: Option<String>,
+}
+
+/// A dataset input of a run, with its input tags (such as `mlflow.data.context`).
+#[derive(Debug, Clone)]
+pub struct NewDatasetInput {
+    pub dataset: Dataset,
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewLoggedModel {
+    pub experiment_id: String,
+    pub name: Option<String>,
+    pub model_type: Option<String>,
+    pub source_run_id: Option<String>,
+    pub params: Vec<KeyValue>,
+    pub tags: Vec<KeyValue>,
+}
+
+/// Search over logged models; `order_by` holds (field, ascending) pairs.
+#[derive(Debug, Clone, Default)]
+pub struct LoggedModelSearch {
+    pub experiment_ids: Vec<String>,
+    pub filter: Option<String>,
+    pub order_by: Vec<(String, bool)>,
+    pub max_results: Option<i64>,
+    pub page_token: Option<String>,
+}
+
+/// Everything the tracking API persists. Methods validate their input and either apply all of
+/// a request or none of it; an `Ok` means the change is durable.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    // experiments
+    async fn create_experiment(
+        &self,
+        name: String,
+        artifact_location: Option<String>,
+        tags: Vec<KeyValue>,
+    ) -> Result<String>;
+    async fn get_experiment(&self, experiment_id: String) -> Result<Experiment>;
+    async fn get_experiment_by_name(&self, name: String) -> Result<Experiment>;
+    async fn search_experiments(&self, req: SearchRequest) -> Result<Page<Experiment>>;
+    async fn rename_experiment(&self, experiment_id: String, new_name: String) -> Result<()>;
+    async fn delete_experiment(&self, experiment_id: String) -> Result<()>;
+    async fn restore_experiment(&self, experiment_id: String) -> Result<()>;
+    async fn set_experiment_tag(&self, experiment_id: String, tag: KeyValue) -> Result<()>;
+    async fn delete_experiment_tag(&self, experiment_id: String, key: String) -> Result<()>;
+
+    // runs
+    async fn create_run(&self, run: NewRun) -> Result<Run>;
+    async fn get_run(&self, run_id: String) -> Result<Run>;
+    async fn update_run(&self, run_id: String, update: RunUpdate) -> Result<RunInfo>;
+    async fn delete_run(&self, run_id: String) -> Result<()>;
+    async fn restore_run(&self, run_id: String) -> Result<()>;
+    /// Metrics, params and tags of one request, applied atomically.
+    async fn log_batch(
+        &self,
+        run_id: String,
+        metrics: Vec<Metric>,
+        params: Vec<KeyValue>,
+        tags: Vec<KeyValue>,
+    ) -> Result<()>;
+    async fn delete_tag(&self, run_id: String, key: String) -> Result<()>;
+    async fn log_inputs(&self, run_id: String, datasets: Vec<NewDatasetInput>, model_ids: Vec<String>) -> Result<()>;
+    async fn log_outputs(&self, run_id: String, models: Vec<(String, i64)>) -> Result<()>;
+    async fn search_runs(&self, experiment_ids: Vec<String>, req: SearchRequest) -> Result<Page<Run>>;
+    async fn get_metric_history(
+        &self,
+        run_id: String,
+        key: String,
+        max_results: Option<i64>,
+        page_token: Option<String>,
+    ) -> Result<Page<Metric>>;
+
+    // logged models (MLflow 3)
+    async fn create_logged_model(&self, model: NewLoggedModel) -> Result<LoggedModel>;
+    async fn get_logged_model(&self, model_id: String, allow_deleted: bool) -> Result<LoggedModel>;
+    async fn finalize_logged_model(&self, model_id: String, status: String) -> Result<LoggedModel>;
+    async fn delete_logged_model(&self, model_id: String) -> Result<()>;
+    async fn set_logged_model_tags(&self, model_id: String, tags: Vec<KeyValue>) -> Result<()>;
+    async fn delete_logged_model_tag(&self, model_id: String, key: String) -> Result<()>;
+    async fn log_logged_model_params(&self, model_id: String, params: Vec<KeyValue>) -> Result<()>;
+    async fn search_logged_models(&self, req: LoggedModelSearch) -> Result<Page<LoggedModel>>;
+
+    /// Flushes and closes the backend; later calls fail.
+    async fn close(&self);
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Opaque offset page tokens: clients must treat them as opaque, we only need an offset.
+pub mod page_token {
+    use crate::{Result, StoreError};
+
+    pub fn encode(offset: usize) -> String {
+        format!("off:{offset}")
+    }
+
+    pub fn decode(token: Option<&str>) -> Result<usize> {
+        match token {
+            None | Some("") => Ok(0),
+            Some(t) => t
+                .strip_prefix("off:")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| StoreError::InvalidParameter(format!("invalid page token '{t}'"))),
+        }
+    }
+}

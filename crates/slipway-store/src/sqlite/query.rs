@@ -1,0 +1,285 @@
+//! Compiles parsed search clauses into SQL with bound arguments, per searchable entity.
+//!
+//! Every user-supplied value is bound, never spliced; only column names chosen from fixed
+//! tables below reach the SQL text.
+
+use rusqlite::types::Value as SqlValue;
+
+use crate::search::{Clause, Kind, Op, OrderBy, Value};
+use crate::{Result, StoreError};
+
+/// SQL text being built, with its positional arguments in text order.
+#[derive(Default)]
+pub struct Sql {
+    pub text: String,
+    pub args: Vec<SqlValue>,
+}
+
+impl Sql {
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+    pub fn arg(&mut self, v: impl Into<SqlValue>) -> &mut Self {
+        self.text.push('?');
+        self.args.push(v.into());
+        self
+    }
+    pub fn list(&mut self, items: &[String]) -> &mut Self {
+        self.text.push('(');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.arg(item.clone());
+        }
+        self.text.push(')');
+        self
+    }
+}
+
+fn invalid<T>(msg: String) -> Result<T> {
+    Err(StoreError::InvalidParameter(msg))
+}
+
+fn string_value(c: &Clause) -> Result<String> {
+    match &c.value {
+        Value::Str(s) => Ok(s.clone()),
+        other => invalid(format!("expected a quoted string value for '{}', got {other:?}", c.key)),
+    }
+}
+
+fn number_value(c: &Clause) -> Result<f64> {
+    match &c.value {
+        Value::Num(n) => Ok(*n),
+        Value::Str(s) => s.parse().or_else(|_| invalid(format!("expected a numeric value for '{}', got '{s}'", c.key))),
+        other => invalid(format!("expected a numeric value for '{}', got {other:?}", c.key)),
+    }
+}
+
+/// `column op value` for a string column, with ILIKE as a case-folded LIKE.
+fn string_comparison(sql: &mut Sql, column: &str, c: &Clause) -> Result<()> {
+    match c.op {
+        Op::Eq | Op::Ne | Op::Like => {
+            let v = string_value(c)?;
+            sql.push(column).push(" ").push(c.op.sql()).push(" ").arg(v);
+        }
+        Op::ILike => {
+            let v = string_value(c)?;
+            sql.push("lower(").push(column).push(") LIKE lower(").arg(v).push(")");
+        }
+        Op::In | Op::NotIn => match &c.value {
+            Value::List(items) => {
+                sql.push(column).push(" ").push(c.op.sql()).push(" ").list(items);
+            }
+            _ => return invalid(format!("'{}' needs a list of values", c.op.sql())),
+        },
+        _ => return invalid(format!("invalid comparator '{}' for string attribute '{}'", c.op.sql(), c.key)),
+    }
+    Ok(())
+}
+
+fn numeric_comparison(sql: &mut Sql, column: &str, c: &Clause) -> Result<()> {
+    if !matches!(c.op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge) {
+        return invalid(format!("invalid comparator '{}' for numeric attribute '{}'", c.op.sql(), c.key));
+    }
+    let v = number_value(c)?;
+    sql.push(column).push(" ").push(c.op.sql()).push(" ").arg(v);
+    Ok(())
+}
+
+/// A key-value side table (params, tags) filtered by `key = ? AND value op ?`.
+fn key_value_filter(sql: &mut Sql, owner: &str, table: &str, owner_col: &str, c: &Clause) -> Result<()> {
+    let negate = c.op == Op::IsNull;
+    sql.push(owner).push(if negate { " NOT IN (" } else { " IN (" });
+    sql.push("SELECT ").push(owner_col).push(" FROM ").push(table).push(" WHERE key = ").arg(c.key.clone());
+    if !matches!(c.op, Op::IsNull | Op::IsNotNull) {
+        sql.push(" AND ");
+        string_comparison(sql, "value", c)?;
+    }
+    sql.push(")");
+    Ok(())
+}
+
+pub fn run_filter(sql: &mut Sql, clauses: &[Clause]) -> Result<()> {
+    for c in clauses {
+        sql.push(" AND ");
+        match c.kind {
+            Kind::Metric => {
+                sql.push("r.run_uuid IN (SELECT run_uuid FROM latest_metrics WHERE key = ").arg(c.key.clone());
+                sql.push(" AND is_nan = 0 AND ");
+                numeric_comparison(sql, "value", c)?;
+                sql.push(")");
+            }
+            Kind::Param => key_value_filter(sql, "r.run_uuid", "params", "run_uuid", c)?,
+            Kind::Tag => key_value_filter(sql, "r.run_uuid", "tags", "run_uuid", c)?,
+            Kind::Attribute => match run_attribute(&c.key)? {
+                (col, true) => numeric_comparison(sql, col, c)?,
+                (col, false) => {
+                    if matches!(c.op, Op::In | Op::NotIn) && col != "r.run_uuid" {
+                        return invalid(format!("'{}' is only supported for run_id", c.op.sql()));
+                    }
+                    string_comparison(sql, col, c)?
+                }
+            },
+            Kind::Dataset => {
+                sql.push("r.run_uuid IN (SELECT di.run_uuid FROM dataset_inputs di JOIN datasets d ON d.dataset_uuid = di.dataset_uuid");
+                match c.key.as_str() {
+                    "name" => {
+                        sql.push(" WHERE ");
+                        string_comparison(sql, "d.name", c)?;
+                    }
+                    "digest" => {
+                        sql.push(" WHERE ");
+                        string_comparison(sql, "d.digest", c)?;
+                    }
+                    "context" => {
+                        sql.push(" JOIN input_tags it ON it.input_uuid = di.input_uuid AND it.name = 'mlflow.data.context' WHERE ");
+                        string_comparison(sql, "it.value", c)?;
+                    }
+                    other => {
+                        return invalid(format!(
+                            "invalid dataset attribute '{other}': expected name, digest or context"
+                        ));
+                    }
+                }
+                sql.push(")");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Maps a run attribute to its column and whether it is numeric.
+fn run_attribute(key: &str) -> Result<(&'static str, bool)> {
+    Ok(match key {
+        "run_id" | "run_uuid" => ("r.run_uuid", false),
+        "run_name" => ("r.name", false),
+        "status" => ("r.status", false),
+        "user_id" => ("r.user_id", false),
+        "artifact_uri" => ("r.artifact_uri", false),
+        "lifecycle_stage" => ("r.lifecycle_stage", false),
+        "start_time" | "created" | "Created" => ("r.start_time", true),
+        "end_time" => ("r.end_time", true),
+        other => {
+            return invalid(format!(
+                "invalid attribute key '{other}': expected one of run_id, run_name, status, user_id, \
+                 artifact_uri, start_time, end_time, created"
+            ));
+        }
+    })
+}
+
+/// ORDER BY for runs: the user's clauses, then MLflow's tie-breakers (start_time DESC, run id).
+pub fn run_order(sql: &mut Sql, order_by: &[OrderBy]) -> Result<()> {
+    sql.push(" ORDER BY ");
+    for o in order_by {
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        let mut expr = Sql::default();
+        match o.kind {
+            Kind::Metric => {
+                expr.push("(SELECT CASE WHEN is_nan = 1 THEN NULL ELSE value END FROM latest_metrics lm WHERE lm.run_uuid = r.run_uuid AND lm.key = ")
+                    .arg(o.key.clone())
+                    .push(")");
+            }
+            Kind::Param => {
+                expr.push("(SELECT value FROM params p WHERE p.run_uuid = r.run_uuid AND p.key = ")
+                    .arg(o.key.clone())
+                    .push(")");
+            }
+            Kind::Tag => {
+                expr.push("(SELECT value FROM tags t WHERE t.run_uuid = r.run_uuid AND t.key = ")
+                    .arg(o.key.clone())
+                    .push(")");
+            }
+            Kind::Attribute => {
+                expr.push(run_attribute(&o.key)?.0);
+            }
+            Kind::Dataset => return invalid("ordering by dataset fields is not supported".into()),
+        }
+        // Missing values sort last in both directions, as in MLflow.
+        sql.push(&expr.text).push(" IS NULL, ");
+        sql.args.extend(expr.args.iter().cloned());
+        sql.push(&expr.text).push(" ").push(dir).push(", ");
+        sql.args.extend(expr.args);
+    }
+    sql.push("r.start_time DESC, r.run_uuid ASC");
+    Ok(())
+}
+
+pub fn experiment_filter(sql: &mut Sql, clauses: &[Clause]) -> Result<()> {
+    for c in clauses {
+        sql.push(" AND ");
+        match c.kind {
+            Kind::Tag => key_value_filter(sql, "e.experiment_id", "experiment_tags", "experiment_id", c)?,
+            Kind::Attribute => match experiment_attribute(&c.key)? {
+                (col, true) => numeric_comparison(sql, col, c)?,
+                (col, false) => string_comparison(sql, col, c)?,
+            },
+            _ => {
+                return invalid(format!(
+                    "invalid filter on experiments: '{}' (use name, tags, creation_time, last_update_time)",
+                    c.key
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn experiment_attribute(key: &str) -> Result<(&'static str, bool)> {
+    Ok(match key {
+        "name" => ("e.name", false),
+        "experiment_id" => ("CAST(e.experiment_id AS TEXT)", false),
+        "creation_time" => ("e.creation_time", true),
+        "last_update_time" => ("e.last_update_time", true),
+        other => return invalid(format!("invalid attribute key '{other}' for experiments")),
+    })
+}
+
+pub fn experiment_order(sql: &mut Sql, order_by: &[OrderBy]) -> Result<()> {
+    sql.push(" ORDER BY ");
+    for o in order_by {
+        if o.kind != Kind::Attribute {
+            return invalid(format!("invalid order_by entity for experiments: '{}'", o.key));
+        }
+        let col = match o.key.as_str() {
+            "experiment_id" => "e.experiment_id",
+            other => experiment_attribute(other)?.0,
+        };
+        sql.push(col).push(if o.ascending { " ASC, " } else { " DESC, " });
+    }
+    sql.push("e.creation_time DESC, e.experiment_id ASC");
+    Ok(())
+}
+
+pub fn model_filter(sql: &mut Sql, clauses: &[Clause]) -> Result<()> {
+    for c in clauses {
+        sql.push(" AND ");
+        match c.kind {
+            Kind::Tag => key_value_filter(sql, "m.model_id", "logged_model_tags", "model_id", c)?,
+            Kind::Param => key_value_filter(sql, "m.model_id", "logged_model_params", "model_id", c)?,
+            Kind::Attribute => match model_attribute(&c.key)? {
+                (col, true) => numeric_comparison(sql, col, c)?,
+                (col, false) => string_comparison(sql, col, c)?,
+            },
+            Kind::Metric | Kind::Dataset => {
+                return invalid(format!("filtering logged models by '{}' is not supported", c.key));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn model_attribute(key: &str) -> Result<(&'static str, bool)> {
+    Ok(match key {
+        "name" => ("m.name", false),
+        "model_id" => ("m.model_id", false),
+        "model_type" => ("m.model_type", false),
+        "status" => ("m.status", false),
+        "source_run_id" => ("m.source_run_id", false),
+        "creation_timestamp" | "creation_time" => ("m.creation_time", true),
+        "last_updated_timestamp" | "last_updated_time" => ("m.last_updated_time", true),
+        other => return invalid(format!("invalid attribute key '{other}' for logged models")),
+    })
+}

@@ -1,0 +1,12 @@
+//! Wire types shared by the server, the CLI and the tests.
+//!
+//! The shapes follow MLflow's protobuf messages rendered as JSON (snake_case proto field names),
+//! because the unmodified `mlflow` client parses them with `google.protobuf.json_format`.
+//! A request or response shape is defined here once and nowhere else.
+
+pub mod entities;
+pub mod error;
+pub mod json;
+
+pub use entities::*;
+pub use error::{ErrorCode, MlflowError};
