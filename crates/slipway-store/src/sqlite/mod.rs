@@ -75,9 +75,15 @@ pub struct SqliteStore {
     artifact_root: Arc<str>,
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+/// Page cache per connection, in KiB: the writer keeps hot index pages, readers stay small so
+/// the whole server fits in a few tens of megabytes.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
+const READER_CACHE_KIB: i64 = 4 * 1024;
+
+fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; PRAGMA cache_size = -16000;")
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON;")?;
+    conn.pragma_update(None, "cache_size", -cache_kib)
 }
 
 impl SqliteStore {
@@ -90,7 +96,7 @@ impl SqliteStore {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        configure(&conn)?;
+        configure(&conn, WRITER_CACHE_KIB)?;
         migrate(&conn)?;
         experiments::ensure_default(&conn, artifact_root)?;
 
@@ -99,7 +105,7 @@ impl SqliteStore {
         for _ in 0..readers {
             let r =
                 Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-            configure(&r)?;
+            configure(&r, READER_CACHE_KIB)?;
             r.pragma_update(None, "query_only", "ON")?;
             pool.push(r);
         }

@@ -1,0 +1,42 @@
+//! The metadata-store test suite, written once against the `MetadataStore` trait and
+//! instantiated per backend by `store_test_suite!`.
+
+mod suite;
+
+use std::sync::Arc;
+
+use slipway_store::MetadataStore;
+use slipway_store::sqlite::SqliteStore;
+
+/// A fresh SQLite store in a temporary directory, kept alive with the store.
+pub struct Fixture {
+    pub store: Arc<dyn MetadataStore>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn sqlite_fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("meta.db"), "mlflow-artifacts:", 4).expect("open store");
+    Fixture { store: Arc::new(store), _dir: dir }
+}
+
+store_test_suite!(sqlite, crate::sqlite_fixture);
+
+/// Reopening the same file sees everything acknowledged before `close`.
+#[tokio::test]
+async fn sqlite_data_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let run_id = {
+        let store = SqliteStore::open(&path, "mlflow-artifacts:", 2).unwrap();
+        let exp = store.create_experiment("persist".into(), None, vec![]).await.unwrap();
+        let run = store.create_run(suite::new_run(&exp)).await.unwrap();
+        store.log_batch(run.info.run_id.clone(), vec![suite::metric("m", 1.5, 0)], vec![], vec![]).await.unwrap();
+        store.close().await;
+        run.info.run_id
+    };
+    let store = SqliteStore::open(&path, "mlflow-artifacts:", 2).unwrap();
+    let run = store.get_run(run_id).await.unwrap();
+    assert_eq!(run.data.metrics[0].value, 1.5);
+    assert_eq!(store.get_experiment_by_name("persist".into()).await.unwrap().name, "persist");
+}

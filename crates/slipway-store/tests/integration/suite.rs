@@ -1,0 +1,465 @@
+//! Backend-independent behaviour every metadata store must show.
+
+use slipway_store::{NewDatasetInput, NewLoggedModel, NewRun, RunUpdate, SearchRequest, StoreError};
+use slipway_types::{Dataset, KeyValue, Metric, ViewType};
+
+pub fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue { key: k.into(), value: v.into() }
+}
+
+pub fn metric(key: &str, value: f64, step: i64) -> Metric {
+    Metric {
+        key: key.into(),
+        value,
+        timestamp: 1000 + step,
+        step,
+        dataset_name: None,
+        dataset_digest: None,
+        model_id: None,
+        run_id: None,
+    }
+}
+
+pub fn new_run(exp: &str) -> NewRun {
+    NewRun { experiment_id: exp.into(), start_time: Some(1), ..NewRun::default() }
+}
+
+pub fn search(filter: &str) -> SearchRequest {
+    SearchRequest { filter: Some(filter.into()), ..SearchRequest::default() }
+}
+
+#[macro_export]
+macro_rules! store_test_suite {
+    ($backend:ident, $fixture:path) => {
+        mod $backend {
+            use super::suite::*;
+            use slipway_store::*;
+            use slipway_types::*;
+
+            async fn fixture() -> crate::Fixture {
+                $fixture().await
+            }
+
+            #[tokio::test]
+            async fn default_experiment_exists() {
+                let f = fixture().await;
+                let e = f.store.get_experiment("0".into()).await.unwrap();
+                assert_eq!(e.name, "Default");
+                assert_eq!(e.lifecycle_stage, "active");
+            }
+
+            #[tokio::test]
+            async fn experiment_lifecycle() {
+                let f = fixture().await;
+                let s = &f.store;
+                let id = s.create_experiment("exp".into(), None, vec![kv("team", "a")]).await.unwrap();
+                assert_eq!(
+                    s.get_experiment(id.clone()).await.unwrap().artifact_location,
+                    format!("mlflow-artifacts:/{id}")
+                );
+                let dup = s.create_experiment("exp".into(), None, vec![]).await.unwrap_err();
+                assert!(matches!(dup, StoreError::AlreadyExists(_)), "{dup:?}");
+                s.rename_experiment(id.clone(), "exp2".into()).await.unwrap();
+                assert_eq!(s.get_experiment_by_name("exp2".into()).await.unwrap().experiment_id, id);
+                assert!(matches!(s.get_experiment_by_name("exp".into()).await, Err(StoreError::NotFound(_))));
+                s.delete_experiment(id.clone()).await.unwrap();
+                let active = s.search_experiments(SearchRequest::default()).await.unwrap();
+                assert!(active.items.iter().all(|e| e.experiment_id != id));
+                let deleted = s
+                    .search_experiments(SearchRequest { view_type: ViewType::DeletedOnly, ..SearchRequest::default() })
+                    .await
+                    .unwrap();
+                assert_eq!(deleted.items.len(), 1);
+                // The name stays taken while deleted.
+                assert!(s.create_experiment("exp2".into(), None, vec![]).await.is_err());
+                s.restore_experiment(id.clone()).await.unwrap();
+                assert_eq!(s.get_experiment(id).await.unwrap().lifecycle_stage, "active");
+                assert!(matches!(s.get_experiment("999".into()).await, Err(StoreError::NotFound(_))));
+                assert!(matches!(s.get_experiment("../1".into()).await, Err(StoreError::InvalidParameter(_))));
+            }
+
+            #[tokio::test]
+            async fn experiment_search_filters_and_pages() {
+                let f = fixture().await;
+                let s = &f.store;
+                for i in 0..7 {
+                    let tags = if i % 2 == 0 { vec![kv("even", "yes")] } else { vec![] };
+                    s.create_experiment(format!("search-{i}"), None, tags).await.unwrap();
+                }
+                let even = s.search_experiments(search("tags.even = 'yes'")).await.unwrap();
+                assert_eq!(even.items.len(), 4);
+                let like = s.search_experiments(search("name LIKE 'search-%'")).await.unwrap();
+                assert_eq!(like.items.len(), 7);
+                let mut seen = Vec::new();
+                let mut token = None;
+                loop {
+                    let page = s
+                        .search_experiments(SearchRequest {
+                            filter: Some("name ILIKE 'SEARCH-%'".into()),
+                            order_by: vec!["name ASC".into()],
+                            max_results: Some(3),
+                            page_token: token.clone(),
+                            ..SearchRequest::default()
+                        })
+                        .await
+                        .unwrap();
+                    seen.extend(page.items.into_iter().map(|e| e.name));
+                    token = page.next_page_token;
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                let expected: Vec<String> = (0..7).map(|i| format!("search-{i}")).collect();
+                assert_eq!(seen, expected);
+            }
+
+            #[tokio::test]
+            async fn runs_log_and_read_back() {
+                let f = fixture().await;
+                let s = &f.store;
+                let run = s.create_run(new_run("0")).await.unwrap();
+                let id = run.info.run_id.clone();
+                assert_eq!(run.info.status, "RUNNING");
+                assert_eq!(run.info.artifact_uri, format!("mlflow-artifacts:/0/{id}/artifacts"));
+                s.log_batch(
+                    id.clone(),
+                    vec![
+                        metric("loss", 0.5, 0),
+                        metric("loss", 0.25, 2),
+                        metric("loss", 0.9, 1),
+                        metric("nan", f64::NAN, 0),
+                        metric("inf", f64::INFINITY, 0),
+                    ],
+                    vec![kv("lr", "0.1")],
+                    vec![kv("t", "x")],
+                )
+                .await
+                .unwrap();
+                let run = s.get_run(id.clone()).await.unwrap();
+                let by_key = |k: &str| run.data.metrics.iter().find(|m| m.key == k).unwrap().clone();
+                assert_eq!(by_key("loss").value, 0.25, "the latest step wins");
+                assert!(by_key("nan").value.is_nan());
+                assert_eq!(by_key("inf").value, f64::INFINITY);
+                assert!(run.data.params.contains(&kv("lr", "0.1")));
+                assert!(run.data.tags.contains(&kv("t", "x")));
+
+                // Same param value again is fine; a different one is refused.
+                s.log_batch(id.clone(), vec![], vec![kv("lr", "0.1")], vec![]).await.unwrap();
+                let err = s.log_batch(id.clone(), vec![], vec![kv("lr", "0.2")], vec![]).await.unwrap_err();
+                assert!(matches!(err, StoreError::InvalidParameter(_)), "{err:?}");
+
+                let info = s
+                    .update_run(
+                        id.clone(),
+                        RunUpdate {
+                            status: Some("FINISHED".into()),
+                            end_time: Some(99),
+                            run_name: Some("renamed".into()),
+                        },
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (info.status.as_str(), info.end_time, info.run_name.as_str()),
+                    ("FINISHED", Some(99), "renamed")
+                );
+                let run = s.get_run(id.clone()).await.unwrap();
+                assert!(run.data.tags.contains(&kv("mlflow.runName", "renamed")));
+
+                s.delete_tag(id.clone(), "t".into()).await.unwrap();
+                assert!(matches!(s.delete_tag(id.clone(), "t".into()).await, Err(StoreError::NotFound(_))));
+                assert!(matches!(s.get_run("0123456789abcdef".into()).await, Err(StoreError::NotFound(_))));
+            }
+
+            #[tokio::test]
+            async fn log_batch_is_all_or_nothing() {
+                let f = fixture().await;
+                let s = &f.store;
+                let id = s.create_run(new_run("0")).await.unwrap().info.run_id;
+                s.log_batch(id.clone(), vec![], vec![kv("p", "1")], vec![]).await.unwrap();
+                // The conflicting param comes after metrics and tags in the same request.
+                let err = s
+                    .log_batch(
+                        id.clone(),
+                        vec![metric("m", 1.0, 0)],
+                        vec![kv("q", "new"), kv("p", "2")],
+                        vec![kv("t", "v")],
+                    )
+                    .await
+                    .unwrap_err();
+                assert!(matches!(err, StoreError::InvalidParameter(_)));
+                let run = s.get_run(id.clone()).await.unwrap();
+                assert!(run.data.metrics.is_empty(), "no metric of the failed batch may remain");
+                assert_eq!(run.data.params, vec![kv("p", "1")]);
+                assert!(run.data.tags.iter().all(|t| t.key != "t"));
+                let hist = s.get_metric_history(id, "m".into(), None, None).await.unwrap();
+                assert!(hist.items.is_empty());
+            }
+
+            #[tokio::test]
+            async fn writes_to_deleted_runs_fail_and_restore_works() {
+                let f = fixture().await;
+                let s = &f.store;
+                let id = s.create_run(new_run("0")).await.unwrap().info.run_id;
+                s.delete_run(id.clone()).await.unwrap();
+                assert_eq!(s.get_run(id.clone()).await.unwrap().info.lifecycle_stage, "deleted");
+                assert!(s.log_batch(id.clone(), vec![metric("m", 1.0, 0)], vec![], vec![]).await.is_err());
+                s.restore_run(id.clone()).await.unwrap();
+                s.log_batch(id, vec![metric("m", 1.0, 0)], vec![], vec![]).await.unwrap();
+            }
+
+            #[tokio::test]
+            async fn batch_limits_and_key_rules() {
+                let f = fixture().await;
+                let s = &f.store;
+                let id = s.create_run(new_run("0")).await.unwrap().info.run_id;
+                let many: Vec<_> = (0..1001).map(|i| metric("m", i as f64, i)).collect();
+                assert!(s.log_batch(id.clone(), many, vec![], vec![]).await.is_err());
+                assert!(s.log_batch(id.clone(), vec![metric("../x", 1.0, 0)], vec![], vec![]).await.is_err());
+                assert!(s.log_batch(id.clone(), vec![], vec![kv("p", &"v".repeat(6001))], vec![]).await.is_err());
+                assert!(s.log_batch(id.clone(), vec![], vec![], vec![kv(&"k".repeat(251), "v")]).await.is_err());
+                assert!(s.log_batch(id, vec![], vec![kv("p", &"v".repeat(6000))], vec![]).await.is_ok());
+            }
+
+            #[tokio::test]
+            async fn search_runs_by_every_kind() {
+                let f = fixture().await;
+                let s = &f.store;
+                let exp = s.create_experiment("runs".into(), None, vec![]).await.unwrap();
+                let mut ids = Vec::new();
+                for i in 0..6i64 {
+                    let mut r = new_run(&exp);
+                    r.start_time = Some(100 + i);
+                    r.run_name = Some(format!("run-{i}"));
+                    let id = s.create_run(r).await.unwrap().info.run_id;
+                    let tags = if i % 2 == 0 { vec![kv("parity", "Even")] } else { vec![] };
+                    s.log_batch(
+                        id.clone(),
+                        vec![metric("acc", i as f64 / 10.0, 0)],
+                        vec![kv("model", if i < 3 { "lin" } else { "tree" })],
+                        tags,
+                    )
+                    .await
+                    .unwrap();
+                    ids.push(id);
+                }
+                s.update_run(ids[5].clone(), RunUpdate { status: Some("FINISHED".into()), ..RunUpdate::default() })
+                    .await
+                    .unwrap();
+                s.log_inputs(
+                    ids[1].clone(),
+                    vec![NewDatasetInput {
+                        dataset: Dataset {
+                            name: "train".into(),
+                            digest: "abc123".into(),
+                            source_type: "local".into(),
+                            source: "{}".into(),
+                            schema: None,
+                            profile: None,
+                        },
+                        tags: vec![kv("mlflow.data.context", "training")],
+                    }],
+                    vec![],
+                )
+                .await
+                .unwrap();
+
+                let names = |page: Page<Run>| page.items.into_iter().map(|r| r.info.run_name).collect::<Vec<_>>();
+                let q = |f: &str| {
+                    let s = s.clone();
+                    let exp = exp.clone();
+                    let f = f.to_string();
+                    async move { s.search_runs(vec![exp], search(&f)).await }
+                };
+                assert_eq!(names(q("metrics.acc >= 0.3").await.unwrap()), ["run-5", "run-4", "run-3"]);
+                assert_eq!(names(q("params.model = 'lin' and metrics.acc > 0").await.unwrap()), ["run-2", "run-1"]);
+                assert_eq!(q("tags.parity LIKE 'Ev%'").await.unwrap().items.len(), 3);
+                assert_eq!(q("tags.parity LIKE 'ev%'").await.unwrap().items.len(), 0, "LIKE is case-sensitive");
+                assert_eq!(q("tags.parity ILIKE 'ev%'").await.unwrap().items.len(), 3);
+                assert_eq!(q("tags.parity IS NULL").await.unwrap().items.len(), 3);
+                assert_eq!(names(q("attributes.status = 'FINISHED'").await.unwrap()), ["run-5"]);
+                assert_eq!(names(q("attributes.run_name = 'run-2'").await.unwrap()), ["run-2"]);
+                let in_filter = format!("attributes.run_id IN ('{}', '{}')", ids[0], ids[3]);
+                assert_eq!(names(q(&in_filter).await.unwrap()), ["run-3", "run-0"]);
+                assert_eq!(names(q("datasets.name = 'train'").await.unwrap()), ["run-1"]);
+                assert_eq!(names(q("datasets.context = 'training'").await.unwrap()), ["run-1"]);
+                assert_eq!(names(q("attributes.start_time > 103").await.unwrap()), ["run-5", "run-4"]);
+                assert!(matches!(q("metrics.acc > 0 OR params.x = 'y'").await, Err(StoreError::InvalidParameter(_))));
+                assert!(matches!(q("attributes.bogus = 'x'").await, Err(StoreError::InvalidParameter(_))));
+
+                let ordered = s
+                    .search_runs(
+                        vec![exp.clone()],
+                        SearchRequest { order_by: vec!["metrics.acc ASC".into()], ..SearchRequest::default() },
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(names(ordered), ["run-0", "run-1", "run-2", "run-3", "run-4", "run-5"]);
+                let by_param = s
+                    .search_runs(
+                        vec![exp.clone()],
+                        SearchRequest {
+                            order_by: vec!["params.model DESC".into(), "attributes.run_name".into()],
+                            ..SearchRequest::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(names(by_param), ["run-3", "run-4", "run-5", "run-0", "run-1", "run-2"]);
+
+                s.delete_run(ids[0].clone()).await.unwrap();
+                assert_eq!(q("").await.unwrap().items.len(), 5);
+                let all = s
+                    .search_runs(
+                        vec![exp.clone()],
+                        SearchRequest { view_type: ViewType::All, ..SearchRequest::default() },
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(all.items.len(), 6);
+            }
+
+            #[tokio::test]
+            async fn search_runs_pages_without_gaps_or_repeats() {
+                let f = fixture().await;
+                let s = &f.store;
+                let exp = s.create_experiment("paging".into(), None, vec![]).await.unwrap();
+                let mut created = Vec::new();
+                for i in 0..23 {
+                    let mut r = new_run(&exp);
+                    r.start_time = Some(i % 4); // ties exercise the run-id tie-breaker
+                    created.push(s.create_run(r).await.unwrap().info.run_id);
+                }
+                let mut seen = Vec::new();
+                let mut token = None;
+                loop {
+                    let page = s
+                        .search_runs(
+                            vec![exp.clone()],
+                            SearchRequest { max_results: Some(5), page_token: token, ..SearchRequest::default() },
+                        )
+                        .await
+                        .unwrap();
+                    assert!(page.items.len() <= 5);
+                    seen.extend(page.items.into_iter().map(|r| r.info.run_id));
+                    token = page.next_page_token;
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                let mut a = seen.clone();
+                a.sort();
+                a.dedup();
+                created.sort();
+                assert_eq!(a, created);
+                assert_eq!(seen.len(), 23);
+                let bad = s
+                    .search_runs(
+                        vec![exp],
+                        SearchRequest { page_token: Some("garbage".into()), ..SearchRequest::default() },
+                    )
+                    .await;
+                assert!(matches!(bad, Err(StoreError::InvalidParameter(_))));
+            }
+
+            #[tokio::test]
+            async fn metric_history_pages_in_step_order() {
+                let f = fixture().await;
+                let s = &f.store;
+                let id = s.create_run(new_run("0")).await.unwrap().info.run_id;
+                for chunk in (0..2500i64).collect::<Vec<_>>().chunks(1000) {
+                    let batch = chunk.iter().rev().map(|&i| metric("h", i as f64, i)).collect();
+                    s.log_batch(id.clone(), batch, vec![], vec![]).await.unwrap();
+                }
+                let mut steps = Vec::new();
+                let mut token = None;
+                loop {
+                    let page = s.get_metric_history(id.clone(), "h".into(), Some(1000), token).await.unwrap();
+                    steps.extend(page.items.iter().map(|m| m.step));
+                    token = page.next_page_token;
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                assert_eq!(steps, (0..2500).collect::<Vec<_>>());
+                let all = s.get_metric_history(id, "h".into(), None, None).await.unwrap();
+                assert_eq!(all.items.len(), 2500);
+                assert!(all.next_page_token.is_none());
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_writers_never_fail() {
+                let f = fixture().await;
+                let s = f.store.clone();
+                let shared = s.create_run(new_run("0")).await.unwrap().info.run_id;
+                let mut tasks = Vec::new();
+                for w in 0..32 {
+                    let s = s.clone();
+                    let shared = shared.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let own = s.create_run(new_run("0")).await?.info.run_id;
+                        for i in 0..50i64 {
+                            s.log_batch(own.clone(), vec![metric("m", i as f64, i)], vec![], vec![]).await?;
+                            s.log_batch(shared.clone(), vec![metric(&format!("w{w}"), i as f64, i)], vec![], vec![])
+                                .await?;
+                        }
+                        s.log_batch(own.clone(), vec![], vec![kv("writer", &w.to_string())], vec![]).await?;
+                        Ok::<_, StoreError>(own)
+                    }));
+                }
+                let mut own_runs = Vec::new();
+                for t in tasks {
+                    own_runs.push(t.await.unwrap().expect("no write may fail under concurrency"));
+                }
+                for (w, id) in own_runs.iter().enumerate() {
+                    let h = s.get_metric_history(id.clone(), "m".into(), None, None).await.unwrap();
+                    assert_eq!(h.items.len(), 50);
+                    assert!(s.get_run(id.clone()).await.unwrap().data.params.contains(&kv("writer", &w.to_string())));
+                }
+                assert_eq!(s.get_run(shared).await.unwrap().data.metrics.len(), 32);
+            }
+
+            #[tokio::test]
+            async fn logged_models_lifecycle() {
+                let f = fixture().await;
+                let s = &f.store;
+                let run = s.create_run(new_run("0")).await.unwrap().info.run_id;
+                let m = s
+                    .create_logged_model(NewLoggedModel {
+                        experiment_id: "0".into(),
+                        name: Some("model".into()),
+                        source_run_id: Some(run.clone()),
+                        params: vec![kv("alpha", "1")],
+                        tags: vec![kv("k", "v")],
+                        ..NewLoggedModel::default()
+                    })
+                    .await
+                    .unwrap();
+                let id = m.info.model_id.clone();
+                assert_eq!(m.info.status, "LOGGED_MODEL_PENDING");
+                assert_eq!(m.info.artifact_uri, format!("mlflow-artifacts:/0/models/{id}/artifacts"));
+                let m = s.finalize_logged_model(id.clone(), "LOGGED_MODEL_READY".into()).await.unwrap();
+                assert_eq!(m.info.status, "LOGGED_MODEL_READY");
+                assert!(s.finalize_logged_model(id.clone(), "BOGUS".into()).await.is_err());
+                s.log_outputs(run.clone(), vec![(id.clone(), 0)]).await.unwrap();
+                assert_eq!(s.get_run(run.clone()).await.unwrap().outputs.model_outputs[0].model_id, id);
+                let found = s
+                    .search_logged_models(LoggedModelSearch {
+                        experiment_ids: vec!["0".into()],
+                        filter: Some("name = 'model'".into()),
+                        ..LoggedModelSearch::default()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(found.items.len(), 1);
+                assert_eq!(found.items[0].info.source_run_id.as_deref(), Some(run.as_str()));
+                s.set_logged_model_tags(id.clone(), vec![kv("k", "v2")]).await.unwrap();
+                assert_eq!(s.get_logged_model(id.clone(), false).await.unwrap().info.tags, vec![kv("k", "v2")]);
+                s.delete_logged_model_tag(id.clone(), "k".into()).await.unwrap();
+                s.delete_logged_model(id.clone()).await.unwrap();
+                assert!(matches!(s.get_logged_model(id.clone(), false).await, Err(StoreError::NotFound(_))));
+                assert_eq!(s.get_logged_model(id, true).await.unwrap().info.model_id.len(), 34);
+            }
+        }
+    };
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test Slipway has: the Rust unit and integration tests, then the compatibility
+# suite in which the real `mlflow` client drives the real `slipway` binary.
+# Installs what it needs (a Python environment with the pinned client) on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+scripts/python-env.sh
+
+echo "== rust tests" >&2
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+echo "== compatibility suite (mlflow client against the slipway binary)" >&2
+cargo build --locked -p slipway
+export SLIPWAY_BIN="$CARGO_TARGET_DIR/debug/slipway"
+.venv/bin/python -m pytest tests/compat -q -p no:cacheprovider
