@@ -1,7 +1,7 @@
 //! Backend-independent behaviour every metadata store must show.
 
-use slipway_store::{NewDatasetInput, NewLoggedModel, NewRun, RunUpdate, SearchRequest, StoreError};
-use slipway_types::{Dataset, KeyValue, Metric, ViewType};
+use slipway_store::{NewRun, SearchRequest};
+use slipway_types::{KeyValue, Metric};
 
 pub fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue { key: k.into(), value: v.into() }
@@ -36,7 +36,7 @@ macro_rules! store_test_suite {
             use slipway_store::*;
             use slipway_types::*;
 
-            async fn fixture() -> crate::Fixture {
+            async fn fixture() -> $crate::Fixture {
                 $fixture().await
             }
 
