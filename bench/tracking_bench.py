@@ -115,6 +115,7 @@ class RssSampler:
     def __init__(self, pid: int, interval: float = 0.05):
         self.pid, self.interval = pid, interval
         self.peak = 0
+        self.start = tree_rss(pid)  # baseline, taken before the measured work begins
         self.samples = 0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -468,7 +469,8 @@ def w_log_batch(srv: Server, sz: Sizes, res: Results, anom: Anomalies):
     label = (f"log-batch throughput ({sz.batch_clients} clients x {sz.batch_requests_per_client} "
              f"req x {sz.batch_size} metrics)")
     res.put(srv.kind, "batch", label, "metrics/s", True, ok * sz.batch_size / dt, note)
-    res.put(srv.kind, "rss_peak", f"server RSS peak during log-batch load", "MiB", False, rss.peak)
+    res.put(srv.kind, "rss_peak", f"server RSS peak during log-batch load", "MiB", False, rss.peak,
+            f"before: {rss.start / MiB:,.0f}")
     for s in sessions:
         s.close()
     # spot check: history of one key of client 0 has all points
@@ -716,7 +718,8 @@ def w_artifact(srv: Server, sz: Sizes, res: Results, anom: Anomalies):
         up = time.perf_counter() - t0
     res.put(srv.kind, "up", f"artifact upload {label_sz} (PUT, streamed)", "s", False,
             up if ok else float("nan"), "" if ok else "failed")
-    res.put(srv.kind, "up_rss", f"server RSS peak during upload", "MiB", False, rss.peak)
+    res.put(srv.kind, "up_rss", f"server RSS peak during upload", "MiB", False, rss.peak,
+            f"before: {rss.start / MiB:,.0f}")
     if not ok:
         return
 
@@ -742,7 +745,8 @@ def w_artifact(srv: Server, sz: Sizes, res: Results, anom: Anomalies):
                  f"expected {size} bytes crc32 {want_crc:08x}, got {got} bytes crc32 {crc:08x}")
     res.put(srv.kind, "down", f"artifact download {label_sz} (GET, streamed, discarded)", "s",
             False, down if ok else float("nan"), "" if ok else "failed")
-    res.put(srv.kind, "down_rss", f"server RSS peak during download", "MiB", False, rss.peak)
+    res.put(srv.kind, "down_rss", f"server RSS peak during download", "MiB", False, rss.peak,
+            f"before: {rss.start / MiB:,.0f}")
     # tidy up so the data dir shrinks before the next server starts
     try:
         s.delete(url, timeout=120)
@@ -862,6 +866,14 @@ def main() -> int:
     desc = machine_description(args.slipway_bin, servers)
     print(f"# Slipway tracking benchmark ({mode})")
     print("\n".join(desc), flush=True)
+    load = os.getloadavg()
+    print(f"- load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+          + ("  (WARNING: the machine is busy; numbers will be noisy)" if load[0] > 0.7 else ""))
+    desc.append(f"- load average before the run: {load[0]:.2f} (1 min)")
+    stray = sorted(k for k in os.environ if (k.startswith("SLIPWAY_") and k != "SLIPWAY_BIN")
+                   or k.startswith("MLFLOW_"))
+    if stray:
+        print(f"- note: the servers inherit these environment variables: {', '.join(stray)}")
 
     res, anom, fps = Results(), Anomalies(), {}
     tmp = Path(tempfile.mkdtemp(prefix="slipway-bench-"))

@@ -173,3 +173,21 @@ def test_sklearn_log_model_and_load(client, experiment_id):
         for p in os.listdir(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri))
     }
     assert "MLmodel" in files
+
+
+def test_artifact_edge_cases(client, experiment_id, tmp_path):
+    rid = client.create_run(experiment_id).info.run_id
+    assert client.list_artifacts(rid) == []
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(Exception):
+        client.download_artifacts(rid, "does/not/exist.txt", str(out))
+    # overwriting an artifact replaces its content
+    f = tmp_path / "same.txt"
+    f.write_text("first version, longer\n")
+    client.log_artifact(rid, str(f))
+    f.write_text("second\n")
+    client.log_artifact(rid, str(f))
+    assert [(fi.path, fi.file_size) for fi in client.list_artifacts(rid)] == [("same.txt", 7)]
+    local = client.download_artifacts(rid, "same.txt", str(out))
+    assert Path(local).read_text() == "second\n"

@@ -546,3 +546,37 @@ def test_uuid_shaped_but_unknown_experiment_in_search(api):
         assert r.json().get("runs", []) == []
     else:
         assert_json_error(r)
+
+
+@pytest.mark.parametrize("ep", ["runs/log-parameter", "runs/log-metric", "runs/set-tag"])
+def test_key_shapes(api, run_id, ep):
+    def body(key):
+        if ep == "runs/log-metric":
+            return {"run_id": run_id, "key": key, "value": 1.0, "timestamp": 1}
+        return {"run_id": run_id, "key": key, "value": "v"}
+
+    for bad in ["../x", "a/../b", "/abs", "a//b", "./a", "bad\nkey", "semi;colon", "q?uery", "a\\b"]:
+        r = requests.post(f"{api}/{ep}", json=body(bad))
+        assert_json_error(r, 400, "INVALID_PARAMETER_VALUE")
+    for good in ["train/loss", "with space", "ns:key", "dots.and-dashes_1", "üñí"]:
+        r = requests.post(f"{api}/{ep}", json=body(good))
+        assert r.status_code == 200, (good, r.text)
+
+
+def test_search_runs_max_results_limit(api, experiment_id):
+    r = requests.post(
+        f"{api}/runs/search", json={"experiment_ids": [experiment_id], "max_results": 50001}
+    )
+    assert_json_error(r, 400, "INVALID_PARAMETER_VALUE")
+    r = requests.post(
+        f"{api}/runs/search", json={"experiment_ids": [experiment_id], "max_results": 50000}
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_experiment_name_length_limit(client):
+    with pytest.raises(MlflowException) as e:
+        client.create_experiment("n" * 501)
+    assert _code(e) == "INVALID_PARAMETER_VALUE"
+    eid = client.create_experiment("n" * 480 + uuid.uuid4().hex[:20])
+    assert len(client.get_experiment(eid).name) == 500

@@ -240,6 +240,116 @@ def _is_neg_inf(v):
     return v == float("-inf") or v == -sys.float_info.max
 
 
+def test_log_batch_and_same_param_value_is_idempotent(client, experiment_id):
+    rid = client.create_run(experiment_id).info.run_id
+    client.log_batch(
+        rid,
+        metrics=[Metric("b", float(i), 1_000 + i, i) for i in range(5)],
+        params=[Param("p1", "v1"), Param("p2", "v2")],
+        tags=[RunTag("t1", "x")],
+    )
+    client.log_param(rid, "p1", "v1")  # same value again: allowed
+    r = client.get_run(rid)
+    assert r.data.params == {"p1": "v1", "p2": "v2"}
+    assert r.data.metrics == {"b": 4.0}
+    assert r.data.tags["t1"] == "x"
+    assert [m.value for m in client.get_metric_history(rid, "b")] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_nested_runs_parent_tag(client, experiment_id):
+    with mlflow.start_run(run_name="parent") as parent:
+        with mlflow.start_run(run_name="child", nested=True) as child:
+            assert mlflow.active_run().info.run_id == child.info.run_id
+        assert mlflow.active_run().info.run_id == parent.info.run_id
+    pid, cid = parent.info.run_id, child.info.run_id
+    c = client.get_run(cid)
+    assert c.data.tags["mlflow.parentRunId"] == pid
+    assert "mlflow.parentRunId" not in client.get_run(pid).data.tags
+    found = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{pid}'")
+    assert [r.info.run_id for r in found] == [cid]
+
+
+def test_end_run_statuses(client, experiment_id):
+    mlflow.start_run()
+    failed = mlflow.active_run().info.run_id
+    mlflow.end_run(status="FAILED")
+    assert client.get_run(failed).info.status == "FAILED"
+    assert client.get_run(failed).info.end_time is not None
+
+    run = client.create_run(experiment_id, run_name="manual")
+    rid = run.info.run_id
+    assert run.info.status == "RUNNING"
+    assert client.get_run(rid).info.status == "RUNNING"
+    assert client.get_run(rid).info.end_time in (None, 0)
+    client.set_terminated(rid, status="KILLED")
+    r = client.get_run(rid)
+    assert r.info.status == "KILLED"
+    assert r.info.end_time is not None and r.info.end_time >= r.info.start_time
+
+    rid2 = client.create_run(experiment_id).info.run_id
+    client.update_run(rid2, status="FINISHED", name="renamed-run")
+    r2 = client.get_run(rid2)
+    assert r2.info.status == "FINISHED"
+    assert r2.info.run_name == "renamed-run"
+    assert r2.data.tags.get("mlflow.runName") == "renamed-run"
+
+
+def test_delete_and_restore_runs(client, experiment_id):
+    ids = [client.create_run(experiment_id).info.run_id for _ in range(3)]
+    client.delete_run(ids[1])
+    assert client.get_run(ids[1]).info.lifecycle_stage == "deleted"
+
+    default = {r.info.run_id for r in client.search_runs([experiment_id])}
+    assert default == {ids[0], ids[2]}
+    allv = {r.info.run_id for r in client.search_runs([experiment_id], run_view_type=ViewType.ALL)}
+    assert allv == set(ids)
+    deleted = client.search_runs([experiment_id], run_view_type=ViewType.DELETED_ONLY)
+    assert [r.info.run_id for r in deleted] == [ids[1]]
+    assert set(mlflow.search_runs([experiment_id])["run_id"]) == {ids[0], ids[2]}
+
+    client.restore_run(ids[1])
+    assert client.get_run(ids[1]).info.lifecycle_stage == "active"
+    assert {r.info.run_id for r in client.search_runs([experiment_id])} == set(ids)
+
+
+def test_metric_history_over_25000_points(client, experiment_id):
+    rid = client.create_run(experiment_id).info.run_id
+    n = 25_500
+    base_ts = 1_600_000_000_000
+    for start in range(0, n, 1000):
+        client.log_batch(
+            rid,
+            metrics=[
+                Metric("big", i * 0.5, base_ts + i, i) for i in range(start, min(n, start + 1000))
+            ],
+        )
+    hist = client.get_metric_history(rid, "big")
+    assert len(hist) == n
+    assert [m.step for m in hist] == list(range(n))
+    assert all(m.value == m.step * 0.5 for m in hist)
+    assert all(m.timestamp == base_ts + m.step for m in hist)
+    assert all(m.key == "big" for m in hist)
+    assert client.get_run(rid).data.metrics["big"] == (n - 1) * 0.5
+
+
+def test_log_input_dataset(client, experiment_id):
+    df = pd.DataFrame({"a": [1, 2, 3], "b": [0, 1, 0]})
+    ds = mlflow.data.from_pandas(df, name="train_ds", targets="b")
+    with mlflow.start_run() as run:
+        mlflow.log_input(ds, context="training")
+    r = client.get_run(run.info.run_id)
+    inputs = r.inputs.dataset_inputs
+    assert len(inputs) == 1
+    got = inputs[0].dataset
+    assert got.name == "train_ds"
+    assert got.digest == ds.digest
+    assert isinstance(got.source_type, str) and got.source_type
+    assert isinstance(got.source, str) and got.source
+    assert "a" in json.loads(got.schema)["mlflow_colspec"][0]["name"]
+    assert got.profile
+    assert {t.key: t.value for t in inputs[0].tags} == {"mlflow.data.context": "training"}
+
+
 # --------------------------------------------------------------------------------------
 # search_runs
 # --------------------------------------------------------------------------------------
@@ -444,3 +554,110 @@ def test_get_run_of_deleted_run_still_works_but_search_hides(client, experiment_
     assert r.data.params == {"k": "v"}
     with pytest.raises(MlflowException):
         client.log_param(rid, "k2", "v2")
+
+
+# --------------------------------------------------------------------------------------
+# More semantics the client relies on
+# --------------------------------------------------------------------------------------
+
+
+def test_keys_with_slashes_spaces_colons_and_unicode_values(client, experiment_id):
+    with mlflow.start_run() as run:
+        mlflow.log_metric("train/loss", 0.5, step=1)
+        mlflow.log_metric("train/loss", 0.25, step=2)
+        mlflow.log_param("opt config", "adam")
+        mlflow.log_param("unicode", "héllo wörld ✓ 🚀")
+        mlflow.set_tag("ns:key", "v:1")
+    rid = run.info.run_id
+    r = client.get_run(rid)
+    assert r.data.metrics["train/loss"] == 0.25
+    assert r.data.params["opt config"] == "adam"
+    assert r.data.params["unicode"] == "héllo wörld ✓ 🚀"
+    assert r.data.tags["ns:key"] == "v:1"
+    hist = client.get_metric_history(rid, "train/loss")
+    assert [(m.step, m.value) for m in hist] == [(1, 0.5), (2, 0.25)]
+    assert _ids(client.search_runs([experiment_id], "metrics.`train/loss` < 0.3")) == [rid]
+    assert _ids(client.search_runs([experiment_id], "params.`opt config` = 'adam'")) == [rid]
+    assert _ids(client.search_runs([experiment_id], "params.unicode = 'héllo wörld ✓ 🚀'")) == [rid]
+    assert _ids(client.search_runs([experiment_id], "tags.`ns:key` = 'v:1'")) == [rid]
+
+
+def test_set_tag_overwrites(client, experiment_id):
+    rid = client.create_run(experiment_id).info.run_id
+    client.set_tag(rid, "t", "one")
+    client.set_tag(rid, "t", "two")
+    assert client.get_run(rid).data.tags["t"] == "two"
+    assert _ids(client.search_runs([experiment_id], "tags.t = 'two'")) == [rid]
+    assert _ids(client.search_runs([experiment_id], "tags.t = 'one'")) == []
+
+
+def test_search_runs_paging_with_ties(client, experiment_id):
+    """Equal sort keys must still page without duplicates or gaps."""
+    base = 1_660_000_000_000
+    ids = []
+    for i in range(13):
+        rid = client.create_run(experiment_id, start_time=base + (i % 3)).info.run_id
+        client.log_metric(rid, "x", 1.0)
+        ids.append(rid)
+    for order_by in (["metrics.x DESC"], ["start_time ASC"], None):
+        seen = []
+        token = None
+        while True:
+            page = client.search_runs(
+                [experiment_id], order_by=order_by, max_results=5, page_token=token
+            )
+            seen.extend(_ids(page))
+            token = page.token
+            if not token:
+                break
+            assert len(seen) <= 13
+        assert len(seen) == len(set(seen)) == 13, order_by
+        assert set(seen) == set(ids)
+
+
+def test_search_runs_order_by_missing_metric_last(client, experiment_id):
+    base = 1_670_000_000_000
+    a = client.create_run(experiment_id, start_time=base).info.run_id
+    b = client.create_run(experiment_id, start_time=base + 1).info.run_id
+    c = client.create_run(experiment_id, start_time=base + 2).info.run_id
+    client.log_metric(a, "y", 1.0)
+    client.log_metric(c, "y", 5.0)
+    # runs without the metric sort last in either direction
+    assert _ids(client.search_runs([experiment_id], order_by=["metrics.y ASC"])) == [a, c, b]
+    assert _ids(client.search_runs([experiment_id], order_by=["metrics.y DESC"])) == [c, a, b]
+
+
+def test_search_runs_numeric_attributes(client, experiment_id):
+    base = 1_680_000_000_000
+    ids = [client.create_run(experiment_id, start_time=base + i * 1000).info.run_id for i in range(5)]
+    got = client.search_runs([experiment_id], f"attributes.start_time >= {base + 2000}")
+    assert set(_ids(got)) == set(ids[2:])
+    got = client.search_runs([experiment_id], f"start_time < {base + 2000}")
+    assert set(_ids(got)) == set(ids[:2])
+    client.set_terminated(ids[0], end_time=base + 10_000)
+    got = client.search_runs([experiment_id], f"attributes.end_time > {base + 9_000}")
+    assert _ids(got) == [ids[0]]
+
+
+def test_deleting_experiment_deletes_its_runs(client):
+    eid = client.create_experiment(unique("exp-with-runs"))
+    rid = client.create_run(eid).info.run_id
+    client.delete_experiment(eid)
+    assert client.get_run(rid).info.lifecycle_stage == "deleted"
+    assert client.search_runs([eid]) == []
+    client.restore_experiment(eid)
+    assert client.get_run(rid).info.lifecycle_stage == "active"
+    assert _ids(client.search_runs([eid])) == [rid]
+
+
+def test_log_same_dataset_twice_is_deduplicated(client, experiment_id):
+    ds = mlflow.data.from_pandas(pd.DataFrame({"z": [1.0, 2.0]}), name="dedupe_ds")
+    other = mlflow.data.from_pandas(pd.DataFrame({"w": [3.0]}), name="other_ds")
+    with mlflow.start_run() as run:
+        mlflow.log_input(ds, context="training")
+        mlflow.log_input(ds, context="training")
+        mlflow.log_input(other, context="training")
+    inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert sorted((i.dataset.name, i.dataset.digest) for i in inputs) == sorted(
+        [("dedupe_ds", ds.digest), ("other_ds", other.digest)]
+    )
