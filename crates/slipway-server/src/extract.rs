@@ -83,3 +83,34 @@ pub fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>
         Some(OneOrMany::Many(v)) => v,
     })
 }
+
+/// A page of results serialised straight to the response bytes as
+/// `{"<field>": [...], "next_page_token": "..."}`, without building a JSON tree first: large
+/// pages (25,000 metric points) would otherwise cost several copies of themselves in memory.
+pub struct Paged<T> {
+    pub field: &'static str,
+    pub items: Vec<T>,
+    pub next_page_token: Option<String>,
+}
+
+impl<T> Paged<T> {
+    pub fn new(field: &'static str, page: slipway_store::Page<T>) -> axum::response::Response
+    where
+        T: serde::Serialize,
+    {
+        use axum::response::IntoResponse;
+        axum::Json(Paged { field, items: page.items, next_page_token: page.next_page_token }).into_response()
+    }
+}
+
+impl<T: serde::Serialize> serde::Serialize for Paged<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry(self.field, &self.items)?;
+        if let Some(t) = &self.next_page_token {
+            m.serialize_entry("next_page_token", t)?;
+        }
+        m.end()
+    }
+}

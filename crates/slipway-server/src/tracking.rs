@@ -4,6 +4,7 @@
 //! lives in the store so every backend enforces it.
 
 use axum::extract::{Path, State};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -14,7 +15,7 @@ use slipway_types::{Dataset, KeyValue, Metric, ViewType};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, QueryArgs, one_or_many};
+use crate::extract::{JsonBody, Paged, QueryArgs, one_or_many};
 
 pub fn routes() -> Router<AppState> {
     let p = "/api/2.0/mlflow";
@@ -151,7 +152,7 @@ struct SearchExperiments {
     view_type: Option<Value>,
 }
 
-async fn search_experiments_impl(s: AppState, r: SearchExperiments) -> ApiResult<Json<Value>> {
+async fn search_experiments_impl(s: AppState, r: SearchExperiments) -> ApiResult<Response> {
     let req = SearchRequest {
         filter: r.filter,
         order_by: r.order_by,
@@ -160,24 +161,20 @@ async fn search_experiments_impl(s: AppState, r: SearchExperiments) -> ApiResult
         page_token: r.page_token,
     };
     let page = s.store.search_experiments(req).await?;
-    let mut out = json!({ "experiments": page.items });
-    if let Some(t) = page.next_page_token {
-        out["next_page_token"] = json!(t);
-    }
-    Ok(Json(out))
+    Ok(Paged::new("experiments", page))
 }
 
 async fn search_experiments(
     State(s): State<AppState>,
     JsonBody(r): JsonBody<SearchExperiments>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     search_experiments_impl(s, r).await
 }
 
 async fn search_experiments_get(
     State(s): State<AppState>,
     QueryArgs(r): QueryArgs<SearchExperiments>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     search_experiments_impl(s, r).await
 }
 
@@ -497,7 +494,7 @@ struct SearchRuns {
     page_token: Option<String>,
 }
 
-async fn search_runs(State(s): State<AppState>, JsonBody(r): JsonBody<SearchRuns>) -> ApiResult<Json<Value>> {
+async fn search_runs(State(s): State<AppState>, JsonBody(r): JsonBody<SearchRuns>) -> ApiResult<Response> {
     let req = SearchRequest {
         filter: r.filter,
         order_by: r.order_by,
@@ -506,11 +503,7 @@ async fn search_runs(State(s): State<AppState>, JsonBody(r): JsonBody<SearchRuns
         page_token: r.page_token,
     };
     let page = s.store.search_runs(r.experiment_ids, req).await?;
-    let mut out = json!({ "runs": page.items });
-    if let Some(t) = page.next_page_token {
-        out["next_page_token"] = json!(t);
-    }
-    Ok(Json(out))
+    Ok(Paged::new("runs", page))
 }
 
 #[derive(Deserialize)]
@@ -523,15 +516,11 @@ struct GetHistory {
     max_results: Option<i64>,
 }
 
-async fn get_metric_history(State(s): State<AppState>, QueryArgs(r): QueryArgs<GetHistory>) -> ApiResult<Json<Value>> {
+async fn get_metric_history(State(s): State<AppState>, QueryArgs(r): QueryArgs<GetHistory>) -> ApiResult<Response> {
     let id = pick_run_id(r.run_id, r.run_uuid)?;
     let key = required_str(r.metric_key, "metric_key")?;
     let page = s.store.get_metric_history(id, key, r.max_results, r.page_token).await?;
-    let mut out = json!({ "metrics": page.items });
-    if let Some(t) = page.next_page_token {
-        out["next_page_token"] = json!(t);
-    }
-    Ok(Json(out))
+    Ok(Paged::new("metrics", page))
 }
 
 // ---- logged models ----
@@ -665,7 +654,7 @@ struct SearchLoggedModels {
 async fn search_logged_models(
     State(s): State<AppState>,
     JsonBody(r): JsonBody<SearchLoggedModels>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let order_by = r
         .order_by
         .into_iter()
@@ -681,9 +670,5 @@ async fn search_logged_models(
             page_token: r.page_token,
         })
         .await?;
-    let mut out = json!({ "models": page.items });
-    if let Some(t) = page.next_page_token {
-        out["next_page_token"] = json!(t);
-    }
-    Ok(Json(out))
+    Ok(Paged::new("models", page))
 }

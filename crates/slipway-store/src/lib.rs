@@ -9,7 +9,10 @@ pub mod sqlite;
 pub mod validate;
 
 use async_trait::async_trait;
-use slipway_types::{Dataset, Experiment, KeyValue, LoggedModel, Metric, Run, RunInfo, ViewType};
+use slipway_types::{
+    AuditRecord, Dataset, Experiment, KeyValue, Lineage, LoggedModel, Metric, ModelVersion, RegisteredModel, Run,
+    RunInfo, ViewType,
+};
 
 /// The store's errors; the HTTP layer maps each to an MLflow error code.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +103,42 @@ pub struct LoggedModelSearch {
     pub page_token: Option<String>,
 }
 
+/// A model version to register; `storage_location` is the resolved place of its artifacts.
+#[derive(Debug, Clone, Default)]
+pub struct NewModelVersion {
+    pub name: String,
+    pub source: String,
+    pub storage_location: String,
+    pub run_id: Option<String>,
+    pub model_id: Option<String>,
+    pub run_link: Option<String>,
+    pub description: Option<String>,
+    pub user_id: Option<String>,
+    pub tags: Vec<KeyValue>,
+}
+
+/// Search over registered models or model versions.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrySearch {
+    pub filter: Option<String>,
+    pub order_by: Vec<String>,
+    pub max_results: Option<i64>,
+    pub page_token: Option<String>,
+}
+
+/// Filters over the audit log; all optional, combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub max_results: Option<i64>,
+    pub page_token: Option<String>,
+}
+
 /// Everything the tracking API persists. Methods validate their input and either apply all of
 /// a request or none of it; an `Ok` means the change is durable.
 #[async_trait]
@@ -155,6 +194,57 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn delete_logged_model_tag(&self, model_id: String, key: String) -> Result<()>;
     async fn log_logged_model_params(&self, model_id: String, params: Vec<KeyValue>) -> Result<()>;
     async fn search_logged_models(&self, req: LoggedModelSearch) -> Result<Page<LoggedModel>>;
+
+    // model registry; every mutation names its actor for the audit log
+    async fn create_registered_model(
+        &self,
+        name: String,
+        description: Option<String>,
+        tags: Vec<KeyValue>,
+        actor: String,
+    ) -> Result<RegisteredModel>;
+    async fn get_registered_model(&self, name: String) -> Result<RegisteredModel>;
+    async fn rename_registered_model(&self, name: String, new_name: String, actor: String) -> Result<RegisteredModel>;
+    async fn update_registered_model(
+        &self,
+        name: String,
+        description: Option<String>,
+        actor: String,
+    ) -> Result<RegisteredModel>;
+    async fn delete_registered_model(&self, name: String, actor: String) -> Result<()>;
+    async fn set_registered_model_tag(&self, name: String, tag: KeyValue, actor: String) -> Result<()>;
+    async fn delete_registered_model_tag(&self, name: String, key: String, actor: String) -> Result<()>;
+    async fn search_registered_models(&self, req: RegistrySearch) -> Result<Page<RegisteredModel>>;
+    async fn get_latest_versions(&self, name: String, stages: Vec<String>) -> Result<Vec<ModelVersion>>;
+    async fn create_model_version(&self, version: NewModelVersion, actor: String) -> Result<ModelVersion>;
+    async fn get_model_version(&self, name: String, version: String) -> Result<ModelVersion>;
+    async fn update_model_version(
+        &self,
+        name: String,
+        version: String,
+        description: Option<String>,
+        actor: String,
+    ) -> Result<ModelVersion>;
+    async fn delete_model_version(&self, name: String, version: String, actor: String) -> Result<()>;
+    async fn transition_model_version_stage(
+        &self,
+        name: String,
+        version: String,
+        stage: String,
+        archive_existing: bool,
+        actor: String,
+    ) -> Result<ModelVersion>;
+    async fn set_model_version_tag(&self, name: String, version: String, tag: KeyValue, actor: String) -> Result<()>;
+    async fn delete_model_version_tag(&self, name: String, version: String, key: String, actor: String) -> Result<()>;
+    async fn search_model_versions(&self, req: RegistrySearch) -> Result<Page<ModelVersion>>;
+    async fn set_alias(&self, name: String, alias: String, version: String, actor: String) -> Result<()>;
+    async fn delete_alias(&self, name: String, alias: String, actor: String) -> Result<()>;
+    async fn get_model_version_by_alias(&self, name: String, alias: String) -> Result<ModelVersion>;
+
+    // lineage and audit (native API)
+    async fn lineage(&self, name: String, version: String) -> Result<Lineage>;
+    async fn model_versions_by_dataset(&self, digest: String) -> Result<Vec<ModelVersion>>;
+    async fn audit_log(&self, query: AuditQuery) -> Result<Page<AuditRecord>>;
 
     /// Flushes and closes the backend; later calls fail.
     async fn close(&self);

@@ -70,6 +70,14 @@ pub fn tag(t: &KeyValue) -> Result<()> {
     value_len("tag", &t.key, &t.value, MAX_TAG_VAL_LENGTH)
 }
 
+/// Registry tags allow long values (MLflow: 100,000 characters).
+pub fn registry_tag(t: &KeyValue) -> Result<()> {
+    if t.key.is_empty() || t.key.chars().count() > MAX_ENTITY_KEY_LENGTH {
+        return invalid(format!("registry tag key must be 1 to {MAX_ENTITY_KEY_LENGTH} characters"));
+    }
+    value_len("tag", &t.key, &t.value, 100_000)
+}
+
 pub fn metric(m: &Metric) -> Result<()> {
     key("metric", &m.key)
 }

@@ -3,11 +3,11 @@
 //! Optional fields are skipped when absent so the client's `HasField` checks see what MLflow's
 //! own server sends; int64 fields are sent as numbers, which proto JSON accepts.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::json::ser_f64;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KeyValue {
     pub key: String,
     pub value: String,
@@ -40,10 +40,10 @@ pub struct RunInfo {
     pub lifecycle_stage: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Metric {
     pub key: String,
-    #[serde(serialize_with = "ser_f64")]
+    #[serde(serialize_with = "ser_f64", deserialize_with = "crate::json::de_f64")]
     pub value: f64,
     pub timestamp: i64,
     pub step: i64,
@@ -67,7 +67,7 @@ pub struct RunData {
     pub tags: Vec<KeyValue>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Dataset {
     pub name: String,
     pub digest: String,

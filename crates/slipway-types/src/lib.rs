@@ -7,6 +7,8 @@
 pub mod entities;
 pub mod error;
 pub mod json;
+pub mod registry;
 
 pub use entities::*;
 pub use error::{ErrorCode, MlflowError};
+pub use registry::*;

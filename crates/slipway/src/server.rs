@@ -82,7 +82,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&config)?;
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config))
+    // Blocking work is SQLite reads, bounded by the reader pool: a small blocking pool keeps
+    // the number of threads (and malloc arenas) in proportion.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(config.read_connections * 2)
+        .build()?
+        .block_on(serve(config))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -8,9 +8,12 @@
 //! WAL mode, each read inside one transaction so it sees a consistent snapshot.
 //! `synchronous=FULL`: a commit is on disk before its request is acknowledged.
 
+mod audit;
 mod experiments;
+mod lineage;
 mod models;
 mod query;
+mod registry;
 mod runs;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,15 +23,18 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
-use slipway_types::{Experiment, KeyValue, LoggedModel, Metric, Run, RunInfo};
+use slipway_types::{
+    AuditRecord, Experiment, KeyValue, Lineage, LoggedModel, Metric, ModelVersion, RegisteredModel, Run, RunInfo,
+};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::{
-    LoggedModelSearch, MetadataStore, NewDatasetInput, NewLoggedModel, NewRun, Page, Result, RunUpdate, SearchRequest,
-    StoreError,
+    AuditQuery, LoggedModelSearch, MetadataStore, NewDatasetInput, NewLoggedModel, NewModelVersion, NewRun, Page,
+    RegistrySearch, Result, RunUpdate, SearchRequest, StoreError, validate,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_tracking.sql"))];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("migrations/0001_tracking.sql")), (2, include_str!("migrations/0002_registry.sql"))];
 /// The most write requests committed together in one transaction.
 const MAX_GROUP: usize = 512;
 
@@ -77,8 +83,8 @@ pub struct SqliteStore {
 
 /// Page cache per connection, in KiB: the writer keeps hot index pages, readers stay small so
 /// the whole server fits in a few tens of megabytes.
-const WRITER_CACHE_KIB: i64 = 16 * 1024;
-const READER_CACHE_KIB: i64 = 4 * 1024;
+const WRITER_CACHE_KIB: i64 = 8 * 1024;
+const READER_CACHE_KIB: i64 = 2 * 1024;
 
 fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
@@ -392,6 +398,113 @@ impl MetadataStore for SqliteStore {
     async fn search_logged_models(&self, req: LoggedModelSearch) -> Result<Page<LoggedModel>> {
         req.experiment_ids.iter().try_for_each(|e| crate::validate::experiment_id(e))?;
         self.read(move |c| models::search(c, &req)).await
+    }
+
+    async fn create_registered_model(
+        &self,
+        name: String,
+        description: Option<String>,
+        tags: Vec<KeyValue>,
+        actor: String,
+    ) -> Result<RegisteredModel> {
+        registry::validate_name(&name)?;
+        tags.iter().try_for_each(validate::registry_tag)?;
+        self.write(move |c| registry::create_model(c, &name, description.as_deref(), &tags, &actor)).await
+    }
+    async fn get_registered_model(&self, name: String) -> Result<RegisteredModel> {
+        self.read(move |c| registry::get_model(c, &name)).await
+    }
+    async fn rename_registered_model(&self, name: String, new_name: String, actor: String) -> Result<RegisteredModel> {
+        self.write(move |c| registry::rename_model(c, &name, &new_name, &actor)).await
+    }
+    async fn update_registered_model(
+        &self,
+        name: String,
+        description: Option<String>,
+        actor: String,
+    ) -> Result<RegisteredModel> {
+        self.write(move |c| registry::update_model(c, &name, description.as_deref(), &actor)).await
+    }
+    async fn delete_registered_model(&self, name: String, actor: String) -> Result<()> {
+        self.write(move |c| registry::delete_model(c, &name, &actor)).await
+    }
+    async fn set_registered_model_tag(&self, name: String, tag: KeyValue, actor: String) -> Result<()> {
+        validate::registry_tag(&tag)?;
+        self.write(move |c| registry::set_model_tag(c, &name, &tag, &actor)).await
+    }
+    async fn delete_registered_model_tag(&self, name: String, key: String, actor: String) -> Result<()> {
+        self.write(move |c| registry::delete_model_tag(c, &name, &key, &actor)).await
+    }
+    async fn search_registered_models(&self, req: RegistrySearch) -> Result<Page<RegisteredModel>> {
+        self.read(move |c| registry::search_models(c, &req)).await
+    }
+    async fn get_latest_versions(&self, name: String, stages: Vec<String>) -> Result<Vec<ModelVersion>> {
+        self.read(move |c| registry::get_latest(c, &name, &stages)).await
+    }
+    async fn create_model_version(&self, version: NewModelVersion, actor: String) -> Result<ModelVersion> {
+        version.tags.iter().try_for_each(validate::registry_tag)?;
+        self.write(move |c| registry::create_version(c, &version, &actor)).await
+    }
+    async fn get_model_version(&self, name: String, version: String) -> Result<ModelVersion> {
+        let v = registry::parse_version(&version)?;
+        self.read(move |c| registry::get_version(c, &name, v)).await
+    }
+    async fn update_model_version(
+        &self,
+        name: String,
+        version: String,
+        description: Option<String>,
+        actor: String,
+    ) -> Result<ModelVersion> {
+        let v = registry::parse_version(&version)?;
+        self.write(move |c| registry::update_version(c, &name, v, description.as_deref(), &actor)).await
+    }
+    async fn delete_model_version(&self, name: String, version: String, actor: String) -> Result<()> {
+        let v = registry::parse_version(&version)?;
+        self.write(move |c| registry::delete_version(c, &name, v, &actor)).await
+    }
+    async fn transition_model_version_stage(
+        &self,
+        name: String,
+        version: String,
+        stage: String,
+        archive_existing: bool,
+        actor: String,
+    ) -> Result<ModelVersion> {
+        let v = registry::parse_version(&version)?;
+        self.write(move |c| registry::transition_stage(c, &name, v, &stage, archive_existing, &actor)).await
+    }
+    async fn set_model_version_tag(&self, name: String, version: String, tag: KeyValue, actor: String) -> Result<()> {
+        let v = registry::parse_version(&version)?;
+        validate::registry_tag(&tag)?;
+        self.write(move |c| registry::set_version_tag(c, &name, v, &tag, &actor)).await
+    }
+    async fn delete_model_version_tag(&self, name: String, version: String, key: String, actor: String) -> Result<()> {
+        let v = registry::parse_version(&version)?;
+        self.write(move |c| registry::delete_version_tag(c, &name, v, &key, &actor)).await
+    }
+    async fn search_model_versions(&self, req: RegistrySearch) -> Result<Page<ModelVersion>> {
+        self.read(move |c| registry::search_versions(c, &req)).await
+    }
+    async fn set_alias(&self, name: String, alias: String, version: String, actor: String) -> Result<()> {
+        let v = registry::parse_version(&version)?;
+        self.write(move |c| registry::set_alias(c, &name, &alias, v, &actor)).await
+    }
+    async fn delete_alias(&self, name: String, alias: String, actor: String) -> Result<()> {
+        self.write(move |c| registry::delete_alias(c, &name, &alias, &actor)).await
+    }
+    async fn get_model_version_by_alias(&self, name: String, alias: String) -> Result<ModelVersion> {
+        self.read(move |c| registry::version_by_alias(c, &name, &alias)).await
+    }
+    async fn lineage(&self, name: String, version: String) -> Result<Lineage> {
+        let v = registry::parse_version(&version)?;
+        self.read(move |c| lineage::of_version(c, &name, v)).await
+    }
+    async fn model_versions_by_dataset(&self, digest: String) -> Result<Vec<ModelVersion>> {
+        self.read(move |c| lineage::versions_by_dataset(c, &digest)).await
+    }
+    async fn audit_log(&self, query: AuditQuery) -> Result<Page<AuditRecord>> {
+        self.read(move |c| audit::list(c, &query)).await
     }
 
     async fn close(&self) {

@@ -58,7 +58,7 @@ fn number_value(c: &Clause) -> Result<f64> {
 }
 
 /// `column op value` for a string column, with ILIKE as a case-folded LIKE.
-fn string_comparison(sql: &mut Sql, column: &str, c: &Clause) -> Result<()> {
+pub fn string_comparison(sql: &mut Sql, column: &str, c: &Clause) -> Result<()> {
     match c.op {
         Op::Eq | Op::Ne | Op::Like => {
             let v = string_value(c)?;
@@ -79,7 +79,7 @@ fn string_comparison(sql: &mut Sql, column: &str, c: &Clause) -> Result<()> {
     Ok(())
 }
 
-fn numeric_comparison(sql: &mut Sql, column: &str, c: &Clause) -> Result<()> {
+pub fn numeric_comparison(sql: &mut Sql, column: &str, c: &Clause) -> Result<()> {
     if !matches!(c.op, Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge) {
         return invalid(format!("invalid comparator '{}' for numeric attribute '{}'", c.op.sql(), c.key));
     }
@@ -89,7 +89,7 @@ fn numeric_comparison(sql: &mut Sql, column: &str, c: &Clause) -> Result<()> {
 }
 
 /// A key-value side table (params, tags) filtered by `key = ? AND value op ?`.
-fn key_value_filter(sql: &mut Sql, owner: &str, table: &str, owner_col: &str, c: &Clause) -> Result<()> {
+pub fn key_value_filter(sql: &mut Sql, owner: &str, table: &str, owner_col: &str, c: &Clause) -> Result<()> {
     let negate = c.op == Op::IsNull;
     sql.push(owner).push(if negate { " NOT IN (" } else { " IN (" });
     sql.push("SELECT ").push(owner_col).push(" FROM ").push(table).push(" WHERE key = ").arg(c.key.clone());
@@ -101,40 +101,95 @@ fn key_value_filter(sql: &mut Sql, owner: &str, table: &str, owner_col: &str, c:
     Ok(())
 }
 
-pub fn run_filter(sql: &mut Sql, clauses: &[Clause]) -> Result<()> {
-    for c in clauses {
-        sql.push(" AND ");
+/// A run search compiled in parts: joins (side tables probed by primary key, one row per run
+/// at most), WHERE conditions, and the ORDER BY list. Joins beat `IN (subquery)` here because
+/// SQLite drives from the experiment's runs and probes `(run_key, key)` once per run.
+#[derive(Default)]
+pub struct RunQuery {
+    pub joins: Sql,
+    pub conditions: Sql,
+    pub order: String,
+}
+
+impl RunQuery {
+    /// Assembles `SELECT r.run_uuid FROM runs r ... WHERE <scope> ... ORDER BY ...`, keeping
+    /// the arguments in text order.
+    pub fn into_sql(self, scope: Sql) -> Sql {
+        let mut sql = Sql::default();
+        sql.push("SELECT r.run_uuid FROM runs r").push(&self.joins.text);
+        sql.args.extend(self.joins.args);
+        sql.push(" WHERE ").push(&scope.text);
+        sql.args.extend(scope.args);
+        sql.push(&self.conditions.text);
+        sql.args.extend(self.conditions.args);
+        sql.push(" ORDER BY ").push(&self.order);
+        sql
+    }
+}
+
+/// A join of a (run_key, key)-keyed side table for one key, aliased `alias`.
+fn side_join(q: &mut RunQuery, left: bool, table: &str, alias: &str, key: &str) {
+    q.joins.push(if left { " LEFT JOIN " } else { " JOIN " }).push(table).push(" ").push(alias);
+    q.joins.push(" ON ").push(alias).push(".run_key = r.run_key AND ").push(alias).push(".key = ").arg(key.to_string());
+}
+
+pub fn run_filter(q: &mut RunQuery, clauses: &[Clause]) -> Result<()> {
+    for (i, c) in clauses.iter().enumerate() {
+        let alias = format!("f{i}");
         match c.kind {
             Kind::Metric => {
-                sql.push("r.run_uuid IN (SELECT run_uuid FROM latest_metrics WHERE key = ").arg(c.key.clone());
-                sql.push(" AND is_nan = 0 AND ");
-                numeric_comparison(sql, "value", c)?;
-                sql.push(")");
+                side_join(q, false, "latest_metrics", &alias, &c.key);
+                q.joins.push(&format!(" AND {alias}.is_nan = 0 AND "));
+                numeric_comparison(&mut q.joins, &format!("{alias}.value"), c)?;
             }
-            Kind::Param => key_value_filter(sql, "r.run_uuid", "params", "run_uuid", c)?,
-            Kind::Tag => key_value_filter(sql, "r.run_uuid", "tags", "run_uuid", c)?,
-            Kind::Attribute => match run_attribute(&c.key)? {
-                (col, true) => numeric_comparison(sql, col, c)?,
-                (col, false) => {
-                    if matches!(c.op, Op::In | Op::NotIn) && col != "r.run_uuid" {
-                        return invalid(format!("'{}' is only supported for run_id", c.op.sql()));
+            Kind::Param | Kind::Tag => {
+                let table = if c.kind == Kind::Param { "params" } else { "tags" };
+                match c.op {
+                    Op::IsNull => {
+                        q.conditions.push(&format!(
+                            " AND NOT EXISTS (SELECT 1 FROM {table} x WHERE x.run_key = r.run_key AND x.key = "
+                        ));
+                        q.conditions.arg(c.key.clone()).push(")");
                     }
-                    string_comparison(sql, col, c)?
+                    Op::IsNotNull => side_join(q, false, table, &alias, &c.key),
+                    _ => {
+                        side_join(q, false, table, &alias, &c.key);
+                        q.joins.push(" AND ");
+                        string_comparison(&mut q.joins, &format!("{alias}.value"), c)?;
+                    }
                 }
-            },
+            }
+            Kind::Attribute => {
+                q.conditions.push(" AND ");
+                match run_attribute(&c.key)? {
+                    (col, true) => numeric_comparison(&mut q.conditions, col, c)?,
+                    (col, false) => {
+                        if matches!(c.op, Op::In | Op::NotIn) && col != "r.run_uuid" {
+                            return invalid(format!("'{}' is only supported for run_id", c.op.sql()));
+                        }
+                        string_comparison(&mut q.conditions, col, c)?
+                    }
+                }
+            }
             Kind::Dataset => {
-                sql.push("r.run_uuid IN (SELECT di.run_uuid FROM dataset_inputs di JOIN datasets d ON d.dataset_uuid = di.dataset_uuid");
+                let sql = &mut q.conditions;
+                sql.push(
+                    " AND EXISTS (SELECT 1 FROM dataset_inputs di JOIN datasets d ON d.dataset_uuid = di.dataset_uuid",
+                );
                 match c.key.as_str() {
                     "name" => {
-                        sql.push(" WHERE ");
+                        sql.push(" WHERE di.run_key = r.run_key AND ");
                         string_comparison(sql, "d.name", c)?;
                     }
                     "digest" => {
-                        sql.push(" WHERE ");
+                        sql.push(" WHERE di.run_key = r.run_key AND ");
                         string_comparison(sql, "d.digest", c)?;
                     }
                     "context" => {
-                        sql.push(" JOIN input_tags it ON it.input_uuid = di.input_uuid AND it.name = 'mlflow.data.context' WHERE ");
+                        sql.push(
+                            " JOIN input_tags it ON it.input_uuid = di.input_uuid AND it.name = 'mlflow.data.context'",
+                        );
+                        sql.push(" WHERE di.run_key = r.run_key AND ");
                         string_comparison(sql, "it.value", c)?;
                     }
                     other => {
@@ -171,39 +226,32 @@ fn run_attribute(key: &str) -> Result<(&'static str, bool)> {
 }
 
 /// ORDER BY for runs: the user's clauses, then MLflow's tie-breakers (start_time DESC, run id).
-pub fn run_order(sql: &mut Sql, order_by: &[OrderBy]) -> Result<()> {
-    sql.push(" ORDER BY ");
-    for o in order_by {
-        let dir = if o.ascending { "ASC" } else { "DESC" };
-        let mut expr = Sql::default();
-        match o.kind {
+/// Missing values sort last in both directions, as in MLflow.
+pub fn run_order(q: &mut RunQuery, order_by: &[OrderBy]) -> Result<()> {
+    let mut order = String::new();
+    for (i, o) in order_by.iter().enumerate() {
+        let alias = format!("o{i}");
+        let expr = match o.kind {
             Kind::Metric => {
-                expr.push("(SELECT CASE WHEN is_nan = 1 THEN NULL ELSE value END FROM latest_metrics lm WHERE lm.run_uuid = r.run_uuid AND lm.key = ")
-                    .arg(o.key.clone())
-                    .push(")");
+                side_join(q, true, "latest_metrics", &alias, &o.key);
+                format!("(CASE WHEN {alias}.is_nan = 1 THEN NULL ELSE {alias}.value END)")
             }
             Kind::Param => {
-                expr.push("(SELECT value FROM params p WHERE p.run_uuid = r.run_uuid AND p.key = ")
-                    .arg(o.key.clone())
-                    .push(")");
+                side_join(q, true, "params", &alias, &o.key);
+                format!("{alias}.value")
             }
             Kind::Tag => {
-                expr.push("(SELECT value FROM tags t WHERE t.run_uuid = r.run_uuid AND t.key = ")
-                    .arg(o.key.clone())
-                    .push(")");
+                side_join(q, true, "tags", &alias, &o.key);
+                format!("{alias}.value")
             }
-            Kind::Attribute => {
-                expr.push(run_attribute(&o.key)?.0);
-            }
+            Kind::Attribute => run_attribute(&o.key)?.0.to_string(),
             Kind::Dataset => return invalid("ordering by dataset fields is not supported".into()),
-        }
-        // Missing values sort last in both directions, as in MLflow.
-        sql.push(&expr.text).push(" IS NULL, ");
-        sql.args.extend(expr.args.iter().cloned());
-        sql.push(&expr.text).push(" ").push(dir).push(", ");
-        sql.args.extend(expr.args);
+        };
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        order.push_str(&format!("{expr} IS NULL, {expr} {dir}, "));
     }
-    sql.push("r.start_time DESC, r.run_uuid ASC");
+    order.push_str("r.start_time DESC, r.run_uuid ASC");
+    q.order = order;
     Ok(())
 }
 

@@ -60,29 +60,34 @@ pub fn create(conn: &Connection, run: &NewRun) -> Result<String> {
          VALUES (?1, ?2, ?3, ?4, 'RUNNING', ?5, 'active', ?6)",
         params![run_id, exp_id, name, user, run.start_time.unwrap_or_else(now_ms), artifact_uri],
     )?;
-    let mut insert = conn.prepare_cached("INSERT OR REPLACE INTO tags (run_uuid, key, value) VALUES (?1, ?2, ?3)")?;
+    let key = conn.last_insert_rowid();
+    let mut insert = conn.prepare_cached("INSERT OR REPLACE INTO tags (run_key, key, value) VALUES (?1, ?2, ?3)")?;
     for t in run.tags.iter().filter(|t| t.key != RUN_NAME_TAG) {
-        insert.execute(params![run_id, t.key, t.value])?;
+        insert.execute(params![key, t.key, t.value])?;
     }
-    insert.execute(params![run_id, RUN_NAME_TAG, name])?;
+    insert.execute(params![key, RUN_NAME_TAG, name])?;
     Ok(run_id)
 }
 
-/// Fails unless the run exists and is active (writes to deleted runs are refused).
-fn require_active(conn: &Connection, run_id: &str) -> Result<()> {
-    let stage: Option<String> =
-        conn.query_row("SELECT lifecycle_stage FROM runs WHERE run_uuid = ?1", [run_id], |r| r.get(0)).optional()?;
-    match stage {
-        None => Err(not_found(run_id)),
-        Some(s) if s == LIFECYCLE_ACTIVE => Ok(()),
-        Some(s) => Err(StoreError::InvalidParameter(format!(
+/// The run's internal key and lifecycle stage.
+fn lookup(conn: &Connection, run_id: &str) -> Result<(i64, String)> {
+    let mut stmt = conn.prepare_cached("SELECT run_key, lifecycle_stage FROM runs WHERE run_uuid = ?1")?;
+    stmt.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?.ok_or_else(|| not_found(run_id))
+}
+
+/// Fails unless the run exists and is active (writes to deleted runs are refused); returns
+/// its internal key.
+fn require_active(conn: &Connection, run_id: &str) -> Result<i64> {
+    match lookup(conn, run_id)? {
+        (key, s) if s == LIFECYCLE_ACTIVE => Ok(key),
+        (_, s) => Err(StoreError::InvalidParameter(format!(
             "The run {run_id} must be in the 'active' state. Current state is {s}."
         ))),
     }
 }
 
 pub fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<()> {
-    require_active(conn, run_id)?;
+    let key = require_active(conn, run_id)?;
     if let Some(status) = &u.status {
         if !RUN_STATUSES.contains(&status.as_str()) {
             return Err(StoreError::InvalidParameter(format!("invalid run status '{status}'")));
@@ -93,26 +98,22 @@ pub fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<()> {
         conn.execute("UPDATE runs SET end_time = ?1 WHERE run_uuid = ?2", params![end, run_id])?;
     }
     if let Some(name) = u.run_name.as_ref().filter(|n| !n.is_empty()) {
-        set_name(conn, run_id, name)?;
+        set_name(conn, key, name)?;
     }
     Ok(())
 }
 
-fn set_name(conn: &Connection, run_id: &str, name: &str) -> Result<()> {
-    conn.execute("UPDATE runs SET name = ?1 WHERE run_uuid = ?2", params![name, run_id])?;
+fn set_name(conn: &Connection, key: i64, name: &str) -> Result<()> {
+    conn.execute("UPDATE runs SET name = ?1 WHERE run_key = ?2", params![name, key])?;
     conn.execute(
-        "INSERT OR REPLACE INTO tags (run_uuid, key, value) VALUES (?1, ?2, ?3)",
-        params![run_id, RUN_NAME_TAG, name],
+        "INSERT OR REPLACE INTO tags (run_key, key, value) VALUES (?1, ?2, ?3)",
+        params![key, RUN_NAME_TAG, name],
     )?;
     Ok(())
 }
 
 pub fn set_lifecycle(conn: &Connection, run_id: &str, delete: bool) -> Result<()> {
-    let exists: Option<String> =
-        conn.query_row("SELECT lifecycle_stage FROM runs WHERE run_uuid = ?1", [run_id], |r| r.get(0)).optional()?;
-    if exists.is_none() {
-        return Err(not_found(run_id));
-    }
+    lookup(conn, run_id)?;
     let (stage, when) = if delete { (LIFECYCLE_DELETED, Some(now_ms())) } else { (LIFECYCLE_ACTIVE, None) };
     conn.execute(
         "UPDATE runs SET lifecycle_stage = ?1, deleted_time = ?2 WHERE run_uuid = ?3",
@@ -128,14 +129,14 @@ pub fn log_batch(
     params_: &[KeyValue],
     tags: &[KeyValue],
 ) -> Result<()> {
-    require_active(conn, run_id)?;
+    let run_key = require_active(conn, run_id)?;
 
     // Params are immutable: the same value again is fine, a different one is an error, also
     // between two entries of this very request.
     let mut seen: HashMap<&str, &str> = HashMap::new();
-    let mut existing = conn.prepare_cached("SELECT value FROM params WHERE run_uuid = ?1 AND key = ?2")?;
+    let mut existing = conn.prepare_cached("SELECT value FROM params WHERE run_key = ?1 AND key = ?2")?;
     let mut insert_param =
-        conn.prepare_cached("INSERT OR IGNORE INTO params (run_uuid, key, value) VALUES (?1, ?2, ?3)")?;
+        conn.prepare_cached("INSERT OR IGNORE INTO params (run_key, key, value) VALUES (?1, ?2, ?3)")?;
     for p in params_ {
         if let Some(prev) = seen.insert(&p.key, &p.value)
             && prev != p.value
@@ -145,7 +146,7 @@ pub fn log_batch(
                 p.key, p.value
             )));
         }
-        let old: Option<String> = existing.query_row(params![run_id, p.key], |r| r.get(0)).optional()?;
+        let old: Option<String> = existing.query_row(params![run_key, p.key], |r| r.get(0)).optional()?;
         match old {
             Some(old) if old != p.value => {
                 return Err(StoreError::InvalidParameter(format!(
@@ -156,34 +157,34 @@ pub fn log_batch(
             }
             Some(_) => {}
             None => {
-                insert_param.execute(params![run_id, p.key, p.value])?;
+                insert_param.execute(params![run_key, p.key, p.value])?;
             }
         }
     }
 
     let mut upsert_tag = conn.prepare_cached(
-        "INSERT INTO tags (run_uuid, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
+        "INSERT INTO tags (run_key, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (run_key, key) DO UPDATE SET value = excluded.value",
     )?;
     for t in tags {
         if t.key == RUN_NAME_TAG {
-            set_name(conn, run_id, &t.value)?;
+            set_name(conn, run_key, &t.value)?;
         } else {
-            upsert_tag.execute(params![run_id, t.key, t.value])?;
+            upsert_tag.execute(params![run_key, t.key, t.value])?;
         }
     }
 
     let mut insert_metric = conn.prepare_cached(
-        "INSERT OR IGNORE INTO metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO metrics (run_key, key, step, timestamp, value, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     let mut upsert_latest = conn.prepare_cached(
-        "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, value, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (run_uuid, key) DO UPDATE SET
+        "INSERT INTO latest_metrics (run_key, key, step, timestamp, value, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (run_key, key) DO UPDATE SET
             step = excluded.step, timestamp = excluded.timestamp, value = excluded.value, is_nan = excluded.is_nan
          WHERE (excluded.step, excluded.timestamp, excluded.value) >= (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
     )?;
     for m in metrics {
         let (value, is_nan) = if m.value.is_nan() { (0.0, 1) } else { (m.value, 0) };
-        let args = params![run_id, m.key, m.step, m.timestamp, value, is_nan];
+        let args = params![run_key, m.key, m.step, m.timestamp, value, is_nan];
         insert_metric.execute(args)?;
         upsert_latest.execute(args)?;
     }
@@ -191,8 +192,8 @@ pub fn log_batch(
 }
 
 pub fn delete_tag(conn: &Connection, run_id: &str, key: &str) -> Result<()> {
-    require_active(conn, run_id)?;
-    let removed = conn.execute("DELETE FROM tags WHERE run_uuid = ?1 AND key = ?2", params![run_id, key])?;
+    let run_key = require_active(conn, run_id)?;
+    let removed = conn.execute("DELETE FROM tags WHERE run_key = ?1 AND key = ?2", params![run_key, key])?;
     if removed == 0 {
         return Err(StoreError::NotFound(format!("No tag with name: {key} in run with id {run_id}")));
     }
@@ -218,8 +219,8 @@ pub fn validate_dataset(d: &NewDatasetInput) -> Result<()> {
 }
 
 pub fn log_inputs(conn: &Connection, run_id: &str, datasets: &[NewDatasetInput], model_ids: &[String]) -> Result<()> {
-    require_active(conn, run_id)?;
-    let exp_id: i64 = conn.query_row("SELECT experiment_id FROM runs WHERE run_uuid = ?1", [run_id], |r| r.get(0))?;
+    let run_key = require_active(conn, run_id)?;
+    let exp_id: i64 = conn.query_row("SELECT experiment_id FROM runs WHERE run_key = ?1", [run_key], |r| r.get(0))?;
     for input in datasets {
         let ds = &input.dataset;
         conn.execute(
@@ -233,12 +234,12 @@ pub fn log_inputs(conn: &Connection, run_id: &str, datasets: &[NewDatasetInput],
             |r| r.get(0),
         )?;
         conn.execute(
-            "INSERT OR IGNORE INTO dataset_inputs (input_uuid, dataset_uuid, run_uuid) VALUES (?1, ?2, ?3)",
-            params![uuid::Uuid::new_v4().simple().to_string(), dataset_uuid, run_id],
+            "INSERT OR IGNORE INTO dataset_inputs (input_uuid, dataset_uuid, run_key) VALUES (?1, ?2, ?3)",
+            params![uuid::Uuid::new_v4().simple().to_string(), dataset_uuid, run_key],
         )?;
         let input_uuid: String = conn.query_row(
-            "SELECT input_uuid FROM dataset_inputs WHERE run_uuid = ?1 AND dataset_uuid = ?2",
-            params![run_id, dataset_uuid],
+            "SELECT input_uuid FROM dataset_inputs WHERE run_key = ?1 AND dataset_uuid = ?2",
+            params![run_key, dataset_uuid],
             |r| r.get(0),
         )?;
         for t in &input.tags {
@@ -250,15 +251,15 @@ pub fn log_inputs(conn: &Connection, run_id: &str, datasets: &[NewDatasetInput],
     }
     for model_id in model_ids {
         conn.execute(
-            "INSERT OR IGNORE INTO run_model_links (run_uuid, model_id, direction) VALUES (?1, ?2, 'input')",
-            params![run_id, model_id],
+            "INSERT OR IGNORE INTO run_model_links (run_key, model_id, direction) VALUES (?1, ?2, 'input')",
+            params![run_key, model_id],
         )?;
     }
     Ok(())
 }
 
 pub fn log_outputs(conn: &Connection, run_id: &str, models: &[(String, i64)]) -> Result<()> {
-    require_active(conn, run_id)?;
+    let run_key = require_active(conn, run_id)?;
     for (model_id, step) in models {
         let known: bool =
             conn.query_row("SELECT EXISTS(SELECT 1 FROM logged_models WHERE model_id = ?1)", [model_id], |r| r.get(0))?;
@@ -266,8 +267,8 @@ pub fn log_outputs(conn: &Connection, run_id: &str, models: &[(String, i64)]) ->
             return Err(StoreError::NotFound(format!("Logged model with ID '{model_id}' not found.")));
         }
         conn.execute(
-            "INSERT OR REPLACE INTO run_model_links (run_uuid, model_id, direction, step) VALUES (?1, ?2, 'output', ?3)",
-            params![run_id, model_id, step],
+            "INSERT OR REPLACE INTO run_model_links (run_key, model_id, direction, step) VALUES (?1, ?2, 'output', ?3)",
+            params![run_key, model_id, step],
         )?;
     }
     Ok(())
@@ -290,7 +291,7 @@ fn row_to_info(r: &rusqlite::Row) -> rusqlite::Result<RunInfo> {
 }
 
 const RUN_COLUMNS: &str =
-    "run_uuid, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri";
+    "run_uuid, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri, run_key";
 
 fn read_metric(key: String, r: &rusqlite::Row, base: usize) -> rusqlite::Result<Metric> {
     let is_nan: bool = r.get(base + 3)?;
@@ -308,89 +309,109 @@ fn read_metric(key: String, r: &rusqlite::Row, base: usize) -> rusqlite::Result<
 
 /// Loads whole runs, in the order of `ids`, with a fixed number of queries per call.
 pub fn load_runs(conn: &Connection, ids: &[String]) -> Result<Vec<Run>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut by_id: HashMap<String, Run> = HashMap::with_capacity(ids.len());
+    let mut runs: Vec<Run> = Vec::with_capacity(ids.len());
+    let mut by_key: HashMap<i64, usize> = HashMap::with_capacity(ids.len());
     // Chunks keep the number of bound variables well under SQLite's limit.
     for chunk in ids.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(",");
-        let mut stmt = conn.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_uuid IN ({marks})"))?;
-        for info in stmt.query_map(params_from_iter(chunk), row_to_info)? {
-            let info = info?;
-            let run =
-                Run { info, data: RunData::default(), inputs: RunInputs::default(), outputs: RunOutputs::default() };
-            by_id.insert(run.info.run_id.clone(), run);
-        }
-        let mut stmt =
-            conn.prepare(&format!("SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({marks}) ORDER BY key"))?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_uuid IN ({marks})"))?;
+        let mut keys = Vec::with_capacity(chunk.len());
         let mut rows = stmt.query(params_from_iter(chunk))?;
         while let Some(r) = rows.next()? {
-            if let Some(run) = by_id.get_mut(&r.get::<_, String>(0)?) {
-                run.data.params.push(KeyValue { key: r.get(1)?, value: r.get(2)? });
-            }
+            let key: i64 = r.get(9)?;
+            by_key.insert(key, runs.len());
+            keys.push(key);
+            let info = row_to_info(r)?;
+            runs.push(Run {
+                info,
+                data: RunData::default(),
+                inputs: RunInputs::default(),
+                outputs: RunOutputs::default(),
+            });
         }
-        let mut stmt =
-            conn.prepare(&format!("SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({marks}) ORDER BY key"))?;
-        let mut rows = stmt.query(params_from_iter(chunk))?;
-        while let Some(r) = rows.next()? {
-            if let Some(run) = by_id.get_mut(&r.get::<_, String>(0)?) {
-                run.data.tags.push(KeyValue { key: r.get(1)?, value: r.get(2)? });
-            }
+        load_side_tables(conn, &keys, &by_key, &mut runs)?;
+    }
+    let position: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    runs.sort_by_key(|r| position.get(r.info.run_id.as_str()).copied().unwrap_or(usize::MAX));
+    Ok(runs)
+}
+
+/// Params, tags, latest metrics, inputs and outputs of the runs with these keys.
+fn load_side_tables(conn: &Connection, keys: &[i64], by_key: &HashMap<i64, usize>, runs: &mut [Run]) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let marks = vec!["?"; keys.len()].join(",");
+    let run_of =
+        |r: &rusqlite::Row| -> rusqlite::Result<Option<usize>> { Ok(by_key.get(&r.get::<_, i64>(0)?).copied()) };
+
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT run_key, key, value FROM params WHERE run_key IN ({marks}) ORDER BY key"))?;
+    let mut rows = stmt.query(params_from_iter(keys))?;
+    while let Some(r) = rows.next()? {
+        if let Some(i) = run_of(r)? {
+            runs[i].data.params.push(KeyValue { key: r.get(1)?, value: r.get(2)? });
         }
-        let mut stmt = conn.prepare(&format!(
-            "SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid IN ({marks}) ORDER BY key"
-        ))?;
-        let mut rows = stmt.query(params_from_iter(chunk))?;
-        while let Some(r) = rows.next()? {
-            if let Some(run) = by_id.get_mut(&r.get::<_, String>(0)?) {
-                let m = read_metric(r.get(1)?, r, 2)?;
-                run.data.metrics.push(m);
-            }
+    }
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT run_key, key, value FROM tags WHERE run_key IN ({marks}) ORDER BY key"))?;
+    let mut rows = stmt.query(params_from_iter(keys))?;
+    while let Some(r) = rows.next()? {
+        if let Some(i) = run_of(r)? {
+            runs[i].data.tags.push(KeyValue { key: r.get(1)?, value: r.get(2)? });
         }
-        let mut stmt = conn.prepare(&format!(
-            "SELECT di.run_uuid, di.input_uuid, d.name, d.digest, d.source_type, d.source, d.schema, d.profile
-             FROM dataset_inputs di JOIN datasets d ON d.dataset_uuid = di.dataset_uuid
-             WHERE di.run_uuid IN ({marks}) ORDER BY d.name, d.digest"
-        ))?;
-        let mut rows = stmt.query(params_from_iter(chunk))?;
-        let mut tag_stmt =
-            conn.prepare_cached("SELECT name, value FROM input_tags WHERE input_uuid = ?1 ORDER BY name")?;
-        while let Some(r) = rows.next()? {
-            if let Some(run) = by_id.get_mut(&r.get::<_, String>(0)?) {
-                let input_uuid: String = r.get(1)?;
-                let tags = tag_stmt
-                    .query_map([&input_uuid], |t| Ok(KeyValue { key: t.get(0)?, value: t.get(1)? }))?
-                    .collect::<rusqlite::Result<_>>()?;
-                run.inputs.dataset_inputs.push(DatasetInput {
-                    tags,
-                    dataset: Dataset {
-                        name: r.get(2)?,
-                        digest: r.get(3)?,
-                        source_type: r.get(4)?,
-                        source: r.get(5)?,
-                        schema: r.get(6)?,
-                        profile: r.get(7)?,
-                    },
-                });
-            }
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT run_key, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_key IN ({marks}) ORDER BY key"
+    ))?;
+    let mut rows = stmt.query(params_from_iter(keys))?;
+    while let Some(r) = rows.next()? {
+        if let Some(i) = run_of(r)? {
+            let m = read_metric(r.get(1)?, r, 2)?;
+            runs[i].data.metrics.push(m);
         }
-        let mut stmt = conn.prepare(&format!(
-            "SELECT run_uuid, model_id, direction, step FROM run_model_links WHERE run_uuid IN ({marks}) ORDER BY model_id"
-        ))?;
-        let mut rows = stmt.query(params_from_iter(chunk))?;
-        while let Some(r) = rows.next()? {
-            if let Some(run) = by_id.get_mut(&r.get::<_, String>(0)?) {
-                let model_id: String = r.get(1)?;
-                if r.get::<_, String>(2)? == "input" {
-                    run.inputs.model_inputs.push(ModelRef { model_id });
-                } else {
-                    run.outputs.model_outputs.push(ModelOutput { model_id, step: r.get(3)? });
-                }
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT di.run_key, di.input_uuid, d.name, d.digest, d.source_type, d.source, d.schema, d.profile
+         FROM dataset_inputs di JOIN datasets d ON d.dataset_uuid = di.dataset_uuid
+         WHERE di.run_key IN ({marks}) ORDER BY d.name, d.digest"
+    ))?;
+    let mut rows = stmt.query(params_from_iter(keys))?;
+    let mut tag_stmt = conn.prepare_cached("SELECT name, value FROM input_tags WHERE input_uuid = ?1 ORDER BY name")?;
+    while let Some(r) = rows.next()? {
+        if let Some(i) = run_of(r)? {
+            let input_uuid: String = r.get(1)?;
+            let tags = tag_stmt
+                .query_map([&input_uuid], |t| Ok(KeyValue { key: t.get(0)?, value: t.get(1)? }))?
+                .collect::<rusqlite::Result<_>>()?;
+            runs[i].inputs.dataset_inputs.push(DatasetInput {
+                tags,
+                dataset: Dataset {
+                    name: r.get(2)?,
+                    digest: r.get(3)?,
+                    source_type: r.get(4)?,
+                    source: r.get(5)?,
+                    schema: r.get(6)?,
+                    profile: r.get(7)?,
+                },
+            });
+        }
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT run_key, model_id, direction, step FROM run_model_links WHERE run_key IN ({marks}) ORDER BY model_id"
+    ))?;
+    let mut rows = stmt.query(params_from_iter(keys))?;
+    while let Some(r) = rows.next()? {
+        if let Some(i) = run_of(r)? {
+            let model_id: String = r.get(1)?;
+            if r.get::<_, String>(2)? == "input" {
+                runs[i].inputs.model_inputs.push(ModelRef { model_id });
+            } else {
+                runs[i].outputs.model_outputs.push(ModelOutput { model_id, step: r.get(3)? });
             }
         }
     }
-    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    Ok(())
 }
 
 pub fn get(conn: &Connection, run_id: &str) -> Result<Run> {
@@ -407,22 +428,24 @@ pub fn search(conn: &Connection, experiment_ids: &[String], req: &SearchRequest)
         return Ok(Page { items: Vec::new(), next_page_token: None });
     }
 
-    let mut sql = Sql::default();
-    sql.push("SELECT r.run_uuid FROM runs r WHERE r.experiment_id IN (");
+    let mut scope = Sql::default();
+    scope.push("r.experiment_id IN (");
     for (i, id) in ids.iter().enumerate() {
         if i > 0 {
-            sql.push(", ");
+            scope.push(", ");
         }
-        sql.arg(*id);
+        scope.arg(*id);
     }
-    sql.push(") AND ");
-    sql.push(match req.view_type {
+    scope.push(") AND ");
+    scope.push(match req.view_type {
         ViewType::ActiveOnly => "r.lifecycle_stage = 'active'",
         ViewType::DeletedOnly => "r.lifecycle_stage = 'deleted'",
         ViewType::All => "1 = 1",
     });
-    query::run_filter(&mut sql, &clauses)?;
-    query::run_order(&mut sql, &order)?;
+    let mut q = query::RunQuery::default();
+    query::run_filter(&mut q, &clauses)?;
+    query::run_order(&mut q, &order)?;
+    let mut sql = q.into_sql(scope);
     sql.push(" LIMIT ").arg((limit + 1) as i64).push(" OFFSET ").arg(offset as i64);
 
     let mut stmt = conn.prepare(&sql.text)?;
@@ -440,11 +463,7 @@ pub fn metric_history(
     max_results: Option<i64>,
     token: Option<&str>,
 ) -> Result<Page<Metric>> {
-    let exists: bool =
-        conn.query_row("SELECT EXISTS(SELECT 1 FROM runs WHERE run_uuid = ?1)", [run_id], |r| r.get(0))?;
-    if !exists {
-        return Err(not_found(run_id));
-    }
+    let (run_key, _) = lookup(conn, run_id)?;
     let offset = page_token::decode(token)?;
     // Without max_results MLflow returns the whole history in one answer.
     let limit = match max_results {
@@ -452,12 +471,12 @@ pub fn metric_history(
         Some(_) => validate::max_results(max_results, validate::MAX_RESULTS_HISTORY, validate::MAX_RESULTS_HISTORY)?,
     };
     let mut stmt = conn.prepare_cached(
-        "SELECT value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ?1 AND key = ?2
+        "SELECT value, timestamp, step, is_nan FROM metrics WHERE run_key = ?1 AND key = ?2
          ORDER BY step, timestamp, value LIMIT ?3 OFFSET ?4",
     )?;
     let fetch = limit.saturating_add(1).min(i64::MAX as usize) as i64;
     let mut items: Vec<Metric> = stmt
-        .query_map(params![run_id, key, fetch, offset as i64], |r| read_metric(key.to_string(), r, 0))?
+        .query_map(params![run_key, key, fetch, offset as i64], |r| read_metric(key.to_string(), r, 0))?
         .collect::<rusqlite::Result<_>>()?;
     let next_page_token = (items.len() > limit).then(|| page_token::encode(offset + limit));
     items.truncate(limit);

@@ -14,8 +14,12 @@ CREATE TABLE experiment_tags (
     PRIMARY KEY (experiment_id, key)
 ) WITHOUT ROWID;
 
+-- Runs are addressed by their uuid on the wire and by an integer key inside the database:
+-- side tables repeat the key millions of times (metric history), so it must be small and
+-- cheap to compare.
 CREATE TABLE runs (
-    run_uuid        TEXT PRIMARY KEY,
+    run_key         INTEGER PRIMARY KEY,
+    run_uuid        TEXT NOT NULL UNIQUE,
     experiment_id   INTEGER NOT NULL REFERENCES experiments(experiment_id),
     name            TEXT NOT NULL,
     user_id         TEXT NOT NULL,
@@ -29,42 +33,42 @@ CREATE TABLE runs (
 CREATE INDEX runs_by_experiment ON runs(experiment_id, lifecycle_stage, start_time DESC, run_uuid);
 
 CREATE TABLE params (
-    run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),
+    run_key  INTEGER NOT NULL REFERENCES runs(run_key),
     key      TEXT NOT NULL,
     value    TEXT NOT NULL,
-    PRIMARY KEY (run_uuid, key)
+    PRIMARY KEY (run_key, key)
 ) WITHOUT ROWID;
 CREATE INDEX params_by_key ON params(key, value);
 
 CREATE TABLE tags (
-    run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),
+    run_key  INTEGER NOT NULL REFERENCES runs(run_key),
     key      TEXT NOT NULL,
     value    TEXT NOT NULL,
-    PRIMARY KEY (run_uuid, key)
+    PRIMARY KEY (run_key, key)
 ) WITHOUT ROWID;
 CREATE INDEX tags_by_key ON tags(key, value);
 
 -- The full history. NaN cannot be stored in a REAL column (SQLite turns it into NULL), so it is
 -- kept as value 0 with is_nan = 1, as MLflow does.
 CREATE TABLE metrics (
-    run_uuid  TEXT NOT NULL REFERENCES runs(run_uuid),
+    run_key   INTEGER NOT NULL REFERENCES runs(run_key),
     key       TEXT NOT NULL,
     step      INTEGER NOT NULL,
     timestamp INTEGER NOT NULL,
     value     REAL NOT NULL,
     is_nan    INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_uuid, key, step, timestamp, value, is_nan)
+    PRIMARY KEY (run_key, key, step, timestamp, value, is_nan)
 ) WITHOUT ROWID;
 
 -- The latest value per (run, key) by (step, timestamp, value): what runs/get and search read.
 CREATE TABLE latest_metrics (
-    run_uuid  TEXT NOT NULL REFERENCES runs(run_uuid),
+    run_key   INTEGER NOT NULL REFERENCES runs(run_key),
     key       TEXT NOT NULL,
     step      INTEGER NOT NULL,
     timestamp INTEGER NOT NULL,
     value     REAL NOT NULL,
     is_nan    INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_uuid, key)
+    PRIMARY KEY (run_key, key)
 ) WITHOUT ROWID;
 CREATE INDEX latest_metrics_by_key ON latest_metrics(key, value);
 
@@ -84,8 +88,8 @@ CREATE INDEX datasets_by_digest ON datasets(digest);
 CREATE TABLE dataset_inputs (
     input_uuid   TEXT PRIMARY KEY,
     dataset_uuid TEXT NOT NULL REFERENCES datasets(dataset_uuid),
-    run_uuid     TEXT NOT NULL REFERENCES runs(run_uuid),
-    UNIQUE (run_uuid, dataset_uuid)
+    run_key      INTEGER NOT NULL REFERENCES runs(run_key),
+    UNIQUE (run_key, dataset_uuid)
 );
 CREATE TABLE input_tags (
     input_uuid TEXT NOT NULL REFERENCES dataset_inputs(input_uuid),
@@ -124,9 +128,9 @@ CREATE TABLE logged_model_tags (
 
 -- Models a run consumed (model_inputs) or produced (model_outputs).
 CREATE TABLE run_model_links (
-    run_uuid  TEXT NOT NULL REFERENCES runs(run_uuid),
+    run_key   INTEGER NOT NULL REFERENCES runs(run_key),
     model_id  TEXT NOT NULL,
     direction TEXT NOT NULL CHECK (direction IN ('input', 'output')),
     step      INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_uuid, direction, model_id)
+    PRIMARY KEY (run_key, direction, model_id)
 ) WITHOUT ROWID;

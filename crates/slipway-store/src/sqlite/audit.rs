@@ -1,0 +1,92 @@
+//! The append-only audit log of registry mutations. Records are written by the mutation's own
+//! transaction, so a change and its record commit or roll back together; triggers in the
+//! schema refuse any UPDATE or DELETE of the table.
+
+use rusqlite::{Connection, params, params_from_iter};
+use serde::Serialize;
+use serde_json::Value;
+use slipway_types::AuditRecord;
+
+use super::query::Sql;
+use crate::{AuditQuery, Page, Result, now_ms, page_token, validate};
+
+/// A value as it is kept in the log.
+pub fn json<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn record(
+    conn: &Connection,
+    actor: &str,
+    action: &str,
+    object_type: &str,
+    name: &str,
+    version: Option<i64>,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO audit_log (timestamp, actor, action, object_type, name, version, before, after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            now_ms(),
+            actor,
+            action,
+            object_type,
+            name,
+            version.map(|v| v.to_string()),
+            before.map(|v| v.to_string()),
+            after.map(|v| v.to_string())
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Page<AuditRecord>> {
+    let limit = validate::max_results(q.max_results, 100, 10_000)?;
+    let offset = page_token::decode(q.page_token.as_deref())?;
+    let mut sql = Sql::default();
+    sql.push(
+        "SELECT id, timestamp, actor, action, object_type, name, version, before, after FROM audit_log WHERE 1 = 1",
+    );
+    if let Some(name) = &q.name {
+        sql.push(" AND name = ").arg(name.clone());
+    }
+    if let Some(version) = &q.version {
+        sql.push(" AND version = ").arg(version.clone());
+    }
+    if let Some(actor) = &q.actor {
+        sql.push(" AND actor = ").arg(actor.clone());
+    }
+    if let Some(action) = &q.action {
+        sql.push(" AND action = ").arg(action.clone());
+    }
+    if let Some(since) = q.since {
+        sql.push(" AND timestamp >= ").arg(since);
+    }
+    if let Some(until) = q.until {
+        sql.push(" AND timestamp < ").arg(until);
+    }
+    sql.push(" ORDER BY id ASC LIMIT ").arg((limit + 1) as i64).push(" OFFSET ").arg(offset as i64);
+    let parse = |s: Option<String>| s.and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let mut stmt = conn.prepare(&sql.text)?;
+    let mut items: Vec<AuditRecord> = stmt
+        .query_map(params_from_iter(sql.args.iter()), |r| {
+            Ok(AuditRecord {
+                id: r.get(0)?,
+                timestamp: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                object_type: r.get(4)?,
+                name: r.get(5)?,
+                version: r.get(6)?,
+                before: parse(r.get(7)?),
+                after: parse(r.get(8)?),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let next_page_token = (items.len() > limit).then(|| page_token::encode(offset + limit));
+    items.truncate(limit);
+    Ok(Page { items, next_page_token })
+}

@@ -1,0 +1,81 @@
+//! Lineage: from a model version back to its logged model, run, params, metrics, datasets and
+//! code version; and from a dataset digest forward to the model versions trained on it.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use slipway_types::{Lineage, LineageDataset, ModelVersion};
+
+use super::{audit, registry, runs};
+use crate::{AuditQuery, Result};
+
+pub fn of_version(conn: &Connection, name: &str, version: i64) -> Result<Lineage> {
+    let mv = registry::get_version(conn, name, version)?;
+    let logged_model_run: Option<String> = match &mv.model_id {
+        Some(id) => conn
+            .query_row("SELECT source_run_id FROM logged_models WHERE model_id = ?1", [id], |r| r.get(0))
+            .optional()?
+            .flatten(),
+        None => None,
+    };
+    let run_id = mv.run_id.clone().or(logged_model_run);
+    let run = match &run_id {
+        Some(id) => runs::load_runs(conn, std::slice::from_ref(id))?.pop(),
+        None => None,
+    };
+    let tag = |key: &str| run.as_ref().and_then(|r| r.data.tags.iter().find(|t| t.key == key).map(|t| t.value.clone()));
+    let created = audit::list(
+        conn,
+        &AuditQuery {
+            name: Some(name.to_string()),
+            version: Some(version.to_string()),
+            action: Some("create_model_version".into()),
+            max_results: Some(1),
+            ..AuditQuery::default()
+        },
+    )?
+    .items
+    .pop();
+    let datasets = run
+        .as_ref()
+        .map(|r| {
+            r.inputs
+                .dataset_inputs
+                .iter()
+                .map(|d| LineageDataset {
+                    dataset: d.dataset.clone(),
+                    context: d.tags.iter().find(|t| t.key == "mlflow.data.context").map(|t| t.value.clone()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Lineage {
+        logged_model_id: mv.model_id.clone(),
+        run_id,
+        experiment_id: run.as_ref().map(|r| r.info.experiment_id.clone()),
+        run_name: run.as_ref().map(|r| r.info.run_name.clone()),
+        params: run.as_ref().map(|r| r.data.params.clone()).unwrap_or_default(),
+        metrics: run.as_ref().map(|r| r.data.metrics.clone()).unwrap_or_default(),
+        datasets,
+        git_commit: tag("mlflow.source.git.commit"),
+        source_name: tag("mlflow.source.name"),
+        registered_by: created.as_ref().map(|c| c.actor.clone()),
+        registered_at: mv.creation_timestamp,
+        model_version: mv,
+    })
+}
+
+/// Live model versions whose run (directly or through its logged model) consumed a dataset
+/// with this digest.
+pub fn versions_by_dataset(conn: &Connection, digest: &str) -> Result<Vec<ModelVersion>> {
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT v.name, v.version FROM model_versions v
+         LEFT JOIN logged_models m ON m.model_id = v.model_id
+         JOIN runs r ON r.run_uuid = COALESCE(v.run_id, m.source_run_id)
+         JOIN dataset_inputs di ON di.run_key = r.run_key
+         JOIN datasets d ON d.dataset_uuid = di.dataset_uuid
+         WHERE d.digest = ?1 AND v.current_stage != 'Deleted_Internal'
+         ORDER BY v.name, v.version",
+    )?;
+    let keys: Vec<(String, i64)> =
+        stmt.query_map(params![digest], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    keys.iter().map(|(n, v)| registry::get_version(conn, n, *v)).collect()
+}
