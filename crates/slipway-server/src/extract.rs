@@ -94,7 +94,7 @@ pub struct Paged<T> {
 }
 
 impl<T> Paged<T> {
-    pub fn new(field: &'static str, page: slipway_store::Page<T>) -> axum::response::Response
+    pub fn respond(field: &'static str, page: slipway_store::Page<T>) -> axum::response::Response
     where
         T: serde::Serialize,
     {

@@ -161,7 +161,7 @@ async fn search_experiments_impl(s: AppState, r: SearchExperiments) -> ApiResult
         page_token: r.page_token,
     };
     let page = s.store.search_experiments(req).await?;
-    Ok(Paged::new("experiments", page))
+    Ok(Paged::respond("experiments", page))
 }
 
 async fn search_experiments(
@@ -503,7 +503,7 @@ async fn search_runs(State(s): State<AppState>, JsonBody(r): JsonBody<SearchRuns
         page_token: r.page_token,
     };
     let page = s.store.search_runs(r.experiment_ids, req).await?;
-    Ok(Paged::new("runs", page))
+    Ok(Paged::respond("runs", page))
 }
 
 #[derive(Deserialize)]
@@ -520,7 +520,7 @@ async fn get_metric_history(State(s): State<AppState>, QueryArgs(r): QueryArgs<G
     let id = pick_run_id(r.run_id, r.run_uuid)?;
     let key = required_str(r.metric_key, "metric_key")?;
     let page = s.store.get_metric_history(id, key, r.max_results, r.page_token).await?;
-    Ok(Paged::new("metrics", page))
+    Ok(Paged::respond("metrics", page))
 }
 
 // ---- logged models ----
@@ -670,5 +670,5 @@ async fn search_logged_models(
             page_token: r.page_token,
         })
         .await?;
-    Ok(Paged::new("models", page))
+    Ok(Paged::respond("models", page))
 }
