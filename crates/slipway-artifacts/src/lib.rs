@@ -51,6 +51,37 @@ const DOWNLOAD_CHUNK: u64 = 4 << 20;
 const UPLOAD_PART: usize = 4 << 20;
 const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
 
+/// The URI scheme of artifacts proxied through the server: `mlflow-artifacts:/<path>` (or
+/// `mlflow-artifacts://host:port/<path>`, naming the same server) is `<path>` in the root.
+pub const PROXY_SCHEME: &str = "mlflow-artifacts:";
+
+/// The place in the artifact root that a proxied artifact URI names, through the sanitiser.
+pub fn proxied_path(uri: &str) -> Result<ArtifactPath> {
+    let rest = uri
+        .strip_prefix(PROXY_SCHEME)
+        .ok_or_else(|| ArtifactError::InvalidPath(format!("artifact location '{uri}' is not served by this server")))?;
+    let rest = match rest.strip_prefix("//") {
+        Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
+        None => rest.trim_start_matches('/'),
+    };
+    // The URI is already decoded text: keep '%' literal so the sanitiser sees it once.
+    sanitize(&rest.replace('%', "%25"))
+}
+
+/// What a tree removal took away (or, in a dry run, would take).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removal {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl std::ops::AddAssign for Removal {
+    fn add_assign(&mut self, o: Removal) {
+        self.files += o.files;
+        self.bytes += o.bytes;
+    }
+}
+
 /// One entry of a directory listing, with its path relative to the listed directory's root.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -192,6 +223,33 @@ impl Artifacts {
         Ok(out)
     }
 
+    /// Removes every object under `dir` except those under one of `keep`. With `dry_run` it
+    /// only counts. Removing what is already gone is not an error, so an interrupted removal
+    /// can simply be run again.
+    pub async fn remove_tree(&self, dir: &ArtifactPath, keep: &[ArtifactPath], dry_run: bool) -> Result<Removal> {
+        if dir.is_root() {
+            return Err(ArtifactError::InvalidPath("refusing to remove the artifact root".into()));
+        }
+        let prefix = self.object(dir)?;
+        let keep: Vec<String> = keep.iter().map(|k| k.to_string()).collect();
+        let objects: Vec<object_store::ObjectMeta> = self.store.list(Some(&prefix)).try_collect().await?;
+        let mut removed = Removal::default();
+        for o in objects {
+            let path = o.location.to_string();
+            if keep.iter().any(|k| path == *k || path.starts_with(&format!("{k}/"))) {
+                continue;
+            }
+            if !dry_run {
+                match self.store.delete(&o.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            removed += Removal { files: 1, bytes: o.size };
+        }
+        Ok(removed)
+    }
+
     /// Deletes an object, or everything under a directory. Deleting nothing is not an error.
     pub async fn delete(&self, path: &ArtifactPath) -> Result<usize> {
         if path.is_root() {
@@ -238,6 +296,42 @@ mod tests {
 
         assert_eq!(art.delete(&sanitize("1/run").unwrap()).await.unwrap(), 1);
         assert!(matches!(art.get_stream(&p).await, Err(ArtifactError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn remove_tree_keeps_protected_subtrees() {
+        let dir = tempfile::tempdir().unwrap();
+        let art = Artifacts::local(dir.path()).unwrap();
+        for p in [
+            "1/run/artifacts/model/MLmodel",
+            "1/run/artifacts/model/model.pkl",
+            "1/run/artifacts/plot.png",
+            "1/other/x",
+        ] {
+            art.put_stream(&sanitize(p).unwrap(), body(vec![b"12345"])).await.unwrap();
+        }
+        let run = sanitize("1/run").unwrap();
+        let keep = [sanitize("1/run/artifacts/model").unwrap()];
+        let dry = art.remove_tree(&run, &keep, true).await.unwrap();
+        assert_eq!(dry, Removal { files: 1, bytes: 5 });
+        assert!(
+            art.get_stream(&sanitize("1/run/artifacts/plot.png").unwrap()).await.is_ok(),
+            "dry run removes nothing"
+        );
+        assert_eq!(art.remove_tree(&run, &keep, false).await.unwrap(), Removal { files: 1, bytes: 5 });
+        assert!(art.get_stream(&sanitize("1/run/artifacts/model/MLmodel").unwrap()).await.is_ok());
+        assert!(art.get_stream(&sanitize("1/run/artifacts/plot.png").unwrap()).await.is_err());
+        assert!(art.get_stream(&sanitize("1/other/x").unwrap()).await.is_ok());
+        assert_eq!(art.remove_tree(&run, &keep, false).await.unwrap(), Removal::default(), "a second run is a no-op");
+    }
+
+    #[test]
+    fn proxied_uris_map_into_the_root() {
+        assert_eq!(proxied_path("mlflow-artifacts:/1/abc/artifacts").unwrap().to_string(), "1/abc/artifacts");
+        assert_eq!(proxied_path("mlflow-artifacts://host:5000/1/x").unwrap().to_string(), "1/x");
+        assert!(proxied_path("mlflow-artifacts:/../etc").is_err());
+        assert!(proxied_path("mlflow-artifacts:/%2e%2e/etc").is_err());
+        assert!(proxied_path("file:///etc/passwd").is_err());
     }
 
     #[tokio::test]

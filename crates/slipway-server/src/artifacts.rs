@@ -21,7 +21,7 @@ use crate::extract::QueryArgs;
 
 const PREFIX: &str = "/api/2.0/mlflow-artifacts/artifacts";
 /// The URI scheme of artifacts proxied through this server.
-pub const SCHEME: &str = "mlflow-artifacts:";
+pub const SCHEME: &str = slipway_artifacts::PROXY_SCHEME;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -102,17 +102,9 @@ struct RunArtifactsQuery {
     path: Option<String>,
 }
 
-/// Maps a run's `mlflow-artifacts:/...` URI to its place in the artifact root.
+/// Maps a `mlflow-artifacts:/...` URI to its place in the artifact root.
 pub fn proxied_location(uri: &str) -> ApiResult<ArtifactPath> {
-    let rest = uri
-        .strip_prefix(SCHEME)
-        .ok_or_else(|| ApiError::invalid(format!("artifact location '{uri}' is not served by this server")))?;
-    // `mlflow-artifacts://host:port/path` names this server too; drop the authority.
-    let rest = match rest.strip_prefix("//") {
-        Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
-        None => rest.trim_start_matches('/'),
-    };
-    Ok(sanitize(&percent_encode_path(rest))?)
+    Ok(slipway_artifacts::proxied_path(uri)?)
 }
 
 pub fn validate_artifact_location(loc: &str) -> ApiResult<()> {

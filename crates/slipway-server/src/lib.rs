@@ -4,9 +4,12 @@
 //! it in-process, and the binary serves it. This crate translates HTTP to store and artifact
 //! calls: it never touches SQL or the file system itself.
 
+pub mod actor;
 pub mod artifacts;
 pub mod error;
 pub mod extract;
+pub mod native;
+pub mod registry;
 pub mod tracking;
 
 use std::sync::Arc;
@@ -43,6 +46,8 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/3.0/mlflow/server-info", get(server_info))
         .merge(tracking::routes())
         .merge(artifacts::routes())
+        .merge(registry::routes())
+        .merge(native::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(access_log))

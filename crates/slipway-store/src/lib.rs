@@ -139,6 +139,25 @@ pub struct AuditQuery {
     pub page_token: Option<String>,
 }
 
+/// What a garbage collection would remove: soft-deleted objects whose deletion is older than
+/// the cut-off, with their artifact locations, and the locations live model versions still
+/// read from (never to be removed).
+#[derive(Debug, Clone, Default)]
+pub struct GcPlan {
+    /// (experiment id, artifact location)
+    pub experiments: Vec<(String, String)>,
+    /// (run id, artifact uri) of runs deleted on their own
+    pub runs: Vec<(String, String)>,
+    /// (model id, artifact location) of logged models deleted on their own
+    pub logged_models: Vec<(String, String)>,
+    /// (registered model name, version)
+    pub model_versions: Vec<(String, i64)>,
+    /// storage locations of live model versions
+    pub protected: Vec<String>,
+    /// artifact locations of runs and logged models inside purged experiments
+    pub experiment_children: Vec<String>,
+}
+
 /// Everything the tracking API persists. Methods validate their input and either apply all of
 /// a request or none of it; an `Ok` means the change is durable.
 #[async_trait]
@@ -245,6 +264,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn lineage(&self, name: String, version: String) -> Result<Lineage>;
     async fn model_versions_by_dataset(&self, digest: String) -> Result<Vec<ModelVersion>>;
     async fn audit_log(&self, query: AuditQuery) -> Result<Page<AuditRecord>>;
+
+    // garbage collection: each purge removes one whole soft-deleted object, or nothing
+    async fn gc_plan(&self, deleted_before_ms: i64) -> Result<GcPlan>;
+    async fn purge_experiment(&self, experiment_id: String) -> Result<bool>;
+    async fn purge_run(&self, run_id: String) -> Result<bool>;
+    async fn purge_logged_model(&self, model_id: String) -> Result<bool>;
+    async fn purge_model_version(&self, name: String, version: i64) -> Result<bool>;
 
     /// Flushes and closes the backend; later calls fail.
     async fn close(&self);

@@ -1,6 +1,9 @@
 //! The `slipway` binary: parses the command line and hands off to one module per command.
 
+mod client;
 mod config;
+mod gc;
+mod models;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -16,11 +19,17 @@ struct Cli {
 enum Command {
     /// Run the tracking server (MLflow-compatible REST API and artifact proxy).
     Server(server::ServerArgs),
+    /// Work with the model registry of a running server.
+    Models(models::ModelsArgs),
+    /// Permanently remove soft-deleted objects and their artifacts.
+    Gc(gc::GcArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server::run(args),
+        Command::Models(args) => models::run(args),
+        Command::Gc(args) => gc::run(args),
     }
 }

@@ -13,15 +13,12 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, Layer};
 
+/// Where the data lives: shared by every command that opens the store directly.
 #[derive(Args)]
-pub struct ServerArgs {
+pub struct StoreArgs {
     /// TOML config file; its settings sit under environment variables and flags.
     #[arg(long, env = "SLIPWAY_CONFIG")]
     config: Option<PathBuf>,
-    #[arg(long, env = "SLIPWAY_HOST")]
-    host: Option<String>,
-    #[arg(long, short, env = "SLIPWAY_PORT")]
-    port: Option<u16>,
     /// Folder for the database and artifacts (default ./slipway-data).
     #[arg(long, env = "SLIPWAY_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -31,6 +28,47 @@ pub struct ServerArgs {
     /// Folder that holds proxied artifacts.
     #[arg(long, env = "SLIPWAY_ARTIFACT_ROOT")]
     artifact_root: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// Defaults < config file < the layer given (environment and flags).
+    pub fn merge(&self, mut layer: Layer) -> anyhow::Result<Config> {
+        let mut config = Config::default();
+        if let Some(path) = &self.config {
+            config.apply(Config::load_file(path)?);
+        }
+        layer.data_dir = self.data_dir.clone();
+        layer.backend_store_uri = self.backend_store_uri.clone();
+        layer.artifact_root = self.artifact_root.clone();
+        config.apply(layer);
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn config(&self) -> anyhow::Result<Config> {
+        self.merge(Layer::default())
+    }
+}
+
+/// Opens the metadata store and artifact root a configuration names.
+pub fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn MetadataStore>, Artifacts)> {
+    let db = config.sqlite_path()?;
+    let store = SqliteStore::open(&db, slipway_server::artifacts::SCHEME, config.read_connections)
+        .with_context(|| format!("opening the metadata store at {}", db.display()))?;
+    let artifact_dir = config.artifact_dir();
+    let artifacts = Artifacts::local(&artifact_dir)
+        .with_context(|| format!("opening the artifact root {}", artifact_dir.display()))?;
+    Ok((Arc::new(store), artifacts))
+}
+
+#[derive(Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[arg(long, env = "SLIPWAY_HOST")]
+    host: Option<String>,
+    #[arg(long, short, env = "SLIPWAY_PORT")]
+    port: Option<u16>,
     /// Log format: text or json.
     #[arg(long, env = "SLIPWAY_LOG_FORMAT")]
     log_format: Option<String>,
@@ -45,22 +83,14 @@ pub struct ServerArgs {
 }
 
 fn merged_config(args: &ServerArgs) -> anyhow::Result<Config> {
-    let mut config = Config::default();
-    if let Some(path) = &args.config {
-        config.apply(Config::load_file(path)?);
-    }
-    config.apply(Layer {
+    args.store.merge(Layer {
         host: args.host.clone(),
         port: args.port,
-        data_dir: args.data_dir.clone(),
-        backend_store_uri: args.backend_store_uri.clone(),
-        artifact_root: args.artifact_root.clone(),
         log_format: args.log_format.clone(),
         log_level: args.log_level.clone(),
         read_connections: args.read_connections,
-    });
-    config.validate()?;
-    Ok(config)
+        ..Layer::default()
+    })
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
@@ -92,13 +122,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let db = config.sqlite_path()?;
-    let store = SqliteStore::open(&db, slipway_server::artifacts::SCHEME, config.read_connections)
-        .with_context(|| format!("opening the metadata store at {}", db.display()))?;
-    let store: Arc<dyn MetadataStore> = Arc::new(store);
-    let artifact_dir = config.artifact_dir();
-    let artifacts = Artifacts::local(&artifact_dir)
-        .with_context(|| format!("opening the artifact root {}", artifact_dir.display()))?;
+    let (store, artifacts) = open_stores(&config)?;
+    let (db, artifact_dir) = (config.sqlite_path()?, config.artifact_dir());
     let app = build_app(AppState { store: store.clone(), artifacts });
 
     let addr = format!("{}:{}", config.host, config.port);

@@ -10,6 +10,7 @@
 
 mod audit;
 mod experiments;
+mod gc;
 mod lineage;
 mod models;
 mod query;
@@ -29,8 +30,8 @@ use slipway_types::{
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::{
-    AuditQuery, LoggedModelSearch, MetadataStore, NewDatasetInput, NewLoggedModel, NewModelVersion, NewRun, Page,
-    RegistrySearch, Result, RunUpdate, SearchRequest, StoreError, validate,
+    AuditQuery, GcPlan, LoggedModelSearch, MetadataStore, NewDatasetInput, NewLoggedModel, NewModelVersion, NewRun,
+    Page, RegistrySearch, Result, RunUpdate, SearchRequest, StoreError, validate,
 };
 
 const MIGRATIONS: &[(i64, &str)] =
@@ -505,6 +506,22 @@ impl MetadataStore for SqliteStore {
     }
     async fn audit_log(&self, query: AuditQuery) -> Result<Page<AuditRecord>> {
         self.read(move |c| audit::list(c, &query)).await
+    }
+
+    async fn gc_plan(&self, deleted_before_ms: i64) -> Result<GcPlan> {
+        self.read(move |c| gc::plan(c, deleted_before_ms)).await
+    }
+    async fn purge_experiment(&self, experiment_id: String) -> Result<bool> {
+        self.write(move |c| gc::purge_experiment(c, &experiment_id)).await
+    }
+    async fn purge_run(&self, run_id: String) -> Result<bool> {
+        self.write(move |c| gc::purge_run(c, &run_id)).await
+    }
+    async fn purge_logged_model(&self, model_id: String) -> Result<bool> {
+        self.write(move |c| gc::purge_logged_model(c, &model_id)).await
+    }
+    async fn purge_model_version(&self, name: String, version: i64) -> Result<bool> {
+        self.write(move |c| gc::purge_model_version(c, &name, version)).await
     }
 
     async fn close(&self) {

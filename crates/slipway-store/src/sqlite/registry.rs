@@ -10,6 +10,24 @@ use crate::search::{Kind, parse_filter, parse_order_by};
 use crate::{NewModelVersion, Page, RegistrySearch, Result, StoreError, now_ms, page_token, validate};
 
 pub const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];
+/// The MLflow client adds `tags.`mlflow.prompt.is_prompt` != 'true'` to every registry search
+/// to hide prompts. Models do not carry the tag, and MLflow counts a missing tag as "not a
+/// prompt" here (unlike every other tag filter), so the two prompt forms match models without it.
+const IS_PROMPT_TAG: &str = "mlflow.prompt.is_prompt";
+
+/// For `tags.mlflow.prompt.is_prompt != 'true'` and `= 'false'`: the tag value that excludes
+/// a row, when the clause is one of those two forms.
+fn prompt_exclusion(c: &crate::search::Clause) -> Option<&'static str> {
+    use crate::search::{Op, Value};
+    if c.kind != Kind::Tag || c.key != IS_PROMPT_TAG {
+        return None;
+    }
+    match (&c.op, &c.value) {
+        (Op::Ne, Value::Str(v)) if v == "true" => Some("true"),
+        (Op::Eq, Value::Str(v)) if v == "false" => Some("true"),
+        _ => None,
+    }
+}
 const DELETED_STAGE: &str = "Deleted_Internal";
 
 fn model_not_found(name: &str) -> StoreError {
@@ -335,6 +353,13 @@ pub fn search_models(conn: &Connection, req: &RegistrySearch) -> Result<Page<Reg
         sql.push(" AND ");
         match (c.kind, c.key.as_str()) {
             (Kind::Attribute, "name") => query::string_comparison(&mut sql, "m.name", c)?,
+            (Kind::Tag, _) if prompt_exclusion(c).is_some() => {
+                sql.push("NOT EXISTS (SELECT 1 FROM registered_model_tags t WHERE t.name = m.name AND t.key = ")
+                    .arg(IS_PROMPT_TAG.to_string())
+                    .push(" AND t.value = ")
+                    .arg(prompt_exclusion(c).unwrap_or("true").to_string())
+                    .push(")");
+            }
             (Kind::Tag, _) => query::key_value_filter(&mut sql, "m.name", "registered_model_tags", "name", c)?,
             _ => {
                 return Err(StoreError::InvalidParameter(format!(
@@ -638,6 +663,18 @@ pub fn search_versions(conn: &Connection, req: &RegistrySearch) -> Result<Page<M
             (Kind::Attribute, "model_id") => query::string_comparison(&mut sql, "v.model_id", c)?,
             (Kind::Attribute, "current_stage") => query::string_comparison(&mut sql, "v.current_stage", c)?,
             (Kind::Attribute, "version_number") => query::numeric_comparison(&mut sql, "v.version", c)?,
+            (Kind::Tag, _) if prompt_exclusion(c).is_some() => {
+                let excluded = prompt_exclusion(c).unwrap_or("true");
+                sql.push("NOT EXISTS (SELECT 1 FROM model_version_tags t WHERE t.name = v.name AND t.version = v.version AND t.key = ")
+                    .arg(IS_PROMPT_TAG.to_string())
+                    .push(" AND t.value = ")
+                    .arg(excluded.to_string())
+                    .push(") AND NOT EXISTS (SELECT 1 FROM registered_model_tags t WHERE t.name = v.name AND t.key = ")
+                    .arg(IS_PROMPT_TAG.to_string())
+                    .push(" AND t.value = ")
+                    .arg(excluded.to_string())
+                    .push(")");
+            }
             (Kind::Tag, _) => {
                 let negate = c.op == crate::search::Op::IsNull;
                 sql.push(if negate { "NOT EXISTS (" } else { "EXISTS (" });

@@ -1,0 +1,137 @@
+//! Permanent removal of soft-deleted objects. Each object is purged in its own transaction
+//! (children first), so a purge interrupted half-way leaves whole objects behind, never
+//! half-objects, and running it again finishes the job.
+
+use rusqlite::{Connection, params};
+
+use crate::{GcPlan, Result};
+
+pub fn plan(conn: &Connection, deleted_before: i64) -> Result<GcPlan> {
+    let strings = |sql: &str| -> Result<Vec<(String, String)>> {
+        let mut stmt = conn.prepare(sql)?;
+        let rows =
+            stmt.query_map([deleted_before], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    };
+    let experiments = strings(
+        "SELECT CAST(experiment_id AS TEXT), artifact_location FROM experiments
+         WHERE lifecycle_stage = 'deleted' AND experiment_id != 0 AND last_update_time < ?1",
+    )?;
+    // Runs of a purged experiment go with it; these are runs deleted on their own.
+    let runs = strings(
+        "SELECT r.run_uuid, r.artifact_uri FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id
+         WHERE r.lifecycle_stage = 'deleted' AND r.deleted_time < ?1
+           AND NOT (e.lifecycle_stage = 'deleted' AND e.last_update_time < ?1)",
+    )?;
+    let logged_models = strings(
+        "SELECT m.model_id, m.artifact_location FROM logged_models m JOIN experiments e ON e.experiment_id = m.experiment_id
+         WHERE m.lifecycle_stage = 'deleted' AND m.deleted_time < ?1
+           AND NOT (e.lifecycle_stage = 'deleted' AND e.last_update_time < ?1)",
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT name, version FROM model_versions WHERE current_stage = 'Deleted_Internal' AND deleted_time < ?1",
+    )?;
+    let model_versions =
+        stmt.query_map([deleted_before], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    let mut stmt =
+        conn.prepare("SELECT storage_location FROM model_versions WHERE current_stage != 'Deleted_Internal'")?;
+    let protected = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    // Artifact folders of runs and logged models inside purged experiments.
+    let mut stmt = conn.prepare(
+        "SELECT r.artifact_uri FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id
+         WHERE e.lifecycle_stage = 'deleted' AND e.experiment_id != 0 AND e.last_update_time < ?1
+         UNION ALL
+         SELECT m.artifact_location FROM logged_models m JOIN experiments e ON e.experiment_id = m.experiment_id
+         WHERE e.lifecycle_stage = 'deleted' AND e.experiment_id != 0 AND e.last_update_time < ?1",
+    )?;
+    let experiment_children = stmt.query_map([deleted_before], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    Ok(GcPlan { experiments, runs, logged_models, model_versions, protected, experiment_children })
+}
+
+fn purge_run_rows(conn: &Connection, run_key: i64) -> Result<()> {
+    for sql in [
+        "DELETE FROM metrics WHERE run_key = ?1",
+        "DELETE FROM latest_metrics WHERE run_key = ?1",
+        "DELETE FROM params WHERE run_key = ?1",
+        "DELETE FROM tags WHERE run_key = ?1",
+        "DELETE FROM input_tags WHERE input_uuid IN (SELECT input_uuid FROM dataset_inputs WHERE run_key = ?1)",
+        "DELETE FROM dataset_inputs WHERE run_key = ?1",
+        "DELETE FROM run_model_links WHERE run_key = ?1",
+        "DELETE FROM runs WHERE run_key = ?1",
+    ] {
+        conn.execute(sql, [run_key])?;
+    }
+    Ok(())
+}
+
+pub fn purge_run(conn: &Connection, run_id: &str) -> Result<bool> {
+    let key: Option<i64> = {
+        use rusqlite::OptionalExtension;
+        conn.query_row("SELECT run_key FROM runs WHERE run_uuid = ?1 AND lifecycle_stage = 'deleted'", [run_id], |r| {
+            r.get(0)
+        })
+        .optional()?
+    };
+    match key {
+        Some(k) => purge_run_rows(conn, k).map(|_| true),
+        None => Ok(false),
+    }
+}
+
+fn purge_model_rows(conn: &Connection, model_id: &str) -> Result<usize> {
+    conn.execute("DELETE FROM logged_model_params WHERE model_id = ?1", [model_id])?;
+    conn.execute("DELETE FROM logged_model_tags WHERE model_id = ?1", [model_id])?;
+    Ok(conn.execute("DELETE FROM logged_models WHERE model_id = ?1", [model_id])?)
+}
+
+pub fn purge_logged_model(conn: &Connection, model_id: &str) -> Result<bool> {
+    let deleted: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM logged_models WHERE model_id = ?1 AND lifecycle_stage = 'deleted')",
+        [model_id],
+        |r| r.get(0),
+    )?;
+    if !deleted {
+        return Ok(false);
+    }
+    purge_model_rows(conn, model_id).map(|n| n > 0)
+}
+
+/// Removes a deleted experiment with everything in it.
+pub fn purge_experiment(conn: &Connection, experiment_id: &str) -> Result<bool> {
+    let Ok(id) = experiment_id.parse::<i64>() else { return Ok(false) };
+    let deleted: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM experiments WHERE experiment_id = ?1 AND lifecycle_stage = 'deleted' AND experiment_id != 0)",
+        [id],
+        |r| r.get(0),
+    )?;
+    if !deleted {
+        return Ok(false);
+    }
+    let run_keys: Vec<i64> = conn
+        .prepare("SELECT run_key FROM runs WHERE experiment_id = ?1")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for k in run_keys {
+        purge_run_rows(conn, k)?;
+    }
+    let models: Vec<String> = conn
+        .prepare("SELECT model_id FROM logged_models WHERE experiment_id = ?1")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for m in models {
+        purge_model_rows(conn, &m)?;
+    }
+    conn.execute("DELETE FROM datasets WHERE experiment_id = ?1", [id])?;
+    conn.execute("DELETE FROM experiment_tags WHERE experiment_id = ?1", [id])?;
+    conn.execute("DELETE FROM experiments WHERE experiment_id = ?1", [id])?;
+    Ok(true)
+}
+
+pub fn purge_model_version(conn: &Connection, name: &str, version: i64) -> Result<bool> {
+    conn.execute("DELETE FROM model_version_tags WHERE name = ?1 AND version = ?2", params![name, version])?;
+    let n = conn.execute(
+        "DELETE FROM model_versions WHERE name = ?1 AND version = ?2 AND current_stage = 'Deleted_Internal'",
+        params![name, version],
+    )?;
+    Ok(n > 0)
+}

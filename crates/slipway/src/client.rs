@@ -1,0 +1,121 @@
+//! A small JSON client for the CLI's commands that talk to a running server, over the hyper
+//! stack the server already uses (plain HTTP; put TLS in front with a proxy for now).
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+pub struct Api {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    auth: Option<String>,
+    actor: Option<String>,
+}
+
+impl Api {
+    pub fn new(tracking_uri: &str) -> anyhow::Result<Self> {
+        let base = tracking_uri.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") {
+            bail!("tracking URI '{tracking_uri}' must start with http:// (https needs a TLS proxy in front for now)");
+        }
+        // The same credentials the MLflow client sends, so the audit log names the same actor.
+        let auth = std::env::var("MLFLOW_TRACKING_USERNAME").ok().map(|user| {
+            let pass = std::env::var("MLFLOW_TRACKING_PASSWORD").unwrap_or_default();
+            format!("Basic {}", encode_base64(format!("{user}:{pass}").as_bytes()))
+        });
+        let actor = std::env::var("SLIPWAY_ACTOR").ok().or_else(|| std::env::var("USER").ok());
+        Ok(Self { base, client: Client::builder(TokioExecutor::new()).build_http(), auth, actor })
+    }
+
+    /// Sends a request and returns the JSON answer, or the server's error as a readable failure.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut url = format!("{}{path}", self.base);
+        if !query.is_empty() {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in query {
+                q.append_pair(k, v);
+            }
+            url.push('?');
+            url.push_str(&q.finish());
+        }
+        let mut req = hyper::Request::builder().method(method).uri(&url).header("content-type", "application/json");
+        if let Some(a) = &self.auth {
+            req = req.header("authorization", a);
+        }
+        if let Some(a) = &self.actor {
+            req = req.header("x-slipway-actor", a);
+        }
+        let payload = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let resp =
+            self.client.request(req.body(Full::new(payload))?).await.with_context(|| format!("calling {url}"))?;
+        let status = resp.status();
+        let bytes =
+            resp.into_body().collect().await.with_context(|| format!("reading the answer of {url}"))?.to_bytes();
+        let value: Value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        if !status.is_success() {
+            let code = value.get("error_code").and_then(Value::as_str).unwrap_or("ERROR");
+            let message =
+                value.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| value.to_string());
+            bail!("{code}: {message}");
+        }
+        Ok(value)
+    }
+
+    /// Follows `next_page_token` until the last page, collecting `field`.
+    pub async fn all_pages(&self, path: &str, field: &str, query: &[(&str, &str)]) -> anyhow::Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut q: Vec<(&str, &str)> = query.to_vec();
+            if let Some(t) = &token {
+                q.push(("page_token", t));
+            }
+            let page = self.call("GET", path, &q, None).await?;
+            if let Some(Value::Array(a)) = page.get(field) {
+                items.extend(a.iter().cloned());
+            }
+            match page.get("next_page_token").and_then(Value::as_str) {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+fn encode_base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_the_standard() {
+        assert_eq!(super::encode_base64(b"alice:secret"), "YWxpY2U6c2VjcmV0");
+        assert_eq!(super::encode_base64(b"a"), "YQ==");
+        assert_eq!(super::encode_base64(b"ab"), "YWI=");
+    }
+}

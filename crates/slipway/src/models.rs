@@ -1,0 +1,308 @@
+//! `slipway models ...`: everyday registry work against a running server. Tables for people,
+//! `--json` for scripts.
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::client::Api;
+
+#[derive(Args)]
+pub struct ModelsArgs {
+    /// Server to talk to.
+    #[arg(long, global = true, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
+    tracking_uri: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: ModelsCommand,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// List registered models.
+    List {
+        /// A registry filter, e.g. "name LIKE 'fraud%'".
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Show one registered model: description, tags, aliases, latest versions.
+    Show { name: String },
+    /// List a model's versions.
+    Versions { name: String },
+    /// Manage aliases.
+    Alias {
+        #[command(subcommand)]
+        command: AliasCommand,
+    },
+    /// Where a version came from: run, params, metrics, datasets, code version.
+    Lineage { name: String, version: String },
+    /// Model versions trained on a dataset, by digest.
+    TrainedOn { digest: String },
+}
+
+#[derive(Subcommand)]
+enum AliasCommand {
+    /// Point ALIAS at VERSION (moving it if it exists).
+    Set { name: String, alias: String, version: String },
+    /// Remove ALIAS.
+    Delete { name: String, alias: String },
+}
+
+const API: &str = "/api/2.0/mlflow";
+
+pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(dispatch(args))
+}
+
+async fn dispatch(args: ModelsArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.tracking_uri)?;
+    match args.command {
+        ModelsCommand::List { filter } => {
+            let mut q = vec![("max_results", "1000")];
+            if let Some(f) = filter.as_deref() {
+                q.push(("filter", f));
+            }
+            let models = api.all_pages(&format!("{API}/registered-models/search"), "registered_models", &q).await?;
+            if args.json {
+                return print_json(&Value::Array(models));
+            }
+            let rows = models
+                .iter()
+                .map(|m| {
+                    let latest = m["latest_versions"]
+                        .as_array()
+                        .and_then(|v| {
+                            v.iter().filter_map(|x| x["version"].as_str()).max_by_key(|v| v.parse::<i64>().unwrap_or(0))
+                        })
+                        .unwrap_or("-")
+                        .to_string();
+                    vec![text(&m["name"]), latest, aliases_of_model(m), time(&m["last_updated_timestamp"])]
+                })
+                .collect();
+            print_table(&["NAME", "LATEST", "ALIASES", "UPDATED"], rows);
+        }
+        ModelsCommand::Show { name } => {
+            let m = api.call("GET", &format!("{API}/registered-models/get"), &[("name", &name)], None).await?["registered_model"].clone();
+            if args.json {
+                return print_json(&m);
+            }
+            println!("name:        {}", text(&m["name"]));
+            println!("description: {}", m["description"].as_str().unwrap_or("-"));
+            println!("created:     {}", time(&m["creation_timestamp"]));
+            println!("updated:     {}", time(&m["last_updated_timestamp"]));
+            println!("aliases:     {}", aliases_of_model(&m));
+            println!("tags:        {}", key_values(&m["tags"]));
+            let rows = m["latest_versions"].as_array().into_iter().flatten().map(version_row).collect();
+            println!();
+            print_table(&["VERSION", "STAGE", "ALIASES", "RUN", "SOURCE", "CREATED"], rows);
+        }
+        ModelsCommand::Versions { name } => {
+            let filter = format!("name = '{}'", name.replace('\'', "''"));
+            let mut versions = api
+                .all_pages(
+                    &format!("{API}/model-versions/search"),
+                    "model_versions",
+                    &[("filter", &filter), ("max_results", "10000")],
+                )
+                .await?;
+            versions.sort_by_key(|v| v["version"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0));
+            if versions.is_empty() {
+                // Distinguish "no versions" from "no such model".
+                api.call("GET", &format!("{API}/registered-models/get"), &[("name", &name)], None).await?;
+            }
+            if args.json {
+                return print_json(&Value::Array(versions));
+            }
+            print_table(
+                &["VERSION", "STAGE", "ALIASES", "RUN", "SOURCE", "CREATED"],
+                versions.iter().map(version_row).collect(),
+            );
+        }
+        ModelsCommand::Alias { command: AliasCommand::Set { name, alias, version } } => {
+            let body = json!({ "name": name, "alias": alias, "version": version });
+            api.call("POST", &format!("{API}/registered-models/alias"), &[], Some(body)).await?;
+            if args.json {
+                return print_json(&json!({ "name": name, "alias": alias, "version": version }));
+            }
+            println!("{name}@{alias} -> version {version}");
+        }
+        ModelsCommand::Alias { command: AliasCommand::Delete { name, alias } } => {
+            api.call(
+                "DELETE",
+                &format!("{API}/registered-models/alias"),
+                &[],
+                Some(json!({ "name": name, "alias": alias })),
+            )
+            .await?;
+            if args.json {
+                return print_json(&json!({ "name": name, "alias": alias, "deleted": true }));
+            }
+            println!("removed {name}@{alias}");
+        }
+        ModelsCommand::Lineage { name, version } => {
+            let l = api.call("GET", "/api/v1/lineage", &[("name", &name), ("version", &version)], None).await?;
+            if args.json {
+                return print_json(&l);
+            }
+            print_lineage(&l);
+        }
+        ModelsCommand::TrainedOn { digest } => {
+            let found =
+                api.call("GET", "/api/v1/lineage/datasets", &[("digest", &digest)], None).await?["model_versions"]
+                    .clone();
+            if args.json {
+                return print_json(&found);
+            }
+            let rows = found
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| vec![text(&v["name"]), text(&v["version"]), text(&v["current_stage"]), text(&v["run_id"])])
+                .collect();
+            print_table(&["NAME", "VERSION", "STAGE", "RUN"], rows);
+        }
+    }
+    Ok(())
+}
+
+fn print_lineage(l: &Value) {
+    let mv = &l["model_version"];
+    println!("model version:  {} v{}", text(&mv["name"]), text(&mv["version"]));
+    println!("source:         {}", text(&mv["source"]));
+    println!("registered:     {} by {}", time(&l["registered_at"]), l["registered_by"].as_str().unwrap_or("-"));
+    println!("logged model:   {}", l["logged_model_id"].as_str().unwrap_or("-"));
+    println!(
+        "run:            {} ({}) in experiment {}",
+        text(&l["run_id"]),
+        text(&l["run_name"]),
+        text(&l["experiment_id"])
+    );
+    println!("git commit:     {}", l["git_commit"].as_str().unwrap_or("-"));
+    println!("source file:    {}", l["source_name"].as_str().unwrap_or("-"));
+    println!("params:         {}", key_values(&l["params"]));
+    let metrics: Vec<String> = l["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            format!(
+                "{}={}",
+                text(&m["key"]),
+                match &m["value"] {
+                    Value::Number(n) => n.to_string(),
+                    v => text(v),
+                }
+            )
+        })
+        .collect();
+    println!("metrics:        {}", if metrics.is_empty() { "-".into() } else { metrics.join(", ") });
+    println!("datasets:");
+    let rows: Vec<Vec<String>> = l["datasets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            vec![
+                d["context"].as_str().unwrap_or("-").to_string(),
+                text(&d["name"]),
+                text(&d["digest"]),
+                text(&d["source_type"]),
+            ]
+        })
+        .collect();
+    print_table(&["CONTEXT", "NAME", "DIGEST", "SOURCE TYPE"], rows);
+}
+
+fn version_row(v: &Value) -> Vec<String> {
+    let aliases =
+        v["aliases"].as_array().map(|a| a.iter().map(text).collect::<Vec<_>>().join(",")).filter(|s| !s.is_empty());
+    vec![
+        text(&v["version"]),
+        text(&v["current_stage"]),
+        aliases.unwrap_or_else(|| "-".into()),
+        text(&v["run_id"]),
+        text(&v["source"]),
+        time(&v["creation_timestamp"]),
+    ]
+}
+
+fn aliases_of_model(m: &Value) -> String {
+    let list: Vec<String> = m["aliases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| format!("{}->v{}", text(&a["alias"]), text(&a["version"])))
+        .collect();
+    if list.is_empty() { "-".into() } else { list.join(", ") }
+}
+
+fn key_values(v: &Value) -> String {
+    let list: Vec<String> =
+        v.as_array().into_iter().flatten().map(|kv| format!("{}={}", text(&kv["key"]), text(&kv["value"]))).collect();
+    if list.is_empty() { "-".into() } else { list.join(", ") }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` UTC.
+fn time(v: &Value) -> String {
+    let Some(ms) = v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) else { return "-".into() };
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    if rows.is_empty() {
+        println!("(none)");
+    }
+    for row in rows {
+        line(row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_render_in_utc() {
+        assert_eq!(time(&json!(0)), "1970-01-01 00:00:00");
+        assert_eq!(time(&json!(1_795_430_400_000i64)), "2026-11-23 10:40:00");
+        assert_eq!(time(&json!(null)), "-");
+    }
+}
