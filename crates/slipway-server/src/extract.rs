@@ -28,15 +28,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// Parses straight into `T` (no intermediate JSON tree: a 1000-metric batch would build one).
+/// Syntax errors are BAD_REQUEST; well-formed JSON of the wrong shape is INVALID_PARAMETER_VALUE.
 pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
-    let value: Value = serde_json::from_slice(text).map_err(|e| {
-        ApiError::new(slipway_types::ErrorCode::BadRequest, format!("malformed JSON request body: {e}"))
-    })?;
-    if !value.is_object() {
+    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::new(slipway_types::ErrorCode::BadRequest, "request body must be a JSON object"));
     }
-    serde_json::from_value(value).map_err(|e| ApiError::invalid(format!("invalid request: {e}")))
+    serde_json::from_slice(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::invalid(format!("invalid request: {e}")),
+        _ => ApiError::new(slipway_types::ErrorCode::BadRequest, format!("malformed JSON request body: {e}")),
+    })
 }
 
 /// Query parameters parsed into `T`; repeated keys become lists, as the MLflow client sends

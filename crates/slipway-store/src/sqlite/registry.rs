@@ -138,35 +138,7 @@ fn latest_versions(conn: &Connection, name: &str, stages: &[&str]) -> Result<Vec
 }
 
 pub fn get_model(conn: &Connection, name: &str) -> Result<RegisteredModel> {
-    let mut rm = conn
-        .query_row(
-            "SELECT name, creation_time, last_updated_time, description FROM registered_models WHERE name = ?1",
-            [name],
-            |r| {
-                Ok(RegisteredModel {
-                    name: r.get(0)?,
-                    creation_timestamp: r.get(1)?,
-                    last_updated_timestamp: r.get(2)?,
-                    description: r.get(3)?,
-                    latest_versions: Vec::new(),
-                    tags: Vec::new(),
-                    aliases: Vec::new(),
-                })
-            },
-        )
-        .optional()?
-        .ok_or_else(|| model_not_found(name))?;
-    let mut tags = conn.prepare_cached("SELECT key, value FROM registered_model_tags WHERE name = ?1 ORDER BY key")?;
-    rm.tags = tags
-        .query_map([name], |r| Ok(KeyValue { key: r.get(0)?, value: r.get(1)? }))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut aliases =
-        conn.prepare_cached("SELECT alias, version FROM registered_model_aliases WHERE name = ?1 ORDER BY alias")?;
-    rm.aliases = aliases
-        .query_map([name], |r| Ok(Alias { alias: r.get(0)?, version: r.get::<_, i64>(1)?.to_string() }))?
-        .collect::<rusqlite::Result<_>>()?;
-    rm.latest_versions = latest_versions(conn, name, &STAGES)?;
-    Ok(rm)
+    load_models(conn, &[name.to_string()])?.pop().ok_or_else(|| model_not_found(name))
 }
 
 pub fn get_latest(conn: &Connection, name: &str, stages: &[String]) -> Result<Vec<ModelVersion>> {
@@ -192,6 +164,115 @@ pub fn version_by_alias(conn: &Connection, name: &str, alias: &str) -> Result<Mo
     let version =
         version.ok_or_else(|| StoreError::InvalidParameter(format!("Registered model alias {alias} not found.")))?;
     get_version(conn, name, version)
+}
+
+/// Tags and aliases of many versions with two queries, for search pages.
+fn fill_versions(conn: &Connection, versions: &mut [ModelVersion]) -> Result<()> {
+    if versions.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = {
+        let mut n: Vec<String> = versions.iter().map(|v| v.name.clone()).collect();
+        n.sort();
+        n.dedup();
+        n
+    };
+    let index: std::collections::HashMap<(String, String), usize> =
+        versions.iter().enumerate().map(|(i, v)| ((v.name.clone(), v.version.clone()), i)).collect();
+    for chunk in names.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT name, version, key, value FROM model_version_tags WHERE name IN ({marks}) ORDER BY key"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(chunk))?;
+        while let Some(r) = rows.next()? {
+            let k = (r.get::<_, String>(0)?, r.get::<_, i64>(1)?.to_string());
+            if let Some(&i) = index.get(&k) {
+                versions[i].tags.push(KeyValue { key: r.get(2)?, value: r.get(3)? });
+            }
+        }
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT name, version, alias FROM registered_model_aliases WHERE name IN ({marks}) ORDER BY alias"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(chunk))?;
+        while let Some(r) = rows.next()? {
+            let k = (r.get::<_, String>(0)?, r.get::<_, i64>(1)?.to_string());
+            if let Some(&i) = index.get(&k) {
+                versions[i].aliases.push(r.get(2)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whole registered models, in the order of `names`, with a fixed number of queries.
+fn load_models(conn: &Connection, names: &[String]) -> Result<Vec<RegisteredModel>> {
+    let mut models: Vec<RegisteredModel> = Vec::with_capacity(names.len());
+    let mut latest: Vec<ModelVersion> = Vec::new();
+    for chunk in names.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT name, creation_time, last_updated_time, description FROM registered_models WHERE name IN ({marks})"
+        ))?;
+        let found = stmt.query_map(params_from_iter(chunk), |r| {
+            Ok(RegisteredModel {
+                name: r.get(0)?,
+                creation_timestamp: r.get(1)?,
+                last_updated_timestamp: r.get(2)?,
+                description: r.get(3)?,
+                latest_versions: Vec::new(),
+                tags: Vec::new(),
+                aliases: Vec::new(),
+            })
+        })?;
+        for m in found {
+            models.push(m?);
+        }
+        // The highest live version in each stage.
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {MV_COLUMNS} FROM model_versions v WHERE v.name IN ({marks}) AND v.current_stage != '{DELETED_STAGE}'
+               AND v.version = (SELECT MAX(w.version) FROM model_versions w WHERE w.name = v.name AND w.current_stage = v.current_stage)"
+        ))?;
+        for mv in stmt.query_map(params_from_iter(chunk), row_to_version)? {
+            latest.push(mv?);
+        }
+    }
+    fill_versions(conn, &mut latest)?;
+    let index: std::collections::HashMap<String, usize> =
+        models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
+    for chunk in names.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT name, key, value FROM registered_model_tags WHERE name IN ({marks}) ORDER BY key"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(chunk))?;
+        while let Some(r) = rows.next()? {
+            if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
+                models[i].tags.push(KeyValue { key: r.get(1)?, value: r.get(2)? });
+            }
+        }
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT name, alias, version FROM registered_model_aliases WHERE name IN ({marks}) ORDER BY alias"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(chunk))?;
+        while let Some(r) = rows.next()? {
+            if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
+                models[i].aliases.push(Alias { alias: r.get(1)?, version: r.get::<_, i64>(2)?.to_string() });
+            }
+        }
+    }
+    for mv in latest {
+        if let Some(&i) = index.get(&mv.name) {
+            models[i].latest_versions.push(mv);
+        }
+    }
+    for m in &mut models {
+        m.latest_versions.sort_by_key(|mv| mv.version.parse::<i64>().unwrap_or(0));
+    }
+    let position: std::collections::HashMap<&str, usize> =
+        names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    models.sort_by_key(|m| position.get(m.name.as_str()).copied().unwrap_or(usize::MAX));
+    Ok(models)
 }
 
 // ---- registered models ----
@@ -391,7 +472,7 @@ pub fn search_models(conn: &Connection, req: &RegistrySearch) -> Result<Page<Reg
         stmt.query_map(params_from_iter(sql.args.iter()), |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
     let next_page_token = (names.len() > limit).then(|| page_token::encode(offset + limit));
     names.truncate(limit);
-    let items = names.iter().map(|n| get_model(conn, n)).collect::<Result<_>>()?;
+    let items = load_models(conn, &names)?;
     Ok(Page { items, next_page_token })
 }
 
@@ -697,7 +778,10 @@ pub fn search_versions(conn: &Connection, req: &RegistrySearch) -> Result<Page<M
         }
     }
     sql.push(" ORDER BY ");
-    for o in req.order_by.iter().map(|o| parse_order_by(o)) {
+    // MLflow's default order for version searches: most recently updated first.
+    let default_order = ["last_updated_timestamp DESC".to_string()];
+    let order_by = if req.order_by.is_empty() { &default_order[..] } else { &req.order_by[..] };
+    for o in order_by.iter().map(|o| parse_order_by(o)) {
         let o = o?;
         let col = match (o.kind, o.key.as_str()) {
             (Kind::Attribute, "name") => "v.name",
@@ -719,8 +803,6 @@ pub fn search_versions(conn: &Connection, req: &RegistrySearch) -> Result<Page<M
         stmt.query_map(params_from_iter(sql.args.iter()), row_to_version)?.collect::<rusqlite::Result<_>>()?;
     let next_page_token = (items.len() > limit).then(|| page_token::encode(offset + limit));
     items.truncate(limit);
-    for mv in &mut items {
-        fill_version(conn, mv)?;
-    }
+    fill_versions(conn, &mut items)?;
     Ok(Page { items, next_page_token })
 }

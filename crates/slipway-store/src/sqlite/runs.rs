@@ -182,11 +182,24 @@ pub fn log_batch(
             step = excluded.step, timestamp = excluded.timestamp, value = excluded.value, is_nan = excluded.is_nan
          WHERE (excluded.step, excluded.timestamp, excluded.value) >= (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
     )?;
+    // The latest value per key of this batch, by (step, timestamp, value) as SQLite compares
+    // the stored rows: one upsert per key instead of one per point.
+    let mut latest: HashMap<&str, (i64, i64, f64, i64)> = HashMap::new();
     for m in metrics {
         let (value, is_nan) = if m.value.is_nan() { (0.0, 1) } else { (m.value, 0) };
-        let args = params![run_key, m.key, m.step, m.timestamp, value, is_nan];
-        insert_metric.execute(args)?;
-        upsert_latest.execute(args)?;
+        insert_metric.execute(params![run_key, m.key, m.step, m.timestamp, value, is_nan])?;
+        let candidate = (m.step, m.timestamp, value, is_nan);
+        latest
+            .entry(&m.key)
+            .and_modify(|cur| {
+                if (candidate.0, candidate.1).cmp(&(cur.0, cur.1)).then(candidate.2.total_cmp(&cur.2)).is_ge() {
+                    *cur = candidate;
+                }
+            })
+            .or_insert(candidate);
+    }
+    for (key, (step, timestamp, value, is_nan)) in latest {
+        upsert_latest.execute(params![run_key, key, step, timestamp, value, is_nan])?;
     }
     Ok(())
 }
