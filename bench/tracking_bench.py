@@ -823,6 +823,8 @@ def run_server(kind: str, args, sz: Sizes, res: Results, anom: Anomalies, tmp: P
         res.put(kind, "rss_idle", "server RSS idle (after start)", "MiB", False,
                 tree_rss(srv.proc.pid))
         for name, fn in WORKLOADS:
+            if args.workloads and name not in args.workloads:
+                continue
             if not srv.alive():
                 anom.add(kind, "server process", f"died before '{name}'\n{srv.log_tail()}")
                 break
@@ -850,6 +852,8 @@ def main() -> int:
     ap.add_argument("--only", choices=["mlflow", "slipway"], help="benchmark one server only")
     ap.add_argument("--write-results", action="store_true",
                     help="append a dated section to bench/RESULTS.md")
+    ap.add_argument("--workloads", nargs="+", metavar="NAME", choices=[n for n, _ in WORKLOADS],
+                    help="run only these workloads (default: all)")
     ap.add_argument("--slipway-bin", default=os.environ.get("SLIPWAY_BIN") or
                     str(REPO / "target/release/slipway"))
     args = ap.parse_args()
