@@ -6,28 +6,46 @@ use rusqlite::{Connection, params};
 
 use crate::{GcPlan, Result};
 
+/// Runs and logged models that live model versions depend on: their rows are kept (lineage
+/// and re-registration need them) even when deleted, and so are experiments holding them.
+const REFERENCED: &str = "
+    WITH live AS (SELECT run_id, model_id FROM model_versions WHERE current_stage != 'Deleted_Internal'),
+    ref_models AS (SELECT model_id FROM live WHERE model_id IS NOT NULL),
+    ref_runs AS (
+        SELECT run_id AS run_uuid FROM live WHERE run_id IS NOT NULL
+        UNION SELECT m.source_run_id FROM logged_models m JOIN ref_models USING (model_id) WHERE m.source_run_id IS NOT NULL
+    )";
+
+/// Deleted experiments old enough to purge and holding nothing a live version depends on.
+const PURGEABLE_EXPERIMENTS: &str = "
+    SELECT e.experiment_id FROM experiments e
+    WHERE e.lifecycle_stage = 'deleted' AND e.experiment_id != 0 AND e.last_update_time < ?1
+      AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.experiment_id AND r.run_uuid IN (SELECT run_uuid FROM ref_runs))
+      AND NOT EXISTS (SELECT 1 FROM logged_models m WHERE m.experiment_id = e.experiment_id AND m.model_id IN (SELECT model_id FROM ref_models))";
+
 pub fn plan(conn: &Connection, deleted_before: i64) -> Result<GcPlan> {
     let strings = |sql: &str| -> Result<Vec<(String, String)>> {
-        let mut stmt = conn.prepare(sql)?;
+        let mut stmt = conn.prepare(&format!("{REFERENCED} {sql}"))?;
         let rows =
             stmt.query_map([deleted_before], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     };
-    let experiments = strings(
-        "SELECT CAST(experiment_id AS TEXT), artifact_location FROM experiments
-         WHERE lifecycle_stage = 'deleted' AND experiment_id != 0 AND last_update_time < ?1",
-    )?;
+    let experiments = strings(&format!(
+        "SELECT CAST(experiment_id AS TEXT), artifact_location FROM experiments WHERE experiment_id IN ({PURGEABLE_EXPERIMENTS})"
+    ))?;
     // Runs of a purged experiment go with it; these are runs deleted on their own.
-    let runs = strings(
-        "SELECT r.run_uuid, r.artifact_uri FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id
+    let runs = strings(&format!(
+        "SELECT r.run_uuid, r.artifact_uri FROM runs r
          WHERE r.lifecycle_stage = 'deleted' AND r.deleted_time < ?1
-           AND NOT (e.lifecycle_stage = 'deleted' AND e.last_update_time < ?1)",
-    )?;
-    let logged_models = strings(
-        "SELECT m.model_id, m.artifact_location FROM logged_models m JOIN experiments e ON e.experiment_id = m.experiment_id
+           AND r.run_uuid NOT IN (SELECT run_uuid FROM ref_runs)
+           AND r.experiment_id NOT IN ({PURGEABLE_EXPERIMENTS})"
+    ))?;
+    let logged_models = strings(&format!(
+        "SELECT m.model_id, m.artifact_location FROM logged_models m
          WHERE m.lifecycle_stage = 'deleted' AND m.deleted_time < ?1
-           AND NOT (e.lifecycle_stage = 'deleted' AND e.last_update_time < ?1)",
-    )?;
+           AND m.model_id NOT IN (SELECT model_id FROM ref_models)
+           AND m.experiment_id NOT IN ({PURGEABLE_EXPERIMENTS})"
+    ))?;
     let mut stmt = conn.prepare(
         "SELECT name, version FROM model_versions WHERE current_stage = 'Deleted_Internal' AND deleted_time < ?1",
     )?;
@@ -37,13 +55,12 @@ pub fn plan(conn: &Connection, deleted_before: i64) -> Result<GcPlan> {
         conn.prepare("SELECT storage_location FROM model_versions WHERE current_stage != 'Deleted_Internal'")?;
     let protected = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
     // Artifact folders of runs and logged models inside purged experiments.
-    let mut stmt = conn.prepare(
-        "SELECT r.artifact_uri FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id
-         WHERE e.lifecycle_stage = 'deleted' AND e.experiment_id != 0 AND e.last_update_time < ?1
+    let mut stmt = conn.prepare(&format!(
+        "{REFERENCED}
+         SELECT r.artifact_uri FROM runs r WHERE r.experiment_id IN ({PURGEABLE_EXPERIMENTS})
          UNION ALL
-         SELECT m.artifact_location FROM logged_models m JOIN experiments e ON e.experiment_id = m.experiment_id
-         WHERE e.lifecycle_stage = 'deleted' AND e.experiment_id != 0 AND e.last_update_time < ?1",
-    )?;
+         SELECT m.artifact_location FROM logged_models m WHERE m.experiment_id IN ({PURGEABLE_EXPERIMENTS})"
+    ))?;
     let experiment_children = stmt.query_map([deleted_before], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
     Ok(GcPlan { experiments, runs, logged_models, model_versions, protected, experiment_children })
 }

@@ -153,6 +153,17 @@ pub fn get_latest(conn: &Connection, name: &str, stages: &[String]) -> Result<Ve
 
 pub fn version_by_alias(conn: &Connection, name: &str, alias: &str) -> Result<ModelVersion> {
     require_model(conn, name)?;
+    // `latest` is reserved: it always means the highest live version, as in MLflow.
+    if alias.eq_ignore_ascii_case("latest") {
+        let highest: Option<i64> = conn.query_row(
+            "SELECT MAX(version) FROM model_versions WHERE name = ?1 AND current_stage != ?2",
+            params![name, DELETED_STAGE],
+            |r| r.get(0),
+        )?;
+        let version =
+            highest.ok_or_else(|| StoreError::InvalidParameter(format!("Registered model {name} has no versions.")))?;
+        return get_version(conn, name, version);
+    }
     let version: Option<i64> = conn
         .query_row(
             "SELECT version FROM registered_model_aliases WHERE name = ?1 AND alias = ?2",
@@ -480,10 +491,11 @@ pub fn search_models(conn: &Connection, req: &RegistrySearch) -> Result<Page<Reg
 
 pub fn create_version(conn: &Connection, v: &NewModelVersion, actor: &str) -> Result<ModelVersion> {
     require_model(conn, &v.name)?;
-    let next: i64 =
-        conn.query_row("SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?1", [&v.name], |r| {
-            r.get(0)
-        })?;
+    let next: i64 = conn.query_row(
+        "UPDATE registered_models SET max_version = max_version + 1 WHERE name = ?1 RETURNING max_version",
+        [&v.name],
+        |r| r.get(0),
+    )?;
     let now = now_ms();
     conn.execute(
         "INSERT INTO model_versions (name, version, creation_time, last_updated_time, user_id, description, source,

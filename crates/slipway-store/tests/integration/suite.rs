@@ -436,6 +436,15 @@ macro_rules! store_test_suite {
                 }
             }
 
+            async fn registered_version(s: &std::sync::Arc<dyn MetadataStore>, name: &str, run_id: Option<String>) {
+                s.create_model_version(
+                    NewModelVersion { name: name.into(), source: "x".into(), storage_location: "x".into(), run_id, ..NewModelVersion::default() },
+                    "alice".into(),
+                )
+                .await
+                .unwrap();
+            }
+
             #[tokio::test]
             async fn registry_versions_stages_and_aliases() {
                 let f = fixture().await;
@@ -615,11 +624,23 @@ macro_rules! store_test_suite {
                 assert!(!s.purge_run(gone.info.run_id.clone()).await.unwrap(), "purging twice is a no-op");
                 assert!(!s.purge_run(keep.clone()).await.unwrap(), "live runs are never purged");
                 assert!(s.purge_model_version("live".into(), 2).await.unwrap());
+                registered_version(s, "live", None).await;
+                assert_eq!(s.get_model_version_by_alias("live".into(), "latest".into()).await.unwrap().version, "3", "numbers are never reused, even after a purge");
                 assert!(matches!(s.get_run(gone.info.run_id).await, Err(StoreError::NotFound(_))));
                 assert!(s.get_run(keep).await.is_ok());
                 assert!(s.get_model_version("live".into(), "1".into()).await.is_ok());
 
+                // A deleted run that a live version was registered from keeps its row.
+                let source = s.create_run(new_run(&exp)).await.unwrap().info.run_id;
+                registered_version(s, "live", Some(source.clone())).await;
+                s.delete_run(source.clone()).await.unwrap();
+                let plan = s.gc_plan(now_ms() + 1).await.unwrap();
+                assert!(plan.runs.is_empty(), "{:?}", plan.runs);
+
                 s.delete_experiment(exp.clone()).await.unwrap();
+                let plan = s.gc_plan(now_ms() + 1).await.unwrap();
+                assert!(plan.experiments.is_empty(), "an experiment holding a referenced run stays");
+                s.delete_model_version("live".into(), "4".into(), "alice".into()).await.unwrap();
                 let plan = s.gc_plan(now_ms() + 1).await.unwrap();
                 assert_eq!(plan.experiments.len(), 1);
                 assert!(plan.runs.is_empty(), "runs of a purged experiment go with it");

@@ -4,7 +4,10 @@ CREATE TABLE registered_models (
     name              TEXT PRIMARY KEY,
     creation_time     INTEGER NOT NULL,
     last_updated_time INTEGER NOT NULL,
-    description       TEXT
+    description       TEXT,
+    -- The highest version number ever given out: numbers are never reused, even after gc
+    -- purges a deleted version's row.
+    max_version       INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE registered_model_tags (
     name  TEXT NOT NULL REFERENCES registered_models(name) ON UPDATE CASCADE ON DELETE CASCADE,
