@@ -36,7 +36,8 @@ CREATE TABLE model_versions (
 );
 CREATE INDEX model_versions_by_run ON model_versions(run_id);
 CREATE INDEX model_versions_by_model ON model_versions(model_id);
-CREATE INDEX model_versions_by_update ON model_versions(last_updated_time);
+-- Matches the default version search order exactly, so a page is read straight off the index.
+CREATE INDEX model_versions_by_update ON model_versions(last_updated_time DESC, name ASC, version DESC);
 
 CREATE TABLE model_version_tags (
     name    TEXT NOT NULL,
