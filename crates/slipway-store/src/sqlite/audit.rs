@@ -10,9 +10,32 @@ use slipway_types::AuditRecord;
 use super::query::Sql;
 use crate::{AuditQuery, Page, Result, now_ms, page_token, validate};
 
-/// A value as it is kept in the log.
-pub fn json<T: Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
+/// What a change was made to.
+pub struct Subject<'a> {
+    object_type: &'static str,
+    name: &'a str,
+    version: Option<i64>,
+}
+
+pub fn model(name: &str) -> Subject<'_> {
+    Subject { object_type: "registered_model", name, version: None }
+}
+
+pub fn version(name: &str, version: i64) -> Subject<'_> {
+    Subject { object_type: "model_version", name, version: Some(version) }
+}
+
+/// Records a change with snapshots of the object before and after, as their wire shapes.
+pub fn change<T: Serialize>(
+    conn: &Connection,
+    actor: &str,
+    action: &str,
+    subject: Subject,
+    before: Option<&T>,
+    after: Option<&T>,
+) -> Result<()> {
+    let json = |v: &T| serde_json::to_value(v).unwrap_or(Value::Null);
+    record(conn, actor, action, subject.object_type, subject.name, subject.version, before.map(json), after.map(json))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -318,16 +318,7 @@ pub fn create_model(
         stmt.execute(params![name, t.key, t.value])?;
     }
     let rm = get_model(conn, name)?;
-    audit::record(
-        conn,
-        actor,
-        "create_registered_model",
-        "registered_model",
-        name,
-        None,
-        None,
-        Some(audit::json(&rm)),
-    )?;
+    audit::change(conn, actor, "create_registered_model", audit::model(name), None, Some(&rm))?;
     Ok(rm)
 }
 
@@ -344,16 +335,7 @@ pub fn rename_model(conn: &Connection, name: &str, new_name: &str, actor: &str) 
         params![new_name, now_ms(), name],
     )?;
     let after = get_model(conn, new_name)?;
-    audit::record(
-        conn,
-        actor,
-        "rename_registered_model",
-        "registered_model",
-        new_name,
-        None,
-        Some(audit::json(&before)),
-        Some(audit::json(&after)),
-    )?;
+    audit::change(conn, actor, "rename_registered_model", audit::model(new_name), Some(&before), Some(&after))?;
     Ok(after)
 }
 
@@ -364,16 +346,7 @@ pub fn update_model(conn: &Connection, name: &str, description: Option<&str>, ac
         params![description, now_ms(), name],
     )?;
     let after = get_model(conn, name)?;
-    audit::record(
-        conn,
-        actor,
-        "update_registered_model",
-        "registered_model",
-        name,
-        None,
-        Some(audit::json(&before)),
-        Some(audit::json(&after)),
-    )?;
+    audit::change(conn, actor, "update_registered_model", audit::model(name), Some(&before), Some(&after))?;
     Ok(after)
 }
 
@@ -381,16 +354,7 @@ pub fn update_model(conn: &Connection, name: &str, description: Option<&str>, ac
 pub fn delete_model(conn: &Connection, name: &str, actor: &str) -> Result<()> {
     let before = get_model(conn, name)?;
     conn.execute("DELETE FROM registered_models WHERE name = ?1", [name])?;
-    audit::record(
-        conn,
-        actor,
-        "delete_registered_model",
-        "registered_model",
-        name,
-        None,
-        Some(audit::json(&before)),
-        None,
-    )?;
+    audit::change(conn, actor, "delete_registered_model", audit::model(name), Some(&before), None)?;
     Ok(())
 }
 
@@ -403,16 +367,7 @@ pub fn set_model_tag(conn: &Connection, name: &str, tag: &KeyValue, actor: &str)
     )?;
     touch_model(conn, name, now_ms())?;
     let after = get_model(conn, name)?;
-    audit::record(
-        conn,
-        actor,
-        "set_registered_model_tag",
-        "registered_model",
-        name,
-        None,
-        Some(audit::json(&before)),
-        Some(audit::json(&after)),
-    )
+    audit::change(conn, actor, "set_registered_model_tag", audit::model(name), Some(&before), Some(&after))
 }
 
 pub fn delete_model_tag(conn: &Connection, name: &str, key: &str, actor: &str) -> Result<()> {
@@ -423,16 +378,7 @@ pub fn delete_model_tag(conn: &Connection, name: &str, key: &str, actor: &str) -
     }
     touch_model(conn, name, now_ms())?;
     let after = get_model(conn, name)?;
-    audit::record(
-        conn,
-        actor,
-        "delete_registered_model_tag",
-        "registered_model",
-        name,
-        None,
-        Some(audit::json(&before)),
-        Some(audit::json(&after)),
-    )
+    audit::change(conn, actor, "delete_registered_model_tag", audit::model(name), Some(&before), Some(&after))
 }
 
 pub fn search_models(conn: &Connection, req: &RegistrySearch) -> Result<Page<RegisteredModel>> {
@@ -522,16 +468,7 @@ pub fn create_version(conn: &Connection, v: &NewModelVersion, actor: &str) -> Re
     }
     touch_model(conn, &v.name, now)?;
     let mv = get_version(conn, &v.name, next)?;
-    audit::record(
-        conn,
-        actor,
-        "create_model_version",
-        "model_version",
-        &v.name,
-        Some(next),
-        None,
-        Some(audit::json(&mv)),
-    )?;
+    audit::change(conn, actor, "create_model_version", audit::version(&v.name, next), None, Some(&mv))?;
     Ok(mv)
 }
 
@@ -548,16 +485,7 @@ pub fn update_version(
         params![description, now_ms(), name, version],
     )?;
     let after = get_version(conn, name, version)?;
-    audit::record(
-        conn,
-        actor,
-        "update_model_version",
-        "model_version",
-        name,
-        Some(version),
-        Some(audit::json(&before)),
-        Some(audit::json(&after)),
-    )?;
+    audit::change(conn, actor, "update_model_version", audit::version(name, version), Some(&before), Some(&after))?;
     Ok(after)
 }
 
@@ -572,16 +500,7 @@ pub fn delete_version(conn: &Connection, name: &str, version: i64, actor: &str) 
         params![DELETED_STAGE, now, name, version],
     )?;
     touch_model(conn, name, now)?;
-    audit::record(
-        conn,
-        actor,
-        "delete_model_version",
-        "model_version",
-        name,
-        Some(version),
-        Some(audit::json(&before)),
-        None,
-    )
+    audit::change(conn, actor, "delete_model_version", audit::version(name, version), Some(&before), None)
 }
 
 pub fn transition_stage(
@@ -607,16 +526,7 @@ pub fn transition_stage(
                 params![now, name, other],
             )?;
             let next = get_version(conn, name, other)?;
-            audit::record(
-                conn,
-                actor,
-                "transition_stage",
-                "model_version",
-                name,
-                Some(other),
-                Some(audit::json(&prev)),
-                Some(audit::json(&next)),
-            )?;
+            audit::change(conn, actor, "transition_stage", audit::version(name, other), Some(&prev), Some(&next))?;
         }
     }
     conn.execute(
@@ -625,16 +535,7 @@ pub fn transition_stage(
     )?;
     touch_model(conn, name, now)?;
     let after = get_version(conn, name, version)?;
-    audit::record(
-        conn,
-        actor,
-        "transition_stage",
-        "model_version",
-        name,
-        Some(version),
-        Some(audit::json(&before)),
-        Some(audit::json(&after)),
-    )?;
+    audit::change(conn, actor, "transition_stage", audit::version(name, version), Some(&before), Some(&after))?;
     Ok(after)
 }
 
@@ -650,16 +551,7 @@ pub fn set_version_tag(conn: &Connection, name: &str, version: i64, tag: &KeyVal
         params![now_ms(), name, version],
     )?;
     let after = get_version(conn, name, version)?;
-    audit::record(
-        conn,
-        actor,
-        "set_model_version_tag",
-        "model_version",
-        name,
-        Some(version),
-        Some(audit::json(&before)),
-        Some(audit::json(&after)),
-    )
+    audit::change(conn, actor, "set_model_version_tag", audit::version(name, version), Some(&before), Some(&after))
 }
 
 pub fn delete_version_tag(conn: &Connection, name: &str, version: i64, key: &str, actor: &str) -> Result<()> {
@@ -672,16 +564,7 @@ pub fn delete_version_tag(conn: &Connection, name: &str, version: i64, key: &str
         return Err(StoreError::NotFound(format!("No tag with key '{key}' on model version {name}/{version}")));
     }
     let after = get_version(conn, name, version)?;
-    audit::record(
-        conn,
-        actor,
-        "delete_model_version_tag",
-        "model_version",
-        name,
-        Some(version),
-        Some(audit::json(&before)),
-        Some(audit::json(&after)),
-    )
+    audit::change(conn, actor, "delete_model_version_tag", audit::version(name, version), Some(&before), Some(&after))
 }
 
 pub fn validate_alias(alias: &str) -> Result<()> {
