@@ -108,7 +108,11 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let config = merged_config(&args)?;
     if args.print_config {
-        print!("{}", toml::to_string(&config)?);
+        // Print what is in effect, derived paths included.
+        let mut effective = config.clone();
+        effective.backend_store_uri = Some(format!("sqlite:///{}", config.sqlite_path()?.display()));
+        effective.artifact_root = Some(config.artifact_dir());
+        print!("{}", toml::to_string(&effective)?);
         return Ok(());
     }
     init_logging(&config)?;
