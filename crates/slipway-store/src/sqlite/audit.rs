@@ -2,7 +2,7 @@
 //! transaction, so a change and its record commit or roll back together; triggers in the
 //! schema refuse any UPDATE or DELETE of the table.
 
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde_json::Value;
 use slipway_types::AuditRecord;
@@ -91,25 +91,19 @@ pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Page<AuditRecord>> {
     if let Some(until) = q.until {
         sql.push(" AND timestamp < ").arg(until);
     }
-    sql.push(" ORDER BY id ASC LIMIT ").arg((limit + 1) as i64).push(" OFFSET ").arg(offset as i64);
+    sql.push(" ORDER BY id ASC");
     let parse = |s: Option<String>| s.and_then(|t| serde_json::from_str::<Value>(&t).ok());
-    let mut stmt = conn.prepare(&sql.text)?;
-    let mut items: Vec<AuditRecord> = stmt
-        .query_map(params_from_iter(sql.args.iter()), |r| {
-            Ok(AuditRecord {
-                id: r.get(0)?,
-                timestamp: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                object_type: r.get(4)?,
-                name: r.get(5)?,
-                version: r.get(6)?,
-                before: parse(r.get(7)?),
-                after: parse(r.get(8)?),
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let next_page_token = (items.len() > limit).then(|| page_token::encode(offset + limit));
-    items.truncate(limit);
-    Ok(Page { items, next_page_token })
+    sql.page(conn, limit, offset, |r| {
+        Ok(AuditRecord {
+            id: r.get(0)?,
+            timestamp: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            object_type: r.get(4)?,
+            name: r.get(5)?,
+            version: r.get(6)?,
+            before: parse(r.get(7)?),
+            after: parse(r.get(8)?),
+        })
+    })
 }

@@ -1,6 +1,6 @@
 //! Experiments: create, read, search, rename, soft delete and tags.
 
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params};
 use slipway_types::{Experiment, KeyValue, LIFECYCLE_ACTIVE, LIFECYCLE_DELETED, ViewType};
 
 use super::query::{self, Sql};
@@ -129,17 +129,11 @@ pub fn search(conn: &Connection, req: &SearchRequest) -> Result<Page<Experiment>
     });
     query::experiment_filter(&mut sql, &clauses)?;
     query::experiment_order(&mut sql, &order)?;
-    sql.push(" LIMIT ").arg((limit + 1) as i64).push(" OFFSET ").arg(offset as i64);
-
-    let mut stmt = conn.prepare(&sql.text)?;
-    let mut items: Vec<Experiment> =
-        stmt.query_map(params_from_iter(sql.args.iter()), row_to_experiment)?.collect::<rusqlite::Result<_>>()?;
-    let next_page_token = (items.len() > limit).then(|| page_token::encode(offset + limit));
-    items.truncate(limit);
-    for e in &mut items {
+    let mut page = sql.page(conn, limit, offset, row_to_experiment)?;
+    for e in &mut page.items {
         load_tags(conn, e)?;
     }
-    Ok(Page { items, next_page_token })
+    Ok(page)
 }
 
 pub fn rename(conn: &Connection, id: &str, new_name: &str) -> Result<()> {

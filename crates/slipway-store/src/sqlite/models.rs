@@ -1,6 +1,6 @@
 //! MLflow 3 logged models: created before their artifacts are uploaded, finalized after.
 
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params};
 use slipway_types::{KeyValue, LIFECYCLE_ACTIVE, LoggedModel, LoggedModelData, LoggedModelInfo};
 
 use super::experiments;
@@ -196,11 +196,7 @@ pub fn search(conn: &Connection, req: &LoggedModelSearch) -> Result<Page<LoggedM
         let col = query::model_attribute(&o.key)?.0;
         sql.push(col).push(if o.ascending { " ASC, " } else { " DESC, " });
     }
-    sql.push("m.creation_time DESC, m.model_id ASC LIMIT ").arg((limit + 1) as i64).push(" OFFSET ").arg(offset as i64);
-    let mut stmt = conn.prepare(&sql.text)?;
-    let mut found: Vec<String> =
-        stmt.query_map(params_from_iter(sql.args.iter()), |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-    let next_page_token = (found.len() > limit).then(|| page_token::encode(offset + limit));
-    found.truncate(limit);
-    Ok(Page { items: load(conn, &found)?, next_page_token })
+    sql.push("m.creation_time DESC, m.model_id ASC");
+    let ids = sql.page(conn, limit, offset, |r| r.get::<_, String>(0))?;
+    Ok(Page { items: load(conn, &ids.items)?, next_page_token: ids.next_page_token })
 }

@@ -38,6 +38,44 @@ impl Sql {
     }
 }
 
+impl Sql {
+    /// Runs this query for one page: appends `LIMIT limit + 1 OFFSET offset` (the extra row
+    /// tells whether another page follows) and maps each row.
+    pub fn page<T>(
+        mut self,
+        conn: &rusqlite::Connection,
+        limit: usize,
+        offset: usize,
+        map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<crate::Page<T>> {
+        self.push(" LIMIT ").arg((limit + 1) as i64).push(" OFFSET ").arg(offset as i64);
+        let mut stmt = conn.prepare(&self.text)?;
+        let mut items: Vec<T> =
+            stmt.query_map(rusqlite::params_from_iter(self.args.iter()), map)?.collect::<rusqlite::Result<_>>()?;
+        let next_page_token = (items.len() > limit).then(|| crate::page_token::encode(offset + limit));
+        items.truncate(limit);
+        Ok(crate::Page { items, next_page_token })
+    }
+}
+
+/// Appends the columns of `order_by` clauses (`key [ASC|DESC]`), mapped by `column_of`, each
+/// followed by ", "; the caller ends the list with its tie-breakers.
+pub fn push_order(
+    sql: &mut Sql,
+    order_by: &[String],
+    what: &str,
+    column_of: impl Fn(Kind, &str) -> Option<&'static str>,
+) -> Result<()> {
+    for o in order_by {
+        let o = crate::search::parse_order_by(o)?;
+        let Some(col) = column_of(o.kind, &o.key) else {
+            return invalid(format!("invalid order_by key '{}' for {what}", o.key));
+        };
+        sql.push(col).push(if o.ascending { " ASC, " } else { " DESC, " });
+    }
+    Ok(())
+}
+
 fn invalid<T>(msg: String) -> Result<T> {
     Err(StoreError::InvalidParameter(msg))
 }

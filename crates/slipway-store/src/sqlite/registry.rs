@@ -6,7 +6,7 @@ use slipway_types::{Alias, KeyValue, ModelVersion, RegisteredModel};
 
 use super::audit;
 use super::query::{self, Sql};
-use crate::search::{Kind, parse_filter, parse_order_by};
+use crate::search::{Kind, parse_filter};
 use crate::{NewModelVersion, Page, RegistrySearch, Result, StoreError, now_ms, page_token, validate};
 
 pub const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];
@@ -408,28 +408,15 @@ pub fn search_models(conn: &Connection, req: &RegistrySearch) -> Result<Page<Reg
         }
     }
     sql.push(" ORDER BY ");
-    for o in req.order_by.iter().map(|o| parse_order_by(o)) {
-        let o = o?;
-        let col = match (o.kind, o.key.as_str()) {
-            (Kind::Attribute, "name") => "m.name",
-            (Kind::Attribute, "timestamp" | "last_updated_timestamp") => "m.last_updated_time",
-            (Kind::Attribute, "creation_timestamp") => "m.creation_time",
-            _ => {
-                return Err(StoreError::InvalidParameter(format!(
-                    "invalid order_by key '{}' for registered models",
-                    o.key
-                )));
-            }
-        };
-        sql.push(col).push(if o.ascending { " ASC, " } else { " DESC, " });
-    }
-    sql.push("m.name ASC LIMIT ").arg((limit + 1) as i64).push(" OFFSET ").arg(offset as i64);
-    let mut stmt = conn.prepare(&sql.text)?;
-    let mut names: Vec<String> =
-        stmt.query_map(params_from_iter(sql.args.iter()), |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-    let next_page_token = (names.len() > limit).then(|| page_token::encode(offset + limit));
-    names.truncate(limit);
-    let items = load_models(conn, &names)?;
+    query::push_order(&mut sql, &req.order_by, "registered models", |kind, key| match (kind, key) {
+        (Kind::Attribute, "name") => Some("m.name"),
+        (Kind::Attribute, "timestamp" | "last_updated_timestamp") => Some("m.last_updated_time"),
+        (Kind::Attribute, "creation_timestamp") => Some("m.creation_time"),
+        _ => None,
+    })?;
+    sql.push("m.name ASC");
+    let names = sql.page(conn, limit, offset, |r| r.get::<_, String>(0))?;
+    let (items, next_page_token) = (load_models(conn, &names.items)?, names.next_page_token);
     Ok(Page { items, next_page_token })
 }
 
@@ -676,28 +663,15 @@ pub fn search_versions(conn: &Connection, req: &RegistrySearch) -> Result<Page<M
     // MLflow's default order for version searches: most recently updated first.
     let default_order = ["last_updated_timestamp DESC".to_string()];
     let order_by = if req.order_by.is_empty() { &default_order[..] } else { &req.order_by[..] };
-    for o in order_by.iter().map(|o| parse_order_by(o)) {
-        let o = o?;
-        let col = match (o.kind, o.key.as_str()) {
-            (Kind::Attribute, "name") => "v.name",
-            (Kind::Attribute, "version_number") => "v.version",
-            (Kind::Attribute, "creation_timestamp") => "v.creation_time",
-            (Kind::Attribute, "timestamp" | "last_updated_timestamp") => "v.last_updated_time",
-            _ => {
-                return Err(StoreError::InvalidParameter(format!(
-                    "invalid order_by key '{}' for model versions",
-                    o.key
-                )));
-            }
-        };
-        sql.push(col).push(if o.ascending { " ASC, " } else { " DESC, " });
-    }
-    sql.push("v.name ASC, v.version DESC LIMIT ").arg((limit + 1) as i64).push(" OFFSET ").arg(offset as i64);
-    let mut stmt = conn.prepare(&sql.text)?;
-    let mut items: Vec<ModelVersion> =
-        stmt.query_map(params_from_iter(sql.args.iter()), row_to_version)?.collect::<rusqlite::Result<_>>()?;
-    let next_page_token = (items.len() > limit).then(|| page_token::encode(offset + limit));
-    items.truncate(limit);
-    fill_versions(conn, &mut items)?;
-    Ok(Page { items, next_page_token })
+    query::push_order(&mut sql, order_by, "model versions", |kind, key| match (kind, key) {
+        (Kind::Attribute, "name") => Some("v.name"),
+        (Kind::Attribute, "version_number") => Some("v.version"),
+        (Kind::Attribute, "creation_timestamp") => Some("v.creation_time"),
+        (Kind::Attribute, "timestamp" | "last_updated_timestamp") => Some("v.last_updated_time"),
+        _ => None,
+    })?;
+    sql.push("v.name ASC, v.version DESC");
+    let mut page = sql.page(conn, limit, offset, row_to_version)?;
+    fill_versions(conn, &mut page.items)?;
+    Ok(page)
 }

@@ -458,15 +458,8 @@ pub fn search(conn: &Connection, experiment_ids: &[String], req: &SearchRequest)
     let mut q = query::RunQuery::default();
     query::run_filter(&mut q, &clauses)?;
     query::run_order(&mut q, &order)?;
-    let mut sql = q.into_sql(scope);
-    sql.push(" LIMIT ").arg((limit + 1) as i64).push(" OFFSET ").arg(offset as i64);
-
-    let mut stmt = conn.prepare(&sql.text)?;
-    let mut run_ids: Vec<String> =
-        stmt.query_map(params_from_iter(sql.args.iter()), |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-    let next_page_token = (run_ids.len() > limit).then(|| page_token::encode(offset + limit));
-    run_ids.truncate(limit);
-    Ok(Page { items: load_runs(conn, &run_ids)?, next_page_token })
+    let ids = q.into_sql(scope).page(conn, limit, offset, |r| r.get::<_, String>(0))?;
+    Ok(Page { items: load_runs(conn, &ids.items)?, next_page_token: ids.next_page_token })
 }
 
 pub fn metric_history(
