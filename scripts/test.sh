@@ -8,6 +8,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 scripts/python-env.sh
+# The serving tests load ONNX Runtime the way a user's machine does: through the active
+# virtualenv's `onnxruntime` package (its wheel carries libonnxruntime.so).
+export VIRTUAL_ENV="$PWD/.venv"
 
 echo "== rust tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
