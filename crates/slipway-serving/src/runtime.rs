@@ -3,10 +3,10 @@
 //! `ort` is built with `load-dynamic`: nothing is downloaded or linked at build time, and the
 //! library is opened at run time from an absolute path. The `onnxruntime` wheel ships it as
 //! `onnxruntime/capi/libonnxruntime.so.<version>` with no unversioned name, so a plain
-//! `dlopen("libonnxruntime.so")` never finds it. Search order (first hit wins):
-//! 1. an explicit path (flag or config), 2. `SLIPWAY_ONNXRUNTIME_LIB`, 3. `ORT_DYLIB_PATH`,
-//! 4. a project-local copy in `./.slipway/onnxruntime/`, 5. an importable `onnxruntime` of the
-//! active virtualenv, `./.venv`, or `python3`.
+//! `dlopen("libonnxruntime.so")` never finds it. Search order (first hit wins): an explicit
+//! path (flag or config), `SLIPWAY_ONNXRUNTIME_LIB`, `ORT_DYLIB_PATH`, a project-local copy in
+//! `./.slipway/onnxruntime/`, then an importable `onnxruntime` of the active virtualenv,
+//! `./.venv`, or `python3`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
