@@ -1,4 +1,5 @@
-//! The metadata store: everything Slipway knows about experiments, runs and logged models.
+//! The metadata store: everything Slipway knows about experiments, runs, logged models, the
+//! model registry and serving deployments.
 //!
 //! [`MetadataStore`] is the one interface the HTTP layer talks to; [`sqlite::SqliteStore`] is
 //! the embedded backend (PostgreSQL implements the same trait later). Validation of names,
@@ -10,8 +11,8 @@ pub mod validate;
 
 use async_trait::async_trait;
 use slipway_types::{
-    AuditRecord, Dataset, Experiment, KeyValue, Lineage, LoggedModel, Metric, ModelVersion, RegisteredModel, Run,
-    RunInfo, ViewType,
+    AuditRecord, Dataset, Deployment, DeploymentSpec, Experiment, KeyValue, Lineage, LoggedModel, Metric, ModelVersion,
+    RegisteredModel, Run, RunInfo, ViewType,
 };
 
 /// The store's errors; the HTTP layer maps each to an MLflow error code.
@@ -264,6 +265,20 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn lineage(&self, name: String, version: String) -> Result<Lineage>;
     async fn model_versions_by_dataset(&self, digest: String) -> Result<Vec<ModelVersion>>;
     async fn audit_log(&self, query: AuditQuery) -> Result<Page<AuditRecord>>;
+
+    // serving deployments; specs are checked by `validate::deployment`, and every mutation
+    // names its actor for the audit log (object_type `deployment`)
+    /// `AlreadyExists` if the name is taken.
+    async fn create_deployment(&self, spec: DeploymentSpec, actor: String) -> Result<Deployment>;
+    /// `NotFound` if there is no deployment of that name.
+    async fn get_deployment(&self, name: String) -> Result<Deployment>;
+    /// Every deployment, ordered by name.
+    async fn list_deployments(&self) -> Result<Vec<Deployment>>;
+    /// Replaces the whole spec of the deployment `spec.name` (`NotFound` if there is none). Keeps
+    /// `creation_timestamp`; `last_updated_timestamp` always moves forward, even within a millisecond.
+    async fn update_deployment(&self, spec: DeploymentSpec, actor: String) -> Result<Deployment>;
+    /// `NotFound` if there is no deployment of that name.
+    async fn delete_deployment(&self, name: String, actor: String) -> Result<()>;
 
     // garbage collection: each purge removes one whole soft-deleted object, or nothing
     async fn gc_plan(&self, deleted_before_ms: i64) -> Result<GcPlan>;

@@ -1,7 +1,8 @@
-//! Input rules MLflow's server enforces, kept identical so clients see the same errors.
+//! Input rules MLflow's server enforces, kept identical so clients see the same errors, and
+//! Slipway's own rules for serving deployments.
 
 use crate::{Result, StoreError};
-use slipway_types::{KeyValue, Metric};
+use slipway_types::{DeploymentSpec, KeyValue, Metric, Split};
 
 pub const MAX_ENTITY_KEY_LENGTH: usize = 250;
 pub const MAX_PARAM_VAL_LENGTH: usize = 6000;
@@ -18,6 +19,10 @@ pub const MAX_DATASET_DIGEST_SIZE: usize = 36;
 pub const MAX_DATASET_SOURCE_SIZE: usize = 65535;
 pub const MAX_DATASET_SCHEMA_SIZE: usize = 1_048_575;
 pub const MAX_DATASET_PROFILE_SIZE: usize = 16_777_215;
+pub const MAX_REGISTERED_MODEL_NAME_LENGTH: usize = 256;
+pub const MAX_DEPLOYMENT_NAME_LENGTH: usize = 64;
+pub const MAX_DEPLOYMENT_BATCH_ROWS: u32 = 4096;
+pub const MAX_DEPLOYMENT_WAIT_US: u32 = 100_000;
 
 fn invalid<T>(msg: String) -> Result<T> {
     Err(StoreError::InvalidParameter(msg))
@@ -141,6 +146,129 @@ pub fn max_results(n: Option<i64>, default: i64, limit: i64) -> Result<usize> {
 
 fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
+}
+
+/// Why `alias` cannot name a registered model alias, if it cannot. One rule for the registry
+/// and for deployments that follow an alias.
+pub fn alias_problem(alias: &str) -> Option<&'static str> {
+    if alias.is_empty() || alias.len() > 255 {
+        return Some("it must be between 1 and 255 characters");
+    }
+    if !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+        return Some("aliases may only contain alphanumerics, underscores and dashes");
+    }
+    if alias.eq_ignore_ascii_case("latest") {
+        return Some("'latest' is reserved");
+    }
+    let mut chars = alias.chars();
+    if matches!(chars.next(), Some('v' | 'V')) && chars.clone().next().is_some() && chars.all(|c| c.is_ascii_digit()) {
+        return Some("aliases that look like version numbers (v1, V2) are reserved");
+    }
+    None
+}
+
+fn bad_field<T>(field: &str, why: impl std::fmt::Display) -> Result<T> {
+    invalid(format!("deployment field '{field}' {why}"))
+}
+
+/// A deployment name is part of URLs and metric labels: `[A-Za-z0-9_.-]`, 1 to 64
+/// characters, not starting with `.` or `-` (no hidden-file or flag look-alikes).
+pub fn deployment_name(name: &str) -> Result<()> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_DEPLOYMENT_NAME_LENGTH {
+        return bad_field("name", format_args!("must be 1 to {MAX_DEPLOYMENT_NAME_LENGTH} characters, got {n}"));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+        return bad_field(
+            "name",
+            format_args!("may only contain letters, digits, '_', '.' and '-', got '{}'", truncate(name)),
+        );
+    }
+    if name.starts_with(['.', '-']) {
+        return bad_field("name", format_args!("must not start with '.' or '-', got '{name}'"));
+    }
+    Ok(())
+}
+
+/// Exactly one of `alias` and `version`, each well formed; `prefix` is `""`, `"canary."` or
+/// `"shadow."`.
+fn deployment_target(prefix: &str, alias: Option<&str>, version: Option<&str>) -> Result<()> {
+    match (alias, version) {
+        (Some(alias), None) => match alias_problem(alias) {
+            Some(why) => bad_field(&format!("{prefix}alias"), format_args!("is not a valid alias: {why}")),
+            None => Ok(()),
+        },
+        (None, Some(version)) => {
+            let positive = !version.is_empty()
+                && version.bytes().all(|b| b.is_ascii_digit())
+                && !version.starts_with('0')
+                && version.parse::<i64>().is_ok();
+            if positive {
+                Ok(())
+            } else {
+                bad_field(
+                    &format!("{prefix}version"),
+                    format_args!("must be a positive integer, got '{}'", truncate(version)),
+                )
+            }
+        }
+        _ => invalid(format!("deployment must set exactly one of '{prefix}alias' and '{prefix}version'")),
+    }
+}
+
+fn split(prefix: &str, split: &Split) -> Result<()> {
+    deployment_target(prefix, split.alias.as_deref(), split.version.as_deref())
+}
+
+/// Everything a stored deployment spec must satisfy. Comparisons are written so that NaN
+/// fails every range check.
+pub fn deployment(spec: &DeploymentSpec) -> Result<()> {
+    deployment_name(&spec.name)?;
+    if spec.model.trim().is_empty() {
+        return bad_field("model", "must be a non-empty registered model name");
+    }
+    let model_len = spec.model.chars().count();
+    if model_len > MAX_REGISTERED_MODEL_NAME_LENGTH {
+        return bad_field(
+            "model",
+            format_args!("had length {model_len}, which exceeded length limit of {MAX_REGISTERED_MODEL_NAME_LENGTH}"),
+        );
+    }
+    deployment_target("", spec.alias.as_deref(), spec.version.as_deref())?;
+    if let Some(canary) = &spec.canary {
+        split("canary.", canary)?;
+        match canary.weight {
+            None => return bad_field("canary.weight", "is required"),
+            Some(w) if !(w > 0.0 && w < 1.0) => {
+                return bad_field("canary.weight", format_args!("must be greater than 0 and less than 1, got {w}"));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(shadow) = &spec.shadow {
+        split("shadow.", shadow)?;
+        if let Some(w) = shadow.weight
+            && !(w > 0.0 && w <= 1.0)
+        {
+            return bad_field("shadow.weight", format_args!("must be greater than 0 and at most 1, got {w}"));
+        }
+    }
+    if let Some(x) = spec.log_sample
+        && !(0.0..=1.0).contains(&x)
+    {
+        return bad_field("log_sample", format_args!("must be between 0 and 1, got {x}"));
+    }
+    if let Some(n) = spec.max_batch_rows
+        && !(1..=MAX_DEPLOYMENT_BATCH_ROWS).contains(&n)
+    {
+        return bad_field("max_batch_rows", format_args!("must be between 1 and {MAX_DEPLOYMENT_BATCH_ROWS}, got {n}"));
+    }
+    if let Some(n) = spec.max_wait_us
+        && n > MAX_DEPLOYMENT_WAIT_US
+    {
+        return bad_field("max_wait_us", format_args!("must be at most {MAX_DEPLOYMENT_WAIT_US}, got {n}"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

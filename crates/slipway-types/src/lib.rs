@@ -8,7 +8,9 @@ pub mod entities;
 pub mod error;
 pub mod json;
 pub mod registry;
+pub mod serving;
 
 pub use entities::*;
 pub use error::{ErrorCode, MlflowError};
 pub use registry::*;
+pub use serving::{Deployment, DeploymentSpec, Split};

@@ -1,4 +1,4 @@
-//! The append-only audit log of registry mutations. Records are written by the mutation's own
+//! The append-only audit log of registry and deployment mutations. Records are written by the mutation's own
 //! transaction, so a change and its record commit or roll back together; triggers in the
 //! schema refuse any UPDATE or DELETE of the table.
 
@@ -23,6 +23,10 @@ pub fn model(name: &str) -> Subject<'_> {
 
 pub fn version(name: &str, version: i64) -> Subject<'_> {
     Subject { object_type: "model_version", name, version: Some(version) }
+}
+
+pub fn deployment(name: &str) -> Subject<'_> {
+    Subject { object_type: "deployment", name, version: None }
 }
 
 /// Records a change with snapshots of the object before and after, as their wire shapes.

@@ -9,6 +9,7 @@
 //! `synchronous=FULL`: a commit is on disk before its request is acknowledged.
 
 mod audit;
+mod deployments;
 mod experiments;
 mod gc;
 mod lineage;
@@ -25,7 +26,8 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use slipway_types::{
-    AuditRecord, Experiment, KeyValue, Lineage, LoggedModel, Metric, ModelVersion, RegisteredModel, Run, RunInfo,
+    AuditRecord, Deployment, DeploymentSpec, Experiment, KeyValue, Lineage, LoggedModel, Metric, ModelVersion,
+    RegisteredModel, Run, RunInfo,
 };
 use tokio::sync::{Semaphore, oneshot};
 
@@ -34,8 +36,11 @@ use crate::{
     Page, RegistrySearch, Result, RunUpdate, SearchRequest, StoreError, validate,
 };
 
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("migrations/0001_tracking.sql")), (2, include_str!("migrations/0002_registry.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_tracking.sql")),
+    (2, include_str!("migrations/0002_registry.sql")),
+    (3, include_str!("migrations/0003_deployments.sql")),
+];
 /// The most write requests committed together in one transaction.
 const MAX_GROUP: usize = 512;
 
@@ -506,6 +511,24 @@ impl MetadataStore for SqliteStore {
     }
     async fn audit_log(&self, query: AuditQuery) -> Result<Page<AuditRecord>> {
         self.read(move |c| audit::list(c, &query)).await
+    }
+
+    async fn create_deployment(&self, spec: DeploymentSpec, actor: String) -> Result<Deployment> {
+        validate::deployment(&spec)?;
+        self.write(move |c| deployments::create(c, &spec, &actor)).await
+    }
+    async fn get_deployment(&self, name: String) -> Result<Deployment> {
+        self.read(move |c| deployments::get(c, &name)).await
+    }
+    async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        self.read(deployments::list).await
+    }
+    async fn update_deployment(&self, spec: DeploymentSpec, actor: String) -> Result<Deployment> {
+        validate::deployment(&spec)?;
+        self.write(move |c| deployments::update(c, &spec, &actor)).await
+    }
+    async fn delete_deployment(&self, name: String, actor: String) -> Result<()> {
+        self.write(move |c| deployments::delete(c, &name, &actor)).await
     }
 
     async fn gc_plan(&self, deleted_before_ms: i64) -> Result<GcPlan> {

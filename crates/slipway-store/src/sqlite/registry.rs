@@ -555,21 +555,10 @@ pub fn delete_version_tag(conn: &Connection, name: &str, version: i64, key: &str
 }
 
 pub fn validate_alias(alias: &str) -> Result<()> {
-    let bad = |why: &str| Err(StoreError::InvalidParameter(format!("Invalid alias name '{alias}': {why}")));
-    if alias.is_empty() || alias.len() > 255 {
-        return bad("it must be between 1 and 255 characters");
+    match validate::alias_problem(alias) {
+        Some(why) => Err(StoreError::InvalidParameter(format!("Invalid alias name '{alias}': {why}"))),
+        None => Ok(()),
     }
-    if !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
-        return bad("aliases may only contain alphanumerics, underscores and dashes");
-    }
-    if alias.eq_ignore_ascii_case("latest") {
-        return bad("'latest' is reserved");
-    }
-    let mut chars = alias.chars();
-    if matches!(chars.next(), Some('v' | 'V')) && chars.clone().next().is_some() && chars.all(|c| c.is_ascii_digit()) {
-        return bad("aliases that look like version numbers (v1, V2) are reserved");
-    }
-    Ok(())
 }
 
 pub fn set_alias(conn: &Connection, name: &str, alias: &str, version: i64, actor: &str) -> Result<()> {

@@ -40,3 +40,19 @@ async fn sqlite_data_survives_reopen() {
     assert_eq!(run.data.metrics[0].value, 1.5);
     assert_eq!(store.get_experiment_by_name("persist".into()).await.unwrap().name, "persist");
 }
+
+/// Deployments survive a reopen, and reopening does not apply their migration twice.
+#[tokio::test]
+async fn sqlite_deployments_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let created = {
+        let store = SqliteStore::open(&path, "mlflow-artifacts:", 2).unwrap();
+        let d = store.create_deployment(suite::full_deployment("fraud"), "alice".into()).await.unwrap();
+        store.close().await;
+        d
+    };
+    let store = SqliteStore::open(&path, "mlflow-artifacts:", 2).unwrap();
+    assert_eq!(store.get_deployment("fraud".into()).await.unwrap(), created);
+    assert_eq!(store.list_deployments().await.unwrap(), vec![created]);
+}
