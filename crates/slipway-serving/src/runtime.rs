@@ -10,11 +10,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::ServingError;
 
-static ENVIRONMENT: OnceLock<Result<(PathBuf, ort::environment::Environment), String>> = OnceLock::new();
+static ENVIRONMENT: OnceLock<(PathBuf, ort::environment::Environment)> = OnceLock::new();
+/// Held while a first load is attempted, so two callers never load the library twice.
+static LOADING: Mutex<()> = Mutex::new(());
 
 /// How to get the library, shown whenever it cannot be found.
 pub const INSTALL_HINT: &str = "install it with one of:\n  \
@@ -88,22 +90,26 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ServingError> {
 }
 
 /// Loads ONNX Runtime once per process and returns its environment. Later calls return the
-/// same environment (or the same error), whatever path they name.
+/// same environment, whatever path they name. A failure is not remembered: installing the
+/// library makes the next call succeed without a restart.
 pub fn environment(explicit: Option<&Path>) -> Result<&'static ort::environment::Environment, ServingError> {
-    let loaded = ENVIRONMENT.get_or_init(|| {
-        let path = locate(explicit).map_err(|e| e.to_string())?;
-        let env = ort::init_from(&path)
-            .map_err(|e| format!("cannot load onnx runtime from {}: {e}\n{INSTALL_HINT}", path.display()))?
-            .with_name("slipway")
-            .build()
-            .map_err(|e| format!("cannot start onnx runtime from {}: {e}", path.display()))?;
-        tracing::info!(path = %path.display(), "onnx runtime loaded");
-        Ok((path, env))
-    });
-    match loaded {
-        Ok((_, env)) => Ok(env),
-        Err(e) => Err(ServingError::Runtime(e.clone())),
+    if let Some((_, env)) = ENVIRONMENT.get() {
+        return Ok(env);
     }
+    let _guard = LOADING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, env)) = ENVIRONMENT.get() {
+        return Ok(env);
+    }
+    let path = locate(explicit)?;
+    let env = ort::init_from(&path)
+        .map_err(|e| {
+            ServingError::Runtime(format!("cannot load onnx runtime from {}: {e}\n{INSTALL_HINT}", path.display()))
+        })?
+        .with_name("slipway")
+        .build()
+        .map_err(|e| ServingError::Runtime(format!("cannot start onnx runtime from {}: {e}", path.display())))?;
+    tracing::info!(path = %path.display(), "onnx runtime loaded");
+    Ok(&ENVIRONMENT.get_or_init(|| (path, env)).1)
 }
 
 #[cfg(test)]

@@ -1,0 +1,323 @@
+//! A loaded model: its ONNX Runtime sessions, its declared inputs and outputs, and a run over
+//! named tensors. Sessions use one intra-op thread each: parallelism comes from the worker
+//! pool running batches of different models (or of one model on several sessions), so a
+//! thousand loaded models do not mean a thousand thread pools.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+use ort::session::{Session, SessionInputValue};
+use ort::value::{DynMapValueType, DynValue, TensorElementType, TensorRef, ValueType};
+
+use crate::mlmodel::{MlModel, Signature};
+use crate::tensor::{Data, Elem, Named, Tensor};
+use crate::{ServingError, runtime};
+
+/// A declared model input: name, element type, and dimensions (-1 where free).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSpec {
+    pub name: String,
+    pub elem: Elem,
+    pub shape: Vec<i64>,
+}
+
+/// A declared output: a tensor, or the sequence of per-row class maps skl2onnx's ZipMap makes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputKind {
+    Tensor(Elem),
+    ZipMap { key: Elem },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSpec {
+    pub name: String,
+    pub kind: OutputKind,
+    pub shape: Vec<i64>,
+}
+
+impl OutputSpec {
+    /// The element type a client sees: ZipMap probabilities are dense FP32 rows.
+    pub fn elem(&self) -> Elem {
+        match self.kind {
+            OutputKind::Tensor(e) => e,
+            OutputKind::ZipMap { .. } => Elem::F32,
+        }
+    }
+}
+
+/// What identifies a loaded model in logs, metrics and responses.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelId {
+    pub name: String,
+    pub version: String,
+}
+
+impl std::fmt::Display for ModelId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.name, self.version)
+    }
+}
+
+/// How a model is opened.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub onnxruntime_lib: Option<PathBuf>,
+    /// Sessions to open (at least one): how many batches of this model may run at once.
+    pub sessions: usize,
+}
+
+pub struct OnnxModel {
+    pub id: ModelId,
+    pub inputs: Vec<InputSpec>,
+    pub outputs: Vec<OutputSpec>,
+    pub signature: Option<Signature>,
+    /// Bytes of model files read, the basis of the memory charge.
+    pub file_bytes: u64,
+    idle: Mutex<Vec<Session>>,
+    returned: Condvar,
+}
+
+fn elem_of(t: TensorElementType) -> Option<Elem> {
+    Some(match t {
+        TensorElementType::Bool => Elem::Bool,
+        TensorElementType::Int8 => Elem::I8,
+        TensorElementType::Int16 => Elem::I16,
+        TensorElementType::Int32 => Elem::I32,
+        TensorElementType::Int64 => Elem::I64,
+        TensorElementType::Uint8 => Elem::U8,
+        TensorElementType::Uint16 => Elem::U16,
+        TensorElementType::Uint32 => Elem::U32,
+        TensorElementType::Uint64 => Elem::U64,
+        TensorElementType::Float32 => Elem::F32,
+        TensorElementType::Float64 => Elem::F64,
+        TensorElementType::String => Elem::Str,
+        _ => return None,
+    })
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+impl OnnxModel {
+    /// Opens the model in `dir` (an MLflow model directory with an `MLmodel` file, the way
+    /// `mlflow.onnx.log_model` writes it, external weight files included).
+    pub fn load(dir: &Path, id: ModelId, options: &LoadOptions) -> Result<OnnxModel, ServingError> {
+        let mlmodel = MlModel::read(dir)?;
+        let file = dir.join(&mlmodel.onnx_file);
+        if !file.is_file() {
+            return Err(ServingError::NotServable(format!(
+                "the onnx flavor names '{}', which is missing",
+                mlmodel.onnx_file
+            )));
+        }
+        let env = runtime::environment(options.onnxruntime_lib.as_deref())?;
+        let fail = |message: String| ServingError::Model { path: file.display().to_string(), message };
+        let mut sessions = Vec::new();
+        for _ in 0..options.sessions.max(1) {
+            let session = Session::builder(env)
+                .and_then(|b| b.with_intra_threads(1).map_err(Into::into))
+                .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+                .map_err(|e| fail(e.to_string()))?
+                .commit_from_file(&file)
+                .map_err(|e| fail(e.to_string()))?;
+            sessions.push(session);
+        }
+        let first = &sessions[0];
+        let mut inputs = Vec::new();
+        for outlet in first.inputs() {
+            match outlet.dtype() {
+                ValueType::Tensor { ty, shape, .. } if elem_of(*ty).is_some() => inputs.push(InputSpec {
+                    name: outlet.name().to_string(),
+                    elem: elem_of(*ty).unwrap_or(Elem::F32),
+                    shape: shape.iter().copied().collect(),
+                }),
+                other => return Err(fail(format!("input '{}' has an unsupported type {other:?}", outlet.name()))),
+            }
+        }
+        let mut outputs = Vec::new();
+        for outlet in first.outputs() {
+            let (kind, shape) = match outlet.dtype() {
+                ValueType::Tensor { ty, shape, .. } if elem_of(*ty).is_some() => {
+                    (OutputKind::Tensor(elem_of(*ty).unwrap_or(Elem::F32)), shape.iter().copied().collect())
+                }
+                ValueType::Sequence(inner) => match inner.as_ref() {
+                    ValueType::Map { key, value: TensorElementType::Float32 }
+                        if matches!(key, TensorElementType::Int64 | TensorElementType::String) =>
+                    {
+                        let key = if *key == TensorElementType::Int64 { Elem::I64 } else { Elem::Str };
+                        (OutputKind::ZipMap { key }, vec![-1, -1])
+                    }
+                    other => return Err(fail(format!("output '{}' is a sequence of {other:?}", outlet.name()))),
+                },
+                other => return Err(fail(format!("output '{}' has an unsupported type {other:?}", outlet.name()))),
+            };
+            outputs.push(OutputSpec { name: outlet.name().to_string(), kind, shape });
+        }
+        Ok(OnnxModel {
+            id,
+            inputs,
+            outputs,
+            signature: mlmodel.signature,
+            file_bytes: dir_bytes(dir),
+            idle: Mutex::new(sessions),
+            returned: Condvar::new(),
+        })
+    }
+
+    /// Whether requests can be stacked: every input's first dimension is free.
+    pub fn batchable(&self) -> bool {
+        self.inputs.iter().all(|i| i.shape.first().is_some_and(|d| *d < 0))
+    }
+
+    /// Runs the model once on `inputs` (one tensor per declared input, by name) and returns
+    /// every output, ZipMap outputs as dense probability rows with their classes.
+    pub fn run(&self, inputs: &[Named]) -> Result<Vec<Named>, ServingError> {
+        let mut values: Vec<(&str, SessionInputValue<'_>)> = Vec::with_capacity(self.inputs.len());
+        for spec in &self.inputs {
+            let named = inputs
+                .iter()
+                .find(|n| n.name == spec.name)
+                .ok_or_else(|| ServingError::BadInput(format!("missing input '{}'", spec.name)))?;
+            let value = input_value(&named.tensor)
+                .map_err(|e| ServingError::BadInput(format!("input '{}': {e}", spec.name)))?;
+            values.push((spec.name.as_str(), value));
+        }
+        let mut session = self.acquire();
+        let result = (|| {
+            let outputs = session.run(values).map_err(|e| match e.code() {
+                // ONNX Runtime checks what a model declares symbolically (inner dimensions,
+                // ranks): its refusal is the request's fault, and its text says which input.
+                ort::error::ErrorCode::InvalidArgument => {
+                    ServingError::BadInput(format!("the model refused the input: {e}"))
+                }
+                _ => ServingError::Inference(e.to_string()),
+            })?;
+            let mut out = Vec::with_capacity(self.outputs.len());
+            for spec in &self.outputs {
+                let value = outputs
+                    .get(&spec.name)
+                    .ok_or_else(|| ServingError::Inference(format!("output '{}' is missing", spec.name)))?;
+                out.push(
+                    extract(spec, value)
+                        .map_err(|e| ServingError::Inference(format!("output '{}': {e}", spec.name)))?,
+                );
+            }
+            Ok(out)
+        })();
+        self.release(session);
+        result
+    }
+
+    fn acquire(&self) -> Session {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(s) = idle.pop() {
+                return s;
+            }
+            idle = self.returned.wait(idle).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn release(&self, session: Session) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(session);
+        self.returned.notify_one();
+    }
+}
+
+fn input_value(t: &Tensor) -> Result<SessionInputValue<'_>, ort::Error> {
+    let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+    macro_rules! view {
+        ($v:expr) => {
+            TensorRef::from_array_view((shape, &$v[..]))?.into()
+        };
+    }
+    Ok(match &t.data {
+        Data::Bool(v) => view!(v),
+        Data::I8(v) => view!(v),
+        Data::I16(v) => view!(v),
+        Data::I32(v) => view!(v),
+        Data::I64(v) => view!(v),
+        Data::U8(v) => view!(v),
+        Data::U16(v) => view!(v),
+        Data::U32(v) => view!(v),
+        Data::U64(v) => view!(v),
+        Data::F32(v) => view!(v),
+        Data::F64(v) => view!(v),
+        Data::Str(v) => ort::value::Tensor::from_string_array((shape, &v[..]))?.into(),
+    })
+}
+
+fn extract(spec: &OutputSpec, value: &DynValue) -> Result<Named, ort::Error> {
+    let elem = match &spec.kind {
+        OutputKind::Tensor(e) => *e,
+        OutputKind::ZipMap { key } => return extract_zipmap(spec, *key, value),
+    };
+    macro_rules! take {
+        ($t:ty, $var:ident) => {{
+            let (shape, data) = value.try_extract_tensor::<$t>()?;
+            (shape.iter().map(|&d| d.max(0) as usize).collect(), Data::$var(data.to_vec()))
+        }};
+    }
+    let (shape, data): (Vec<usize>, Data) = match elem {
+        Elem::Bool => take!(bool, Bool),
+        Elem::I8 => take!(i8, I8),
+        Elem::I16 => take!(i16, I16),
+        Elem::I32 => take!(i32, I32),
+        Elem::I64 => take!(i64, I64),
+        Elem::U8 => take!(u8, U8),
+        Elem::U16 => take!(u16, U16),
+        Elem::U32 => take!(u32, U32),
+        Elem::U64 => take!(u64, U64),
+        Elem::F32 => take!(f32, F32),
+        Elem::F64 => take!(f64, F64),
+        Elem::Str => {
+            let (shape, data) = value.try_extract_strings()?;
+            (shape.iter().map(|&d| d.max(0) as usize).collect(), Data::Str(data))
+        }
+    };
+    Ok(Named::new(spec.name.clone(), Tensor::new(shape, data)))
+}
+
+/// A ZipMap output (one `{class: probability}` map per row) as `[rows, classes]` FP32 and
+/// the class labels in the model's order.
+fn extract_zipmap(spec: &OutputSpec, key: Elem, value: &DynValue) -> Result<Named, ort::Error> {
+    let maps = value.try_extract_sequence::<DynMapValueType>()?;
+    let rows = maps.len();
+    let mut probs = Vec::new();
+    let mut classes: Option<Data> = None;
+    for map in &maps {
+        match key {
+            Elem::I64 => {
+                let kv = map.try_extract_key_values::<i64, f32>()?;
+                if classes.is_none() {
+                    classes = Some(Data::I64(kv.iter().map(|(k, _)| *k).collect()));
+                }
+                probs.extend(kv.iter().map(|(_, v)| *v));
+            }
+            _ => {
+                let kv = map.try_extract_key_values::<String, f32>()?;
+                if classes.is_none() {
+                    classes = Some(Data::Str(kv.iter().map(|(k, _)| k.clone()).collect()));
+                }
+                probs.extend(kv.iter().map(|(_, v)| *v));
+            }
+        }
+    }
+    let width = if rows == 0 { 0 } else { probs.len() / rows };
+    Ok(Named {
+        name: spec.name.clone(),
+        tensor: Tensor::new(vec![rows, width], Data::F32(probs)),
+        classes: Some(classes.unwrap_or(Data::I64(Vec::new()))),
+    })
+}
