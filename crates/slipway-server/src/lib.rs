@@ -6,6 +6,7 @@
 
 pub mod actor;
 pub mod artifacts;
+pub mod deployments;
 pub mod error;
 pub mod extract;
 pub mod native;
@@ -23,8 +24,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use slipway_artifacts::Artifacts;
+use slipway_serving::Serving;
 use slipway_store::MetadataStore;
 use slipway_types::ErrorCode;
+use tokio::sync::Notify;
 
 use crate::error::ApiError;
 
@@ -36,10 +39,21 @@ pub const MLFLOW_COMPAT_VERSION: &str = "3.17.2";
 pub struct AppState {
     pub store: Arc<dyn MetadataStore>,
     pub artifacts: Artifacts,
+    /// Model serving, when this server runs it.
+    pub serving: Option<Arc<Serving>>,
+    /// Woken when an alias moves, so deployments follow at once instead of at the next poll.
+    pub registry_changed: Arc<Notify>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn MetadataStore>, artifacts: Artifacts, serving: Option<Arc<Serving>>) -> Self {
+        Self { store, artifacts, serving, registry_changed: Arc::new(Notify::new()) }
+    }
 }
 
 pub fn build_app(state: AppState) -> Router {
-    Router::new()
+    let serving = state.serving.clone();
+    let api = Router::new()
         .route("/health", get(|| async { "OK" }))
         .route("/ping", get(|| async { "OK" }))
         .route("/version", get(|| async { MLFLOW_COMPAT_VERSION }))
@@ -48,10 +62,13 @@ pub fn build_app(state: AppState) -> Router {
         .merge(artifacts::routes())
         .merge(registry::routes())
         .merge(native::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(access_log))
-        .with_state(state)
+        .merge(deployments::routes())
+        .with_state(state);
+    let app = match serving {
+        Some(serving) => api.merge(slipway_serving::http::server(serving)),
+        None => api,
+    };
+    app.fallback(not_found).method_not_allowed_fallback(method_not_allowed).layer(middleware::from_fn(access_log))
 }
 
 async fn server_info() -> Json<serde_json::Value> {

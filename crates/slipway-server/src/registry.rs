@@ -219,6 +219,7 @@ async fn set_alias(
     s.store
         .set_alias(required(r.name, "name")?, required(r.alias, "alias")?, version_string(r.version)?, actor.0)
         .await?;
+    s.registry_changed.notify_one();
     Ok(Json(json!({})))
 }
 
@@ -228,6 +229,7 @@ async fn delete_alias(
     JsonBody(r): JsonBody<AliasRequest>,
 ) -> ApiResult<Json<Value>> {
     s.store.delete_alias(required(r.name, "name")?, required(r.alias, "alias")?, actor.0).await?;
+    s.registry_changed.notify_one();
     Ok(Json(json!({})))
 }
 
@@ -389,6 +391,7 @@ async fn transition_stage(
             actor.0,
         )
         .await?;
+    s.registry_changed.notify_one();
     Ok(Json(json!({ "model_version": mv })))
 }
 
@@ -398,6 +401,7 @@ async fn delete_version(
     JsonBody(r): JsonBody<VersionRequest>,
 ) -> ApiResult<Json<Value>> {
     s.store.delete_model_version(required(r.name, "name")?, version_string(r.version)?, actor.0).await?;
+    s.registry_changed.notify_one();
     Ok(Json(json!({})))
 }
 

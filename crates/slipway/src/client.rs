@@ -72,6 +72,23 @@ impl Api {
         Ok(value)
     }
 
+    /// Downloads a file's bytes (an artifact), failing on any status but 200.
+    pub async fn get_bytes(&self, path: &str) -> anyhow::Result<Bytes> {
+        let url = format!("{}{path}", self.base);
+        let mut req = hyper::Request::builder().method("GET").uri(&url);
+        if let Some(a) = &self.auth {
+            req = req.header("authorization", a);
+        }
+        let resp =
+            self.client.request(req.body(Full::new(Bytes::new()))?).await.with_context(|| format!("calling {url}"))?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.with_context(|| format!("reading {url}"))?.to_bytes();
+        if !status.is_success() {
+            bail!("GET {url} answered {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
+        }
+        Ok(bytes)
+    }
+
     /// Follows `next_page_token` until the last page, collecting `field`.
     pub async fn all_pages(&self, path: &str, field: &str, query: &[(&str, &str)]) -> anyhow::Result<Vec<Value>> {
         let mut items = Vec::new();

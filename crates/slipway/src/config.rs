@@ -24,6 +24,25 @@ pub struct Config {
     pub log_level: String,
     /// Read-only SQLite connections serving queries.
     pub read_connections: usize,
+    /// Model serving: bytes loaded models may take (`2GiB`, `512MiB` or bytes); default half
+    /// of the machine's memory.
+    pub serving_memory_budget: Option<String>,
+    /// Requests one model version may queue before it answers 429.
+    pub serving_queue_capacity: usize,
+    /// Rows one batch may stack.
+    pub serving_max_batch_rows: usize,
+    /// Longest a request may wait for its answer.
+    pub serving_request_timeout_ms: u64,
+    /// Largest inference request body.
+    pub serving_max_body_bytes: usize,
+    /// Inference worker threads; default the number of cores.
+    pub serving_workers: Option<usize>,
+    /// How often deployments are checked against the store and their aliases.
+    pub serving_poll_ms: u64,
+    /// How long a prediction-log segment stays open before it is sealed and uploaded.
+    pub prediction_log_roll_secs: u64,
+    /// The ONNX Runtime library; default: found as `slipway_serving::runtime` describes.
+    pub onnxruntime_lib: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -37,6 +56,15 @@ impl Default for Config {
             log_format: "text".into(),
             log_level: "info".into(),
             read_connections: 4,
+            serving_memory_budget: None,
+            serving_queue_capacity: 1024,
+            serving_max_batch_rows: 64,
+            serving_request_timeout_ms: 10_000,
+            serving_max_body_bytes: 16 << 20,
+            serving_workers: None,
+            serving_poll_ms: 2_000,
+            prediction_log_roll_secs: 60,
+            onnxruntime_lib: None,
         }
     }
 }
@@ -53,6 +81,15 @@ pub struct Layer {
     pub log_format: Option<String>,
     pub log_level: Option<String>,
     pub read_connections: Option<usize>,
+    pub serving_memory_budget: Option<String>,
+    pub serving_queue_capacity: Option<usize>,
+    pub serving_max_batch_rows: Option<usize>,
+    pub serving_request_timeout_ms: Option<u64>,
+    pub serving_max_body_bytes: Option<usize>,
+    pub serving_workers: Option<usize>,
+    pub serving_poll_ms: Option<u64>,
+    pub prediction_log_roll_secs: Option<u64>,
+    pub onnxruntime_lib: Option<PathBuf>,
 }
 
 impl Config {
@@ -61,6 +98,17 @@ impl Config {
             ($($f:ident),*) => { $( if let Some(v) = l.$f { self.$f = v; } )* };
         }
         set!(host, port, data_dir, log_format, log_level, read_connections);
+        set!(serving_queue_capacity, serving_max_batch_rows, serving_request_timeout_ms, serving_max_body_bytes);
+        set!(serving_poll_ms, prediction_log_roll_secs);
+        if l.serving_memory_budget.is_some() {
+            self.serving_memory_budget = l.serving_memory_budget;
+        }
+        if l.serving_workers.is_some() {
+            self.serving_workers = l.serving_workers;
+        }
+        if l.onnxruntime_lib.is_some() {
+            self.onnxruntime_lib = l.onnxruntime_lib;
+        }
         if l.backend_store_uri.is_some() {
             self.backend_store_uri = l.backend_store_uri;
         }
@@ -94,8 +142,51 @@ impl Config {
             bail!("read_connections must be between 1 and 64");
         }
         self.sqlite_path()?;
+        if let Some(b) = &self.serving_memory_budget {
+            parse_bytes(b)?;
+        }
+        if self.serving_queue_capacity == 0 || self.serving_max_batch_rows == 0 || self.serving_workers == Some(0) {
+            bail!("serving_queue_capacity, serving_max_batch_rows and serving_workers must be at least 1");
+        }
+        if self.serving_request_timeout_ms == 0 || self.serving_poll_ms == 0 || self.prediction_log_roll_secs == 0 {
+            bail!("serving_request_timeout_ms, serving_poll_ms and prediction_log_roll_secs must be at least 1");
+        }
         Ok(())
     }
+
+    /// The model memory budget in bytes: as configured, else half of the machine's memory.
+    pub fn memory_budget(&self) -> anyhow::Result<u64> {
+        match &self.serving_memory_budget {
+            Some(b) => parse_bytes(b),
+            None => Ok(total_memory().unwrap_or(4 << 30) / 2),
+        }
+    }
+}
+
+/// `123`, `64KiB`, `512MiB`, `2GiB` (also `KB`/`MB`/`GB`, `K`/`M`/`G`, binary multiples).
+pub fn parse_bytes(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().with_context(|| format!("'{text}' is not a size such as 512MiB or 2GiB"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => bail!("unknown size unit '{other}' in '{text}' (use B, KiB, MiB, GiB)"),
+    };
+    if !n.is_finite() || n <= 0.0 {
+        bail!("size '{text}' must be positive");
+    }
+    Ok((n * scale as f64) as u64)
+}
+
+fn total_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
 }
 
 /// SQLAlchemy's convention, which MLflow users already write: three slashes and a relative
@@ -131,6 +222,17 @@ mod tests {
         assert_eq!(parse_sqlite_uri("sqlite:////abs/x.db").unwrap(), PathBuf::from("/abs/x.db"));
         assert!(parse_sqlite_uri("mysql://x").is_err());
         assert!(parse_sqlite_uri("sqlite:///").is_err());
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_bytes("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_bytes("1000").unwrap(), 1000);
+        assert_eq!(parse_bytes("1.5k").unwrap(), 1536);
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("5 parsecs").is_err());
+        assert!(parse_bytes("0").is_err());
     }
 
     #[test]

@@ -2,9 +2,12 @@
 
 mod client;
 mod config;
+mod deployments;
 mod gc;
 mod models;
+mod serve;
 mod server;
+mod serving;
 
 use clap::{Parser, Subcommand};
 
@@ -19,8 +22,13 @@ struct Cli {
 enum Command {
     /// Run the tracking server (MLflow-compatible REST API and artifact proxy).
     Server(server::ServerArgs),
+    /// Serve one registered model (or a local MLflow model directory): the drop-in for
+    /// `mlflow models serve`.
+    Serve(serve::ServeArgs),
     /// Work with the model registry of a running server.
     Models(models::ModelsArgs),
+    /// Manage serving deployments of a running server.
+    Deployments(deployments::DeploymentsArgs),
     /// Permanently remove soft-deleted objects and their artifacts.
     Gc(gc::GcArgs),
 }
@@ -29,7 +37,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Models(args) => models::run(args),
+        Command::Deployments(args) => deployments::run(args),
         Command::Gc(args) => gc::run(args),
     }
 }

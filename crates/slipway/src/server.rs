@@ -2,16 +2,21 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use slipway_artifacts::Artifacts;
+use slipway_predlog::{Config as PredlogConfig, PredictionLog};
 use slipway_server::{AppState, build_app};
+use slipway_serving::Serving;
+use slipway_serving::source::StoreSource;
 use slipway_store::MetadataStore;
 use slipway_store::sqlite::SqliteStore;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, Layer};
+use crate::serving::Settings;
 
 /// Where the data lives: shared by every command that opens the store directly.
 #[derive(Args)]
@@ -77,6 +82,33 @@ pub struct ServerArgs {
     log_level: Option<String>,
     #[arg(long, env = "SLIPWAY_READ_CONNECTIONS")]
     read_connections: Option<usize>,
+    /// Memory loaded models may take, e.g. 2GiB (default: half of the machine's memory).
+    #[arg(long, env = "SLIPWAY_SERVING_MEMORY_BUDGET")]
+    serving_memory_budget: Option<String>,
+    /// Requests one model version may queue before it answers 429.
+    #[arg(long, env = "SLIPWAY_SERVING_QUEUE_CAPACITY")]
+    serving_queue_capacity: Option<usize>,
+    /// Rows one batch may stack (a deployment may set its own).
+    #[arg(long, env = "SLIPWAY_SERVING_MAX_BATCH_ROWS")]
+    serving_max_batch_rows: Option<usize>,
+    /// Longest an inference request may wait for its answer, in milliseconds.
+    #[arg(long, env = "SLIPWAY_SERVING_REQUEST_TIMEOUT_MS")]
+    serving_request_timeout_ms: Option<u64>,
+    /// Largest inference request body in bytes.
+    #[arg(long, env = "SLIPWAY_SERVING_MAX_BODY_BYTES")]
+    serving_max_body_bytes: Option<usize>,
+    /// Inference worker threads (default: the number of cores).
+    #[arg(long, env = "SLIPWAY_SERVING_WORKERS")]
+    serving_workers: Option<usize>,
+    /// How often deployments are checked against the store and their aliases, in milliseconds.
+    #[arg(long, env = "SLIPWAY_SERVING_POLL_MS")]
+    serving_poll_ms: Option<u64>,
+    /// Seconds a prediction-log segment stays open before it is sealed and uploaded.
+    #[arg(long, env = "SLIPWAY_PREDICTION_LOG_ROLL_SECS")]
+    prediction_log_roll_secs: Option<u64>,
+    /// The ONNX Runtime library (default: found through ORT_DYLIB_PATH, ./.slipway, python3).
+    #[arg(long, env = "SLIPWAY_ONNXRUNTIME_LIB")]
+    onnxruntime_lib: Option<PathBuf>,
     /// Print the merged configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -89,6 +121,15 @@ fn merged_config(args: &ServerArgs) -> anyhow::Result<Config> {
         log_format: args.log_format.clone(),
         log_level: args.log_level.clone(),
         read_connections: args.read_connections,
+        serving_memory_budget: args.serving_memory_budget.clone(),
+        serving_queue_capacity: args.serving_queue_capacity,
+        serving_max_batch_rows: args.serving_max_batch_rows,
+        serving_request_timeout_ms: args.serving_request_timeout_ms,
+        serving_max_body_bytes: args.serving_max_body_bytes,
+        serving_workers: args.serving_workers,
+        serving_poll_ms: args.serving_poll_ms,
+        prediction_log_roll_secs: args.prediction_log_roll_secs,
+        onnxruntime_lib: args.onnxruntime_lib.clone(),
         ..Layer::default()
     })
 }
@@ -128,7 +169,10 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let (store, artifacts) = open_stores(&config)?;
     let (db, artifact_dir) = (config.sqlite_path()?, config.artifact_dir());
-    let app = build_app(AppState { store: store.clone(), artifacts });
+    let serving = start_serving(&config, store.clone(), artifacts.clone())?;
+    let state = AppState::new(store.clone(), artifacts, Some(serving.clone()));
+    slipway_server::deployments::sync(state.clone(), Duration::from_millis(config.serving_poll_ms));
+    let app = build_app(state);
 
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
@@ -139,13 +183,49 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "slipway server listening"
     );
     slipway_server::serve(listener, app, shutdown_signal()).await?;
+    if let Some(log) = serving.predlog() {
+        match log.flush().await {
+            Ok(files) => tracing::info!(files = files.len(), "prediction log flushed"),
+            Err(e) => tracing::warn!(error = %e, "prediction log flush failed; segments stay in the spool"),
+        }
+    }
     tracing::info!("draining finished, closing the metadata store");
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Model serving over this server's own registry and artifacts.
+fn start_serving(config: &Config, store: Arc<dyn MetadataStore>, artifacts: Artifacts) -> anyhow::Result<Arc<Serving>> {
+    if let Err(e) = slipway_serving::runtime::locate(config.onnxruntime_lib.as_deref()) {
+        tracing::warn!(error = %e, "model serving cannot run models until ONNX Runtime is installed");
+    }
+    let serving_dir = config.data_dir.join("serving");
+    let predlog = PredictionLog::start(
+        artifacts.clone(),
+        PredlogConfig {
+            spool_dir: serving_dir.join("prediction-log-spool"),
+            roll_after: Duration::from_secs(config.prediction_log_roll_secs),
+            ..PredlogConfig::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("starting the prediction log: {e}"))?;
+    let settings = Settings {
+        memory_budget: config.memory_budget()?,
+        queue_capacity: config.serving_queue_capacity,
+        max_batch_rows: config.serving_max_batch_rows,
+        max_wait_us: 0,
+        request_timeout: Duration::from_millis(config.serving_request_timeout_ms),
+        max_body_bytes: config.serving_max_body_bytes,
+        workers: config.serving_workers,
+        sessions: None,
+        onnxruntime_lib: config.onnxruntime_lib.clone(),
+        scratch_dir: serving_dir.join("models"),
+    };
+    Ok(crate::serving::build(settings, Arc::new(StoreSource { store, artifacts }), Some(predlog)))
+}
+
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

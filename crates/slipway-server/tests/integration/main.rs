@@ -19,7 +19,7 @@ fn app() -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("db.sqlite"), "mlflow-artifacts:", 2).unwrap();
     let artifacts = Artifacts::local(dir.path().join("artifacts")).unwrap();
-    App { router: build_app(AppState { store: Arc::new(store), artifacts }), dir }
+    App { router: build_app(AppState::new(Arc::new(store), artifacts, None)), dir }
 }
 
 async fn call(app: &App, method: Method, uri: &str, body: impl Into<Body>) -> (StatusCode, Value) {
