@@ -1,8 +1,11 @@
 //! Where segments live in the artifact store, and reading them back.
 //!
-//! `serving/prediction-logs/deployment=<d>/date=YYYY-MM-DD/hour=HH/<version>-<ts>-<uuid>.arrows`:
+//! `serving/prediction-logs/deployment=<d>/date=YYYY-MM-DD/hour=HH/<version>-<ts>-<uuid>.arrow`:
 //! Hive partition names, so `pyarrow.dataset.dataset(prefix, format="arrow",
 //! partitioning="hive")` reads the tree as one table and prunes by deployment, date and hour.
+//! The spool holds the same relative paths as IPC *streams* (`.arrows`, readable after a
+//! crash); an upload converts a sealed stream to the IPC *file* format (`.arrow`, with the
+//! footer that dataset readers need).
 //! Every path built here goes through `slipway_artifacts::sanitize` as well as the stricter
 //! name check below: a deployment name that is fine for the sanitiser (`a=b`, `..x`) could
 //! still bend the partition layout.
@@ -10,7 +13,7 @@
 use std::io::Cursor;
 
 use arrow_array::RecordBatch;
-use arrow_ipc::reader::StreamReader;
+use arrow_ipc::reader::FileReader;
 use futures::TryStreamExt;
 use slipway_artifacts::{ArtifactPath, Artifacts, sanitize};
 
@@ -18,8 +21,15 @@ use crate::PredlogError;
 
 /// The root of every prediction log in the artifact store; GC must never touch it.
 pub const PREFIX: &str = "serving/prediction-logs";
-/// The file extension of an Arrow IPC stream.
+/// The file extension of an Arrow IPC stream (the spool).
 pub(crate) const EXTENSION: &str = ".arrows";
+/// The file extension of an Arrow IPC file (what is uploaded).
+pub(crate) const UPLOADED: &str = ".arrow";
+
+/// Where a spooled segment is uploaded to.
+pub(crate) fn uploaded_path(rel: &str) -> String {
+    format!("{}{UPLOADED}", rel.strip_suffix(EXTENSION).unwrap_or(rel))
+}
 
 pub(crate) const MICROS_PER_HOUR: i64 = 3_600_000_000;
 /// Timestamps outside [1970, 10000) would not print as `YYYY` and are refused.
@@ -79,7 +89,7 @@ pub(crate) fn segment_path(deployment: &str, version: &str, first_us: i64) -> St
 pub(crate) fn checked(rel: &str) -> Result<ArtifactPath, PredlogError> {
     let path = sanitize(rel)?;
     let under = path.segments().take(2).eq(PREFIX.split('/'));
-    if !under || !rel.ends_with(EXTENSION) {
+    if !under || !(rel.ends_with(EXTENSION) || rel.ends_with(UPLOADED)) {
         return Err(PredlogError::InvalidName(format!("'{rel}' is not a prediction log segment")));
     }
     Ok(path)
@@ -132,7 +142,7 @@ pub async fn list_segments_between(
                 continue;
             }
             let files = artifacts.list(&sanitize(&hour_dir.path)?).await?;
-            out.extend(files.into_iter().filter(|f| !f.is_dir && f.path.ends_with(EXTENSION)).map(|f| f.path));
+            out.extend(files.into_iter().filter(|f| !f.is_dir && f.path.ends_with(UPLOADED)).map(|f| f.path));
         }
     }
     out.sort();
@@ -148,7 +158,7 @@ pub async fn read_segment(artifacts: &Artifacts, path: &str) -> Result<Vec<Recor
         bytes.extend_from_slice(&chunk);
     }
     let arrow = |source| PredlogError::Arrow { path: path.to_string(), source };
-    let reader = StreamReader::try_new(Cursor::new(bytes), None).map_err(arrow)?;
+    let reader = FileReader::try_new(Cursor::new(bytes), None).map_err(arrow)?;
     reader.collect::<Result<Vec<_>, _>>().map_err(arrow)
 }
 

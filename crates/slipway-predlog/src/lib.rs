@@ -8,13 +8,14 @@
 //! and the recovery of what a dead process left in the spool. It knows nothing of HTTP or
 //! of models; serving hands it [`Entry`] values.
 //!
-//! Why Arrow IPC *streams* (`.arrows`): an object store cannot append, so a segment is
-//! written locally and uploaded whole, and a stream has no footer, so a file cut off by
-//! `kill -9` is still a readable prefix of complete record batches (a Parquet file without
-//! its footer is unreadable). Parquet would also cost the `arrow-ipc` dependencies plus its
-//! own. pyarrow, DuckDB and polars read the streams directly; the partition directories are
-//! Hive-named so `pyarrow.dataset.dataset(root, format="arrow", partitioning="hive")` reads a
-//! whole tree as one table.
+//! Why Arrow IPC: an object store cannot append, so a segment is written locally and
+//! uploaded whole. The spool holds IPC *streams* (`.arrows`): a stream has no footer, so a
+//! file cut off by `kill -9` is still a readable prefix of complete record batches (a
+//! Parquet file without its footer is unreadable). At upload a sealed stream is rewritten
+//! as an IPC *file* (`.arrow`), whose footer dataset readers need: the partition
+//! directories are Hive-named, so `pyarrow.dataset.dataset(root, format="arrow",
+//! partitioning="hive")` (or DuckDB, polars) reads a whole tree as one table. Parquet would
+//! cost the `arrow-ipc` dependencies plus its own.
 
 mod batch;
 mod layout;

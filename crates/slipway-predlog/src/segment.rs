@@ -7,13 +7,13 @@
 //! fsync, rename) and hands the file on for upload like any sealed segment.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read};
+use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_ipc::reader::StreamReader;
-use arrow_ipc::writer::StreamWriter;
+use arrow_ipc::writer::{FileWriter, StreamWriter};
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use slipway_artifacts::Artifacts;
@@ -241,24 +241,30 @@ pub(crate) fn recover(spool_root: &Path) -> Vec<SpoolFile> {
     ready
 }
 
-/// Uploads a sealed spool file, then removes it and any spool directories left empty.
+/// A sealed spool stream rewritten in the IPC file format (segments are bounded in size).
+fn to_ipc_file(file: &SpoolFile) -> Result<Vec<u8>, PredlogError> {
+    let input = File::open(&file.spool).map_err(io_err(&file.spool))?;
+    let reader = StreamReader::try_new(BufReader::new(input), None).map_err(arrow_err(&file.rel))?;
+    let mut out = Vec::new();
+    let mut writer = FileWriter::try_new(&mut out, &reader.schema()).map_err(arrow_err(&file.rel))?;
+    for batch in reader {
+        writer.write(&batch.map_err(arrow_err(&file.rel))?).map_err(arrow_err(&file.rel))?;
+    }
+    writer.finish().map_err(arrow_err(&file.rel))?;
+    drop(writer);
+    Ok(out)
+}
+
+/// Uploads a sealed spool file as an IPC file, then removes it and any spool directories
+/// left empty. Returns the uploaded path.
 ///
 /// The file is read with blocking calls: this runs on the prediction log's own thread.
-pub(crate) async fn upload(artifacts: &Artifacts, spool_root: &Path, file: &SpoolFile) -> Result<(), PredlogError> {
-    let path = layout::checked(&file.rel)?;
-    let handle = File::open(&file.spool).map_err(io_err(&file.spool))?;
-    let body = futures::stream::unfold(handle, |mut handle| async move {
-        let mut buf = vec![0u8; UPLOAD_CHUNK];
-        match handle.read(&mut buf) {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), handle))
-            }
-            Err(e) => Some((Err(e), handle)),
-        }
-    });
-    artifacts.put_stream(&path, Box::pin(body)).await?;
+pub(crate) async fn upload(artifacts: &Artifacts, spool_root: &Path, file: &SpoolFile) -> Result<String, PredlogError> {
+    let uploaded = layout::uploaded_path(&file.rel);
+    let path = layout::checked(&uploaded)?;
+    let bytes = Bytes::from(to_ipc_file(file)?);
+    let body = futures::stream::iter(bytes.chunks(UPLOAD_CHUNK).map(|c| Ok::<_, std::io::Error>(bytes.slice_ref(c))).collect::<Vec<_>>());
+    artifacts.put_stream(&path, body).await?;
     std::fs::remove_file(&file.spool).map_err(io_err(&file.spool))?;
     let mut dir = file.spool.parent();
     while let Some(d) = dir.filter(|d| d.starts_with(spool_root) && *d != spool_root) {
@@ -267,5 +273,5 @@ pub(crate) async fn upload(artifacts: &Artifacts, spool_root: &Path, file: &Spoo
         }
         dir = d.parent();
     }
-    Ok(())
+    Ok(uploaded)
 }

@@ -223,9 +223,9 @@ impl Writer {
     /// Uploads one sealed file; on failure it stays in the spool and is retried.
     fn upload(&mut self, file: SpoolFile) -> Result<String, PredlogError> {
         match self.rt.block_on(segment::upload(&self.artifacts, &self.spool_root, &file)) {
-            Ok(()) => {
-                tracing::debug!(path = %file.rel, "uploaded prediction log segment");
-                Ok(file.rel)
+            Ok(uploaded) => {
+                tracing::debug!(path = %uploaded, "uploaded prediction log segment");
+                Ok(uploaded)
             }
             Err(e) => {
                 tracing::warn!(path = %file.rel, error = %e, "prediction log upload failed, will retry");

@@ -108,6 +108,8 @@ pub fn environment(explicit: Option<&Path>) -> Result<&'static ort::environment:
         .with_name("slipway")
         .build()
         .map_err(|e| ServingError::Runtime(format!("cannot start onnx runtime from {}: {e}", path.display())))?;
+    // ONNX Runtime logs every arena extension at info; keep the server's log for what matters.
+    env.set_log_level(ort::logging::LogLevel::Warning);
     tracing::info!(path = %path.display(), "onnx runtime loaded");
     Ok(&ENVIRONMENT.get_or_init(|| (path, env)).1)
 }

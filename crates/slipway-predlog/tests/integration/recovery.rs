@@ -64,7 +64,8 @@ async fn segments_left_by_a_dead_process_are_recovered_at_the_next_start() {
     assert_eq!(spooled.len(), 1, "one open segment");
     let rel: Vec<String> =
         spooled[0].strip_prefix(&spool).unwrap().iter().map(|s| s.to_string_lossy().into_owned()).collect();
-    let rel = rel.join("/");
+    // Uploads are IPC files: the same path with the file format's extension.
+    let rel = rel.join("/").replace(".arrows", ".arrow");
 
     // What kill -9 would leave now: the open segment as written, three batches, no end marker.
     let killed = tempfile::tempdir().unwrap();
@@ -102,12 +103,18 @@ async fn a_segment_sealed_but_not_uploaded_is_uploaded_at_the_next_start() {
     let paths = log.flush().await.unwrap();
     assert_eq!(paths.len(), 1);
     assert!(segment_files(&spool).is_empty(), "an uploaded segment leaves the spool");
-    // Put the uploaded file back where the spool would have kept it.
-    let artifacts_copy = dir.path().join("artifacts").join(&paths[0]);
+    // Put the uploaded segment back where the spool would have kept it: as a sealed stream.
+    let uploaded = std::fs::read(dir.path().join("artifacts").join(&paths[0])).unwrap();
+    let reader = arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(uploaded), None).unwrap();
     let sealed = tempfile::tempdir().unwrap();
-    let target = paths[0].split('/').fold(sealed.path().to_path_buf(), |p, s| p.join(s));
+    let spooled = paths[0].replace(".arrow", ".arrows");
+    let target = spooled.split('/').fold(sealed.path().to_path_buf(), |p, s| p.join(s));
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    std::fs::copy(artifacts_copy, &target).unwrap();
+    let mut writer = arrow_ipc::writer::StreamWriter::try_new(std::fs::File::create(&target).unwrap(), &reader.schema()).unwrap();
+    for batch in reader {
+        writer.write(&batch.unwrap()).unwrap();
+    }
+    writer.finish().unwrap();
     std::fs::write(target.with_extension("arrows.tmp"), b"half a rewrite").unwrap();
 
     let (_keep, uploaded) = restart_on(sealed.path()).await;
