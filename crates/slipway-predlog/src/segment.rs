@@ -263,7 +263,9 @@ pub(crate) async fn upload(artifacts: &Artifacts, spool_root: &Path, file: &Spoo
     let uploaded = layout::uploaded_path(&file.rel);
     let path = layout::checked(&uploaded)?;
     let bytes = Bytes::from(to_ipc_file(file)?);
-    let body = futures::stream::iter(bytes.chunks(UPLOAD_CHUNK).map(|c| Ok::<_, std::io::Error>(bytes.slice_ref(c))).collect::<Vec<_>>());
+    let body = futures::stream::iter(
+        bytes.chunks(UPLOAD_CHUNK).map(|c| Ok::<_, std::io::Error>(bytes.slice_ref(c))).collect::<Vec<_>>(),
+    );
     artifacts.put_stream(&path, body).await?;
     std::fs::remove_file(&file.spool).map_err(io_err(&file.spool))?;
     let mut dir = file.spool.parent();

@@ -26,7 +26,13 @@ pub struct CacheConfig {
     pub limits: Limits,
     /// Sessions per model: how many of its batches may run at once.
     pub sessions: usize,
+    /// The least a model is charged: ONNX Runtime grows an arena on a session's first run
+    /// (1 MiB for a small model), which no measurement at load time sees.
+    pub min_charge: u64,
 }
+
+/// The default floor of a model's charge.
+pub const MIN_CHARGE: u64 = 1 << 20;
 
 type Slot = Arc<OnceCell<Result<Arc<Loaded>, ServingError>>>;
 
@@ -179,8 +185,8 @@ impl Cache {
         let (model, rss_delta) = opened?;
         let sessions = self.config.sessions.max(1) as u64;
         // ONNX Runtime reports no per-session memory: charge what the load measurably added,
-        // and never less than twice the model's files per session.
-        let charge = rss_delta.max(2 * model.file_bytes * sessions).max(64 << 10);
+        // never less than twice the model's files per session, nor less than the floor.
+        let charge = rss_delta.max(2 * model.file_bytes * sessions).max(self.config.min_charge);
         self.make_room(id, charge)?;
         self.used.fetch_add(charge, Ordering::Relaxed);
         Ok(Arc::new(Loaded::new(model, self.config.limits, self.config.sessions, charge, &self.metrics)))

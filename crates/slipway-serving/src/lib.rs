@@ -16,7 +16,6 @@ pub mod http;
 pub mod metrics;
 pub mod mlmodel;
 pub mod model;
-pub mod onnx;
 pub mod runtime;
 pub mod serving;
 pub mod source;

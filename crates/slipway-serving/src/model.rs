@@ -314,7 +314,7 @@ fn extract_zipmap(spec: &OutputSpec, key: Elem, value: &DynValue) -> Result<Name
             }
         }
     }
-    let width = if rows == 0 { 0 } else { probs.len() / rows };
+    let width = probs.len().checked_div(rows).unwrap_or(0);
     Ok(Named {
         name: spec.name.clone(),
         tensor: Tensor::new(vec![rows, width], Data::F32(probs)),

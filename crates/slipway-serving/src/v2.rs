@@ -61,7 +61,7 @@ fn from_le(elem: Elem, bytes: &[u8], name: &str) -> Result<Data, ServingError> {
     }
     Ok(match elem {
         Elem::Bool => Data::Bool(bytes.iter().map(|b| *b != 0).collect()),
-        Elem::I8 => nums!(i8, I8),
+        Elem::I8 => Data::I8(bytes.iter().map(|b| i8::from_le_bytes([*b])).collect()),
         Elem::I16 => nums!(i16, I16),
         Elem::I32 => nums!(i32, I32),
         Elem::I64 => nums!(i64, I64),

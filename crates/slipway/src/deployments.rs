@@ -160,7 +160,11 @@ async fn dispatch(args: DeploymentsArgs) -> anyhow::Result<()> {
         Command::Show { name } => api.call("GET", &format!("{API}/{name}"), &[], None).await?,
         Command::Delete { name } => {
             let v = api.call("DELETE", &format!("{API}/{name}"), &[], None).await?;
-            return if args.json { print_json(&v) } else { Ok(println!("deleted deployment {name}")) };
+            if args.json {
+                return print_json(&v);
+            }
+            println!("deleted deployment {name}");
+            return Ok(());
         }
         Command::List => {
             let v = api.call("GET", API, &[], None).await?;

@@ -49,6 +49,7 @@ pub fn build(
             onnxruntime_lib: s.onnxruntime_lib,
             limits,
             sessions: s.sessions.unwrap_or(workers.min(2)),
+            min_charge: slipway_serving::cache::MIN_CHARGE,
         },
         source,
         pool,

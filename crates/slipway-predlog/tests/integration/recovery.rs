@@ -110,7 +110,8 @@ async fn a_segment_sealed_but_not_uploaded_is_uploaded_at_the_next_start() {
     let spooled = paths[0].replace(".arrow", ".arrows");
     let target = spooled.split('/').fold(sealed.path().to_path_buf(), |p, s| p.join(s));
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    let mut writer = arrow_ipc::writer::StreamWriter::try_new(std::fs::File::create(&target).unwrap(), &reader.schema()).unwrap();
+    let mut writer =
+        arrow_ipc::writer::StreamWriter::try_new(std::fs::File::create(&target).unwrap(), &reader.schema()).unwrap();
     for batch in reader {
         writer.write(&batch.unwrap()).unwrap();
     }

@@ -165,21 +165,32 @@ pub fn v1_error(e: &ServingError) -> Response {
     with_retry((status_of(e), axum::Json(json!({ "error": e.client_message() }))).into_response(), e)
 }
 
+/// A protocol's name (for metrics and the prediction log) and its error shape.
+#[derive(Clone, Copy)]
+pub(crate) struct Face {
+    pub name: &'static str,
+    pub error: fn(&ServingError) -> Response,
+}
+
+pub(crate) const MLFLOW: Face = Face { name: "mlflow", error: mlflow_error };
+pub(crate) const V1: Face = Face { name: "v1", error: v1_error };
+pub(crate) const V2: Face = Face { name: "v2", error: v1_error };
+
 /// The common path of every inference: pick, decode, run, count, frame.
 pub(crate) async fn infer<D, E>(
     ctx: &Ctx,
     target: Result<Target<'_>, ServingError>,
     headers: &HeaderMap,
     body: Body,
-    protocol: &'static str,
+    face: Face,
     decode: D,
     encode: E,
-    error: fn(&ServingError) -> Response,
 ) -> Response
 where
     D: FnOnce(&crate::model::OnnxModel, &[u8]) -> Result<Decoded, ServingError>,
     E: FnOnce(&Decoded, &[crate::tensor::Named], &Picked) -> Response,
 {
+    let (protocol, error) = (face.name, face.error);
     let started = Instant::now();
     let request_id = request_id(headers);
     let mut picked: Option<Picked> = None;
@@ -253,10 +264,9 @@ async fn mlflow_invocations(ctx: &Ctx, name: &str, headers: HeaderMap, body: Bod
         target,
         &headers,
         body,
-        "mlflow",
+        MLFLOW,
         |model, bytes| if csv { decode::mlflow_csv(model, bytes) } else { decode::mlflow_json(model, bytes) },
         |d, outputs, _| axum::Json(encode::mlflow(outputs, d.rows, d.layout)).into_response(),
-        mlflow_error,
     )
     .await
 }
@@ -317,16 +327,9 @@ async fn v1_predict(State(ctx): State<Ctx>, Path(spec): Path<String>, headers: H
         )));
     };
     let target = ctx.target(m, None);
-    infer(
-        &ctx,
-        target,
-        &headers,
-        body,
-        "v1",
-        decode::v1_json,
-        |d, outputs, _| axum::Json(encode::v1(outputs, d.rows)).into_response(),
-        v1_error,
-    )
+    infer(&ctx, target, &headers, body, V1, decode::v1_json, |d, outputs, _| {
+        axum::Json(encode::v1(outputs, d.rows)).into_response()
+    })
     .await
 }
 

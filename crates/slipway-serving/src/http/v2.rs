@@ -137,7 +137,7 @@ async fn infer_v2(ctx: &Ctx, m: &str, v: Option<&str>, headers: HeaderMap, body:
         ctx.target(m, v),
         &headers,
         body,
-        "v2",
+        super::V2,
         |model, bytes| {
             let req = v2::decode(model, bytes, header_len)?;
             *meta.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -171,7 +171,6 @@ async fn infer_v2(ctx: &Ctx, m: &str, v: Option<&str>, headers: HeaderMap, body:
             }
             resp
         },
-        v1_error,
     )
     .await
 }

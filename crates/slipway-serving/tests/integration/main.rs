@@ -1,53 +1,136 @@
-//! The real ONNX Runtime (from the `onnxruntime` wheel, found as a user's machine would find
-//! it) runs a scikit-learn model exported with skl2onnx. `scripts/test.sh` points
-//! `VIRTUAL_ENV` at the project's `.venv`, where `onnxruntime` is installed.
+//! The serving stack against the real ONNX Runtime (from the `onnxruntime` wheel, found as a
+//! user's machine finds it: `scripts/test.sh` points `VIRTUAL_ENV` at the project's `.venv`):
+//! typed models and ZipMap outputs, the protocol routers in process, batching under
+//! concurrency, overload, the memory budget, and hot swap when an alias moves.
 
-use std::path::PathBuf;
+mod batching;
+mod cache;
+mod http;
+mod model;
 
-use slipway_serving::ServingError;
-use slipway_serving::onnx::OnnxModel;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-/// LinearRegression fitted on y = 2x - 3y + 0.5z + 1.25, exported by skl2onnx 1.20.
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/linear_2x_minus3y_half_z_plus_1_25.onnx")
+use async_trait::async_trait;
+use slipway_serving::batch::{Limits, Workers};
+use slipway_serving::cache::{Cache, CacheConfig};
+use slipway_serving::metrics::Metrics;
+use slipway_serving::source::{ModelSource, Selector};
+use slipway_serving::{Serving, ServingConfig, ServingError};
+
+/// LinearRegression fitted on y = 2x - 3y + 0.5z + 1.25 (skl2onnx 1.20): input X [-1, 3].
+pub const LINEAR: &str = "linear_2x_minus3y_half_z_plus_1_25.onnx";
+/// LogisticRegression with string labels "no"/"yes" and a ZipMap output, p(yes) =
+/// sigmoid(24.4894 x + 24.818686 y - 0.6325066 z - 24.10159).
+pub const LOGREG: &str = "logreg_strings_zipmap.onnx";
+
+pub fn linear(row: &[f32]) -> f32 {
+    2.0 * row[0] - 3.0 * row[1] + 0.5 * row[2] + 1.25
 }
 
-#[test]
-fn the_runtime_is_found_and_runs_an_exported_model() {
-    let lib = slipway_serving::runtime::locate(None).expect("onnx runtime must be installed for the tests");
-    assert!(lib.file_name().unwrap().to_string_lossy().starts_with("libonnxruntime.so"), "{}", lib.display());
+pub fn p_yes(row: &[f32]) -> f64 {
+    let z = 24.4894 * f64::from(row[0]) + 24.818686 * f64::from(row[1]) - 0.6325066 * f64::from(row[2]) - 24.10159;
+    1.0 / (1.0 + (-z).exp())
+}
 
-    let model = OnnxModel::load(&fixture(), None).unwrap();
-    assert_eq!(model.inputs(), ["X"]);
-    assert_eq!(model.outputs(), ["variable"]);
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
 
-    let rows: [[f32; 3]; 4] = [[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [-1.5, 0.25, 4.0], [10.0, -10.0, 0.5]];
-    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-    let out = model.run_f32("X", &[4, 3], flat).unwrap();
-    assert_eq!(out.len(), 1);
-    assert_eq!(out[0].name, "variable");
-    assert_eq!(out[0].shape, [4, 1]);
-    for (row, got) in rows.iter().zip(&out[0].values) {
-        let want = 2.0 * row[0] - 3.0 * row[1] + 0.5 * row[2] + 1.25;
-        assert!((got - want).abs() < 1e-4, "row {row:?}: got {got}, want {want}");
+/// An MLflow model directory holding `onnx` (a fixture file), with an optional signature.
+pub fn model_dir(root: &Path, name: &str, onnx: &str, signature: Option<&str>) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixture(onnx), dir.join("model.onnx")).unwrap();
+    let mut mlmodel =
+        "flavors:\n  onnx:\n    data: model.onnx\n  python_function:\n    loader_module: mlflow.onnx\n".to_string();
+    if let Some(sig) = signature {
+        mlmodel.push_str(&format!("signature:\n  inputs: '{sig}'\n"));
+    }
+    std::fs::write(dir.join("MLmodel"), mlmodel).unwrap();
+    dir
+}
+
+/// Models by (name, version) in directories, and aliases a test can move.
+#[derive(Default)]
+pub struct MapSource {
+    pub dirs: Mutex<HashMap<(String, String), PathBuf>>,
+    pub aliases: Mutex<HashMap<(String, String), String>>,
+}
+
+impl MapSource {
+    pub fn add(&self, name: &str, version: &str, dir: PathBuf) {
+        self.dirs.lock().unwrap().insert((name.into(), version.into()), dir);
+    }
+    pub fn alias(&self, name: &str, alias: &str, version: &str) {
+        self.aliases.lock().unwrap().insert((name.into(), alias.into()), version.into());
     }
 }
 
-#[test]
-fn mismatched_inputs_are_named_in_the_error() {
-    let model = OnnxModel::load(&fixture(), None).unwrap();
-    let err = model.run_f32("features", &[1, 3], vec![0.0; 3]).unwrap_err();
-    assert!(matches!(&err, ServingError::BadInput(m) if m.contains("'features'") && m.contains("X")), "{err}");
-    let err = model.run_f32("X", &[2, 3], vec![0.0; 3]).unwrap_err();
-    assert!(matches!(&err, ServingError::BadInput(m) if m.contains("'X'")), "{err}");
-    // A wrong inner dimension reaches ONNX Runtime, which refuses it without crashing.
-    assert!(model.run_f32("X", &[1, 4], vec![0.0; 4]).is_err());
-    // The model still serves after the bad requests.
-    assert_eq!(model.run_f32("X", &[1, 3], vec![0.0; 3]).unwrap()[0].values.len(), 1);
+#[async_trait]
+impl ModelSource for MapSource {
+    async fn resolve(&self, model: &str, selector: &Selector) -> Result<String, ServingError> {
+        let missing = || ServingError::NotFound(format!("{model} has no {selector}"));
+        match selector {
+            Selector::Alias(a) => {
+                self.aliases.lock().unwrap().get(&(model.into(), a.clone())).cloned().ok_or_else(missing)
+            }
+            Selector::Version(v) => self
+                .dirs
+                .lock()
+                .unwrap()
+                .contains_key(&(model.into(), v.clone()))
+                .then(|| v.clone())
+                .ok_or_else(missing),
+            Selector::Latest => {
+                let dirs = self.dirs.lock().unwrap();
+                dirs.keys().filter(|(n, _)| n == model).map(|(_, v)| v.clone()).max().ok_or_else(missing)
+            }
+        }
+    }
+
+    async fn fetch(&self, model: &str, version: &str, _scratch: &Path) -> Result<PathBuf, ServingError> {
+        let dirs = self.dirs.lock().unwrap();
+        dirs.get(&(model.into(), version.into()))
+            .cloned()
+            .ok_or_else(|| ServingError::NotFound(format!("{model}/{version}")))
+    }
 }
 
-#[test]
-fn a_missing_model_file_is_a_model_error() {
-    let err = OnnxModel::load(&PathBuf::from("/nonexistent/model.onnx"), None).err().unwrap();
-    assert!(matches!(err, ServingError::Model { .. }), "{err}");
+pub struct Setup {
+    pub workers: usize,
+    pub budget: u64,
+    pub limits: Limits,
+    pub request_timeout: Duration,
+    pub min_charge: u64,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            workers: 2,
+            budget: 1 << 30,
+            limits: Limits::default(),
+            request_timeout: Duration::from_secs(10),
+            min_charge: slipway_serving::cache::MIN_CHARGE,
+        }
+    }
+}
+
+pub fn serving(source: Arc<dyn ModelSource>, scratch: &Path, setup: Setup) -> Arc<Serving> {
+    let metrics = Arc::new(Metrics::default());
+    let pool = Arc::new(Workers::start(setup.workers, metrics.clone()));
+    let config = CacheConfig {
+        memory_budget: setup.budget,
+        scratch_dir: scratch.to_path_buf(),
+        onnxruntime_lib: None,
+        limits: setup.limits,
+        sessions: setup.workers,
+        min_charge: setup.min_charge,
+    };
+    let cache = Arc::new(Cache::new(config, source, pool, metrics.clone()));
+    let config = ServingConfig { request_timeout: setup.request_timeout, ..ServingConfig::default() };
+    Arc::new(Serving::new(cache, metrics, config, None))
 }
