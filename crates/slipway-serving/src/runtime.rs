@@ -5,7 +5,8 @@
 //! `onnxruntime/capi/libonnxruntime.so.<version>` with no unversioned name, so a plain
 //! `dlopen("libonnxruntime.so")` never finds it. Search order (first hit wins): an explicit
 //! path (flag or config), `SLIPWAY_ONNXRUNTIME_LIB`, `ORT_DYLIB_PATH`, a project-local copy in
-//! `./.slipway/onnxruntime/`, then an importable `onnxruntime` of the active virtualenv,
+//! `./.slipway/onnxruntime/` (made by `scripts/onnxruntime.sh`; also looked for beside the
+//! executable and up to four folders above it), then an importable `onnxruntime` of the active virtualenv,
 //! `./.venv`, or `python3`.
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ static LOADING: Mutex<()> = Mutex::new(());
 
 /// How to get the library, shown whenever it cannot be found.
 pub const INSTALL_HINT: &str = "install it with one of:\n  \
+    ./scripts/onnxruntime.sh         # in a slipway checkout: a project-local copy from the wheel\n  \
     pip install onnxruntime          # then slipway finds it through python3 or the active virtualenv\n  \
     export SLIPWAY_ONNXRUNTIME_LIB=/path/to/site-packages/onnxruntime/capi/libonnxruntime.so.<version>";
 
@@ -67,10 +69,16 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ServingError> {
         }
         looked.push(what);
     }
-    if let Some(p) = newest_in(Path::new(".slipway/onnxruntime")) {
+    // A project-local copy (scripts/onnxruntime.sh): beside the working directory, or beside
+    // the executable or a folder above it (so target/release/slipway finds the checkout's).
+    let mut local = vec![PathBuf::from(".slipway/onnxruntime")];
+    if let Ok(exe) = std::env::current_exe() {
+        local.extend(exe.ancestors().skip(1).take(4).map(|d| d.join(".slipway/onnxruntime")));
+    }
+    if let Some(p) = local.iter().find_map(|d| newest_in(d)) {
         return Ok(p);
     }
-    looked.push("./.slipway/onnxruntime".into());
+    looked.push("./.slipway/onnxruntime (and beside the executable)".into());
     let mut pythons: Vec<PathBuf> = Vec::new();
     if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
         pythons.push(PathBuf::from(venv).join("bin/python"));
