@@ -332,7 +332,6 @@ impl Serving {
                     Some((canary, weight)) if draw < *weight => (canary.clone(), "canary"),
                     _ => (route.primary.clone(), "primary"),
                 };
-                loaded.touch(0);
                 Ok(Picked { shadow: route.shadow.clone(), deployment: Some(d), loaded, role })
             }
             Target::Model { name, selector } => {
