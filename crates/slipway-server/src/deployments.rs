@@ -50,7 +50,8 @@ fn with_status(serving: Option<&Arc<Serving>>, d: &Deployment) -> Value {
     let status = match live {
         Some(live) => {
             let route = live.route();
-            let mut st = json!({ "ready": true, "primary": { "version": route.primary.model.id.version } });
+            let mut st =
+                json!({ "ready": true, "primary": { "version": route.primary.model.id.version, "ready": true } });
             if let Some((c, w)) = &route.canary {
                 st["canary"] = json!({ "version": c.model.id.version, "weight": w });
             }
@@ -102,6 +103,10 @@ async fn update(
         Ok(Value::Object(m)) => m,
         _ => return Err(slipway_types::MlflowError::internal().into()),
     };
+    let given = |k: &str| patch.get(k).is_some_and(|v| !v.is_null());
+    if given("alias") && given("version") {
+        return Err(ApiError::invalid("give one of 'alias' and 'version', not both"));
+    }
     for (k, v) in patch {
         if k == "name" && v != Value::String(name.clone()) {
             return Err(ApiError::invalid("a deployment cannot be renamed; create a new one"));

@@ -64,6 +64,8 @@ pub struct Loaded {
     arrived: Condvar,
     batchable: AtomicBool,
     last_used: AtomicU64,
+    /// Microseconds the last run took: small, fast requests run on the caller's thread.
+    last_run_us: AtomicU64,
     labels: Vec<(&'static str, String)>,
 }
 
@@ -82,6 +84,7 @@ impl Loaded {
             arrived: Condvar::new(),
             batchable: AtomicBool::new(batchable),
             last_used: AtomicU64::new(0),
+            last_run_us: AtomicU64::new(u64::MAX),
             labels,
         }
     }
@@ -203,6 +206,20 @@ impl Loaded {
     }
 }
 
+impl Loaded {
+    fn observe_run(&self, metrics: &Metrics, started: Instant, rows: usize) {
+        let took = started.elapsed();
+        self.last_run_us.store(took.as_micros() as u64, Ordering::Relaxed);
+        metrics.observe_latency("slipway_serving_inference_duration_seconds", self.labels.clone(), took.as_secs_f64());
+        metrics.observe_rows(self.labels.clone(), rows);
+    }
+}
+
+/// Requests of at most this many rows may run on the caller's thread...
+const INLINE_MAX_ROWS: usize = 16;
+/// ...when the model's last run took at most this long.
+const INLINE_MAX_RUN_US: u64 = 250;
+
 fn stackable(a: &[Named], b: &[Named]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
@@ -265,6 +282,40 @@ impl Workers {
             })
             .collect();
         Workers { shared, threads }
+    }
+
+    /// Runs a small request at once on the caller's thread when its model is idle (nothing
+    /// queued, a session free) and fast: two thread hand-offs cost more than such a run.
+    /// Gives the inputs back when the request must queue instead.
+    pub fn try_inline(&self, model: &Arc<Loaded>, inputs: Vec<Named>, rows: usize) -> Result<Reply, Vec<Named>> {
+        if rows > INLINE_MAX_ROWS || model.last_run_us.load(Ordering::Relaxed) > INLINE_MAX_RUN_US {
+            return Err(inputs);
+        }
+        {
+            let mut q = model.lock();
+            if !q.jobs.is_empty() || q.active >= model.sessions {
+                return Err(inputs);
+            }
+            q.active += 1;
+        }
+        let started = Instant::now();
+        let result = model.model.run(&inputs);
+        model.observe_run(&self.shared.metrics, started, rows);
+        // Requests queued meanwhile found every slot taken: hand them to a worker.
+        let schedule = {
+            let mut q = model.lock();
+            q.active -= 1;
+            let schedule = !q.jobs.is_empty() && q.active < model.sessions;
+            if schedule {
+                q.active += 1;
+            }
+            schedule
+        };
+        if schedule {
+            self.shared.ready.lock().unwrap_or_else(|p| p.into_inner()).push_back(model.clone());
+            self.shared.wake.notify_one();
+        }
+        Ok(result.map(|outputs| (inputs, outputs)))
     }
 
     /// Queues a request for `model`; the receiver gets its outputs.

@@ -171,6 +171,8 @@ impl Cache {
                 };
                 let key = id.clone();
                 tokio::task::spawn_blocking(move || {
+                    // The runtime's one-time start is nobody's model: load it before measuring.
+                    crate::runtime::environment(options.onnxruntime_lib.as_deref())?;
                     let before = rss_bytes();
                     let model = OnnxModel::load(&dir, key, &options)?;
                     Ok::<_, ServingError>((model, rss_bytes().saturating_sub(before)))

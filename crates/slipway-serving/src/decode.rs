@@ -277,7 +277,19 @@ fn from_table(model: &OnnxModel, table: Table<'_>) -> Result<Decoded, ServingErr
         check_dims(spec, &shape)?;
         inputs.push(Named::new(spec.name.clone(), Tensor::new(shape, data)));
     }
-    Ok(Decoded { inputs, rows, layout: Layout::Records })
+    Ok(Decoded { inputs, rows, layout: layout_for(model, Layout::Records) })
+}
+
+/// MLflow's pyfunc turns any input into what the signature declares before the onnx flavor
+/// sees it: a tensor signature gets arrays (one entry per output comes back), a column
+/// signature a DataFrame (one record per row). Without a signature the request's own form
+/// decides.
+fn layout_for(model: &OnnxModel, given: Layout) -> Layout {
+    match &model.signature {
+        Some(Signature::Tensors(_)) => Layout::Tensors,
+        Some(Signature::Columns(_)) => Layout::Records,
+        None => given,
+    }
 }
 
 /// Flattens a nested JSON array into `data`, returning its shape.
@@ -363,7 +375,7 @@ fn from_tensors(model: &OnnxModel, v: &Value, field: &str) -> Result<Decoded, Se
             }
             let input = tensor_input(&model.inputs[0], v)?;
             let rows = input.tensor.rows();
-            Ok(Decoded { inputs: vec![input], rows, layout: Layout::Tensors })
+            Ok(Decoded { inputs: vec![input], rows, layout: layout_for(model, Layout::Tensors) })
         }
         Value::Object(map) if columns => dict_of_columns(map).and_then(|t| from_table(model, t)),
         Value::Object(map) => {
@@ -378,7 +390,7 @@ fn from_tensors(model: &OnnxModel, v: &Value, field: &str) -> Result<Decoded, Se
                 return Err(bad(format!("unknown input '{unknown}' (the model's inputs: {})", input_names(model))));
             }
             let rows = same_rows(&inputs)?;
-            Ok(Decoded { inputs, rows, layout: Layout::Tensors })
+            Ok(Decoded { inputs, rows, layout: layout_for(model, Layout::Tensors) })
         }
         other => Err(bad(format!("'{field}' must be a list or an object, got {}", kind(other)))),
     }

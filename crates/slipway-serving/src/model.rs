@@ -164,6 +164,23 @@ impl OnnxModel {
             };
             outputs.push(OutputSpec { name: outlet.name().to_string(), kind, shape });
         }
+        // A warm-up run on every session: the first request does not pay for ONNX Runtime's
+        // arena growth, the memory it takes is measured with the load, and a ZipMap output's
+        // class count becomes known for the metadata. A model that refuses zeros is still
+        // served; its first request warms it.
+        let warm = warm_up_inputs(&inputs);
+        for session in &mut sessions {
+            match run_session(session, &inputs, &outputs, &warm) {
+                Ok(out) => {
+                    for (spec, got) in outputs.iter_mut().zip(&out) {
+                        if matches!(spec.kind, OutputKind::ZipMap { .. }) {
+                            spec.shape = vec![-1, got.tensor.row_width() as i64];
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(model = %id, error = %e, "warm-up run failed"),
+            }
+        }
         Ok(OnnxModel {
             id,
             inputs,
@@ -183,38 +200,8 @@ impl OnnxModel {
     /// Runs the model once on `inputs` (one tensor per declared input, by name) and returns
     /// every output, ZipMap outputs as dense probability rows with their classes.
     pub fn run(&self, inputs: &[Named]) -> Result<Vec<Named>, ServingError> {
-        let mut values: Vec<(&str, SessionInputValue<'_>)> = Vec::with_capacity(self.inputs.len());
-        for spec in &self.inputs {
-            let named = inputs
-                .iter()
-                .find(|n| n.name == spec.name)
-                .ok_or_else(|| ServingError::BadInput(format!("missing input '{}'", spec.name)))?;
-            let value = input_value(&named.tensor)
-                .map_err(|e| ServingError::BadInput(format!("input '{}': {e}", spec.name)))?;
-            values.push((spec.name.as_str(), value));
-        }
         let mut session = self.acquire();
-        let result = (|| {
-            let outputs = session.run(values).map_err(|e| match e.code() {
-                // ONNX Runtime checks what a model declares symbolically (inner dimensions,
-                // ranks): its refusal is the request's fault, and its text says which input.
-                ort::error::ErrorCode::InvalidArgument => {
-                    ServingError::BadInput(format!("the model refused the input: {e}"))
-                }
-                _ => ServingError::Inference(e.to_string()),
-            })?;
-            let mut out = Vec::with_capacity(self.outputs.len());
-            for spec in &self.outputs {
-                let value = outputs
-                    .get(&spec.name)
-                    .ok_or_else(|| ServingError::Inference(format!("output '{}' is missing", spec.name)))?;
-                out.push(
-                    extract(spec, value)
-                        .map_err(|e| ServingError::Inference(format!("output '{}': {e}", spec.name)))?,
-                );
-            }
-            Ok(out)
-        })();
+        let result = run_session(&mut session, &self.inputs, &self.outputs, inputs);
         self.release(session);
         result
     }
@@ -233,6 +220,64 @@ impl OnnxModel {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(session);
         self.returned.notify_one();
     }
+}
+
+fn run_session(
+    session: &mut Session,
+    specs: &[InputSpec],
+    outputs_spec: &[OutputSpec],
+    inputs: &[Named],
+) -> Result<Vec<Named>, ServingError> {
+    let mut values: Vec<(&str, SessionInputValue<'_>)> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let named = inputs
+            .iter()
+            .find(|n| n.name == spec.name)
+            .ok_or_else(|| ServingError::BadInput(format!("missing input '{}'", spec.name)))?;
+        let value =
+            input_value(&named.tensor).map_err(|e| ServingError::BadInput(format!("input '{}': {e}", spec.name)))?;
+        values.push((spec.name.as_str(), value));
+    }
+    let outputs = session.run(values).map_err(|e| match e.code() {
+        // ONNX Runtime checks what a model declares symbolically (inner dimensions, ranks):
+        // its refusal is the request's fault, and its text says which input.
+        ort::error::ErrorCode::InvalidArgument => ServingError::BadInput(format!("the model refused the input: {e}")),
+        _ => ServingError::Inference(e.to_string()),
+    })?;
+    let mut out = Vec::with_capacity(outputs_spec.len());
+    for spec in outputs_spec {
+        let value = outputs
+            .get(&spec.name)
+            .ok_or_else(|| ServingError::Inference(format!("output '{}' is missing", spec.name)))?;
+        out.push(extract(spec, value).map_err(|e| ServingError::Inference(format!("output '{}': {e}", spec.name)))?);
+    }
+    Ok(out)
+}
+
+/// One row of zeros (empty strings) for every input: what a warm-up run feeds.
+fn warm_up_inputs(specs: &[InputSpec]) -> Vec<Named> {
+    specs
+        .iter()
+        .map(|spec| {
+            let shape: Vec<usize> = spec.shape.iter().map(|&d| if d < 1 { 1 } else { d as usize }).collect();
+            let n: usize = shape.iter().product();
+            let data = match spec.elem {
+                Elem::Bool => Data::Bool(vec![false; n]),
+                Elem::I8 => Data::I8(vec![0; n]),
+                Elem::I16 => Data::I16(vec![0; n]),
+                Elem::I32 => Data::I32(vec![0; n]),
+                Elem::I64 => Data::I64(vec![0; n]),
+                Elem::U8 => Data::U8(vec![0; n]),
+                Elem::U16 => Data::U16(vec![0; n]),
+                Elem::U32 => Data::U32(vec![0; n]),
+                Elem::U64 => Data::U64(vec![0; n]),
+                Elem::F32 => Data::F32(vec![0.0; n]),
+                Elem::F64 => Data::F64(vec![0.0; n]),
+                Elem::Str => Data::Str(vec![String::new(); n]),
+            };
+            Named::new(spec.name.clone(), Tensor::new(shape, data))
+        })
+        .collect()
 }
 
 fn input_value(t: &Tensor) -> Result<SessionInputValue<'_>, ort::Error> {

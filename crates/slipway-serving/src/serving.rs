@@ -397,6 +397,13 @@ impl Serving {
         started: Instant,
     ) -> Result<(Vec<Named>, Vec<Named>), ServingError> {
         let deadline = started + self.config.request_timeout;
+        if Instant::now() >= deadline {
+            return Err(ServingError::Timeout("the request timed out before it ran".into()));
+        }
+        let inputs = match self.cache.workers().try_inline(loaded, inputs, rows) {
+            Ok(reply) => return reply,
+            Err(inputs) => inputs,
+        };
         let rx = self.cache.workers().submit(loaded, inputs, rows, deadline)?;
         match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(reply)) => reply,

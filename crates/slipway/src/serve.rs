@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// The ONNX Runtime library (default: found through ORT_DYLIB_PATH, ./.slipway, python3).
     #[arg(long, env = "SLIPWAY_ONNXRUNTIME_LIB")]
     onnxruntime_lib: Option<PathBuf>,
+    /// The name V2 and V1 clients use (default: the registered model's name, or `model` for
+    /// a local directory).
+    #[arg(long)]
+    name: Option<String>,
     /// Log filter, e.g. info or slipway_serving=debug.
     #[arg(long, env = "SLIPWAY_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -78,8 +82,7 @@ fn parse_uri(uri: &str) -> anyhow::Result<(String, Selector, Option<PathBuf>)> {
     if !dir.join("MLmodel").is_file() {
         bail!("'{uri}' is neither models:/NAME@ALIAS, models:/NAME/VERSION nor a directory with an MLmodel file");
     }
-    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model").to_string();
-    Ok((name, Selector::Version("1".into()), Some(dir)))
+    Ok(("model".to_string(), Selector::Version("1".into()), Some(dir)))
 }
 
 /// A tracking server's registry and artifacts over its REST API.
@@ -203,26 +206,31 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .with_context(|| format!("invalid log level '{}'", args.log_level))?;
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let (name, selector, dir) = parse_uri(&args.model_uri)?;
+    let (registered, selector, dir) = parse_uri(&args.model_uri)?;
+    let name = args.name.clone().unwrap_or_else(|| registered.clone());
     if let Err(e) = slipway_serving::runtime::locate(args.onnxruntime_lib.as_deref()) {
         eprintln!("error: {e}");
         std::process::exit(2);
     }
     let workers = args.workers.unwrap_or_else(cores).max(1);
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(2))
-        .enable_all()
-        .build()?
-        .block_on(serve(args, name, selector, dir, workers))
+    tokio::runtime::Builder::new_multi_thread().worker_threads(workers.max(2)).enable_all().build()?.block_on(serve(
+        args,
+        (name, registered),
+        selector,
+        dir,
+        workers,
+    ))
 }
 
+/// `names`: what clients call the model, and its registered name.
 async fn serve(
     args: ServeArgs,
-    name: String,
+    names: (String, String),
     selector: Selector,
     dir: Option<PathBuf>,
     workers: usize,
 ) -> anyhow::Result<()> {
+    let (name, registered) = names;
     let source: Arc<dyn ModelSource> = match dir {
         Some(dir) => Arc::new(LocalSource { dir }),
         None => Arc::new(HttpSource { api: Api::new(&args.tracking_uri)? }),
@@ -246,7 +254,7 @@ async fn serve(
         Selector::Version(v) => (None, Some(v.clone())),
         Selector::Latest => (None, None),
     };
-    let spec = DeploymentSpec { name: name.clone(), model: name.clone(), alias, version, ..DeploymentSpec::default() };
+    let spec = DeploymentSpec { name: name.clone(), model: registered, alias, version, ..DeploymentSpec::default() };
     if let Err(e) = serving.apply(&spec).await {
         eprintln!("error: cannot serve {}: {e}", args.model_uri);
         std::process::exit(2);
