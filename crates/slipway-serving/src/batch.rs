@@ -5,6 +5,8 @@
 //! is bigger: throughput rises with load without any fixed delay at low load. A model runs on
 //! at most as many workers at once as it has sessions. A full queue refuses at once (429);
 //! a request whose deadline passed before its batch ran is answered as timed out, never run.
+//! A small request to an idle, fast model skips the queue and runs on the caller's thread
+//! ([`Workers::try_inline`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
