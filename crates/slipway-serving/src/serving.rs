@@ -362,8 +362,11 @@ impl Serving {
         let (inputs, outputs) = self.run(&picked.loaded, inputs, rows, call.started).await?;
         let deployment = picked.deployment_name().to_string();
         let sample = picked.deployment.as_ref().map_or(0.0, |d| d.spec.log_sample.unwrap_or(1.0));
-        if self.predlog.is_some() && sample > 0.0 && (sample >= 1.0 || self.uniform() < sample) {
-            self.log(&deployment, &picked.loaded, picked.role, call, rows, &inputs, &outputs);
+        if let Some(log) = &self.predlog
+            && sample > 0.0
+            && (sample >= 1.0 || self.uniform() < sample)
+        {
+            log.record(entry(&deployment, &picked.loaded, picked.role, call, rows, &inputs, &outputs));
         }
         if let (Some(shadow_inputs), Some((shadow, _))) = (shadow_inputs, picked.shadow.clone()) {
             let this_log = self.predlog.clone();
@@ -412,22 +415,6 @@ impl Serving {
                 "no answer within the request timeout of {} ms",
                 self.config.request_timeout.as_millis()
             ))),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn log(
-        &self,
-        deployment: &str,
-        loaded: &Loaded,
-        role: &'static str,
-        call: &Call<'_>,
-        rows: usize,
-        inputs: &[Named],
-        outputs: &[Named],
-    ) {
-        if let Some(log) = &self.predlog {
-            log.record(entry(deployment, loaded, role, call, rows, inputs, outputs));
         }
     }
 
