@@ -267,23 +267,22 @@ pub struct Workers {
 }
 
 impl Workers {
-    pub fn start(count: usize, metrics: Arc<Metrics>) -> Workers {
+    /// Starts `count` worker threads (at least one); fails only if the OS refuses a thread.
+    pub fn start(count: usize, metrics: Arc<Metrics>) -> std::io::Result<Workers> {
         let shared = Arc::new(Shared {
             ready: Mutex::new(VecDeque::new()),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
             metrics,
         });
-        let threads = (0..count.max(1))
-            .map(|i| {
-                let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("slipway-infer-{i}"))
-                    .spawn(move || work(&shared))
-                    .unwrap_or_else(|e| panic!("cannot start an inference worker thread: {e}"))
-            })
-            .collect();
-        Workers { shared, threads }
+        let mut workers = Workers { shared: shared.clone(), threads: Vec::new() };
+        for i in 0..count.max(1) {
+            let shared = shared.clone();
+            // On failure the threads already started are stopped by `Drop`.
+            let thread = std::thread::Builder::new().name(format!("slipway-infer-{i}")).spawn(move || work(&shared))?;
+            workers.threads.push(thread);
+        }
+        Ok(workers)
     }
 
     /// Runs a small request at once on the caller's thread when its model is idle (nothing

@@ -248,7 +248,7 @@ async fn serve(
         onnxruntime_lib: args.onnxruntime_lib.clone(),
         scratch_dir: scratch.clone(),
     };
-    let serving = build(settings, source, None);
+    let serving = build(settings, source, None).context("starting the inference workers")?;
     let (alias, version) = match &selector {
         Selector::Alias(a) => (Some(a.clone()), None),
         Selector::Version(v) => (None, Some(v.clone())),

@@ -222,7 +222,8 @@ fn start_serving(config: &Config, store: Arc<dyn MetadataStore>, artifacts: Arti
         onnxruntime_lib: config.onnxruntime_lib.clone(),
         scratch_dir: serving_dir.join("models"),
     };
-    Ok(crate::serving::build(settings, Arc::new(StoreSource { store, artifacts }), Some(predlog)))
+    crate::serving::build(settings, Arc::new(StoreSource { store, artifacts }), Some(predlog))
+        .context("starting the inference workers")
 }
 
 pub async fn shutdown_signal() {

@@ -33,10 +33,10 @@ pub fn build(
     s: Settings,
     source: Arc<dyn ModelSource>,
     predlog: Option<slipway_predlog::PredictionLog>,
-) -> Arc<Serving> {
+) -> std::io::Result<Arc<Serving>> {
     let workers = s.workers.unwrap_or_else(cores).max(1);
     let metrics = Arc::new(Metrics::default());
-    let pool = Arc::new(Workers::start(workers, metrics.clone()));
+    let pool = Arc::new(Workers::start(workers, metrics.clone())?);
     let limits = Limits {
         queue_capacity: s.queue_capacity,
         max_batch_rows: s.max_batch_rows,
@@ -60,5 +60,5 @@ pub fn build(
         max_body_bytes: s.max_body_bytes,
         ..ServingConfig::default()
     };
-    Arc::new(Serving::new(cache, metrics, config, predlog))
+    Ok(Arc::new(Serving::new(cache, metrics, config, predlog)))
 }

@@ -121,7 +121,7 @@ impl Default for Setup {
 
 pub fn serving(source: Arc<dyn ModelSource>, scratch: &Path, setup: Setup) -> Arc<Serving> {
     let metrics = Arc::new(Metrics::default());
-    let pool = Arc::new(Workers::start(setup.workers, metrics.clone()));
+    let pool = Arc::new(Workers::start(setup.workers, metrics.clone()).unwrap());
     let config = CacheConfig {
         memory_budget: setup.budget,
         scratch_dir: scratch.to_path_buf(),
