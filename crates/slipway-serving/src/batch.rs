@@ -160,12 +160,7 @@ impl Loaded {
         let rows: usize = batch.iter().map(|j| j.rows).sum();
         let started = Instant::now();
         let result = if batch.len() == 1 { self.model.run(&batch[0].inputs) } else { self.model.run(&stack(&batch)) };
-        metrics.observe_latency(
-            "slipway_serving_inference_duration_seconds",
-            self.labels.clone(),
-            started.elapsed().as_secs_f64(),
-        );
-        metrics.observe_rows(self.labels.clone(), rows);
+        self.observe_run(metrics, started, rows);
         match result {
             Ok(outputs) if batch.len() == 1 => {
                 let job = batch.into_iter().next();

@@ -103,3 +103,29 @@ async fn a_request_past_its_deadline_is_answered_unavailable() {
     assert_eq!(err.answer().status, 503);
     assert_eq!(err.answer().retry_after, Some(1));
 }
+
+#[tokio::test]
+async fn a_small_request_to_an_idle_fast_model_runs_on_the_callers_thread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let serving = linear_serving(tmp.path(), Setup::default()).await;
+    let id = slipway_serving::model::ModelId { name: "lin".into(), version: "1".into() };
+    let loaded = serving.cache.get(&id).await.unwrap();
+    let workers = serving.cache.workers();
+    let x = || vec![Named::new("X", Tensor::new(vec![1, 3], Data::F32(row(3).to_vec())))];
+    // Until the model has run, how long it takes is unknown: the request is handed back to
+    // be queued for a worker.
+    let queued = workers.try_inline(&loaded, x(), 1).expect_err("an unmeasured model is not run inline");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (_, out) = workers.submit(&loaded, queued, 1, deadline).unwrap().await.unwrap().unwrap();
+    assert!((single(&out) - linear(&row(3))).abs() < 1e-3);
+    // The worker's run measured the model as fast, so the next small request runs at once.
+    let (_, out) = workers.try_inline(&loaded, x(), 1).expect("a fast idle model runs inline").unwrap();
+    assert!((single(&out) - linear(&row(3))).abs() < 1e-3);
+}
+
+fn single(out: &[Named]) -> f32 {
+    match &out[0].tensor.data {
+        Data::F32(v) if v.len() == 1 => v[0],
+        other => panic!("one value, got {other:?}"),
+    }
+}
