@@ -168,6 +168,7 @@ impl Cache {
                 let options = LoadOptions {
                     onnxruntime_lib: self.config.onnxruntime_lib.clone(),
                     sessions: self.config.sessions,
+                    keep_zipmap: false,
                 };
                 let key = id.clone();
                 tokio::task::spawn_blocking(move || {

@@ -21,6 +21,7 @@ pub mod serving;
 pub mod source;
 pub mod tensor;
 pub mod v2;
+pub mod zipmap;
 
 pub use serving::{Serving, ServingConfig};
 

@@ -11,7 +11,7 @@ use ort::value::{DynMapValueType, DynValue, TensorElementType, TensorRef, ValueT
 
 use crate::mlmodel::{MlModel, Signature};
 use crate::tensor::{Data, Elem, Named, Tensor};
-use crate::{ServingError, runtime};
+use crate::{ServingError, runtime, zipmap};
 
 /// A declared model input: name, element type, and dimensions (-1 where free).
 #[derive(Debug, Clone, PartialEq)]
@@ -21,11 +21,20 @@ pub struct InputSpec {
     pub shape: Vec<i64>,
 }
 
-/// A declared output: a tensor, or the sequence of per-row class maps skl2onnx's ZipMap makes.
+/// A declared output: a tensor, or the per-row class probabilities skl2onnx's ZipMap makes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputKind {
     Tensor(Elem),
-    ZipMap { key: Elem },
+    /// A ZipMap ONNX Runtime runs: a sequence of one class map per row.
+    ZipMap {
+        key: Elem,
+    },
+    /// A ZipMap removed at load (see `zipmap`): the dense tensor it would have mapped, read
+    /// from the graph output `dense`, with the classes from its attributes.
+    Classes {
+        dense: String,
+        classes: Data,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +49,15 @@ impl OutputSpec {
     pub fn elem(&self) -> Elem {
         match self.kind {
             OutputKind::Tensor(e) => e,
-            OutputKind::ZipMap { .. } => Elem::F32,
+            OutputKind::ZipMap { .. } | OutputKind::Classes { .. } => Elem::F32,
+        }
+    }
+
+    /// The graph output this output is read from.
+    fn graph_name(&self) -> &str {
+        match &self.kind {
+            OutputKind::Classes { dense, .. } => dense,
+            _ => &self.name,
         }
     }
 }
@@ -64,6 +81,9 @@ pub struct LoadOptions {
     pub onnxruntime_lib: Option<PathBuf>,
     /// Sessions to open (at least one): how many batches of this model may run at once.
     pub sessions: usize,
+    /// Run a ZipMap as the model has it instead of removing it at load (see `zipmap`): the
+    /// same answers, slower; for comparing the two.
+    pub keep_zipmap: bool,
 }
 
 pub struct OnnxModel {
@@ -123,16 +143,22 @@ impl OnnxModel {
         }
         let env = runtime::environment(options.onnxruntime_lib.as_deref())?;
         let fail = |message: String| ServingError::Model { path: file.display().to_string(), message };
+        let bytes = std::fs::read(&file).map_err(|e| fail(e.to_string()))?;
+        let (edited, elided) =
+            if options.keep_zipmap { Default::default() } else { zipmap::elide(&bytes).unwrap_or_default() };
+        drop(bytes);
         let mut sessions = Vec::new();
         for _ in 0..options.sessions.max(1) {
-            let session = Session::builder(env)
+            let mut builder = Session::builder(env)
                 .and_then(|b| b.with_intra_threads(1).map_err(Into::into))
                 .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
-                .map_err(|e| fail(e.to_string()))?
-                .commit_from_file(&file)
                 .map_err(|e| fail(e.to_string()))?;
-            sessions.push(session);
+            // An unedited model loads from its file, so weights in external files resolve.
+            let session =
+                if elided.is_empty() { builder.commit_from_file(&file) } else { builder.commit_from_memory(&edited) };
+            sessions.push(session.map_err(|e| fail(e.to_string()))?);
         }
+        drop(edited);
         let first = &sessions[0];
         let mut inputs = Vec::new();
         for outlet in first.inputs() {
@@ -147,6 +173,11 @@ impl OnnxModel {
         }
         let mut outputs = Vec::new();
         for outlet in first.outputs() {
+            if let Some(e) = elided.iter().find(|e| e.dense == outlet.name()) {
+                let kind = OutputKind::Classes { dense: e.dense.clone(), classes: e.classes.clone() };
+                outputs.push(OutputSpec { name: e.output.clone(), kind, shape: vec![-1, e.classes.len() as i64] });
+                continue;
+            }
             let (kind, shape) = match outlet.dtype() {
                 ValueType::Tensor { ty, shape, .. } if elem_of(*ty).is_some() => {
                     (OutputKind::Tensor(elem_of(*ty).unwrap_or(Elem::F32)), shape.iter().copied().collect())
@@ -190,6 +221,20 @@ impl OnnxModel {
             idle: Mutex::new(sessions),
             returned: Condvar::new(),
         })
+    }
+
+    /// A model with these declarations and no session, for tests of what surrounds a run.
+    #[cfg(test)]
+    pub(crate) fn declared(inputs: Vec<InputSpec>, signature: Option<Signature>) -> OnnxModel {
+        OnnxModel {
+            id: ModelId { name: "declared".into(), version: "1".into() },
+            inputs,
+            outputs: Vec::new(),
+            signature,
+            file_bytes: 0,
+            idle: Mutex::new(Vec::new()),
+            returned: Condvar::new(),
+        }
     }
 
     /// Whether requests can be stacked: every input's first dimension is free.
@@ -247,7 +292,7 @@ fn run_session(
     let mut out = Vec::with_capacity(outputs_spec.len());
     for spec in outputs_spec {
         let value = outputs
-            .get(&spec.name)
+            .get(spec.graph_name())
             .ok_or_else(|| ServingError::Inference(format!("output '{}' is missing", spec.name)))?;
         out.push(extract(spec, value).map_err(|e| ServingError::Inference(format!("output '{}': {e}", spec.name)))?);
     }
@@ -307,6 +352,15 @@ fn extract(spec: &OutputSpec, value: &DynValue) -> Result<Named, ort::Error> {
     let elem = match &spec.kind {
         OutputKind::Tensor(e) => *e,
         OutputKind::ZipMap { key } => return extract_zipmap(spec, *key, value),
+        OutputKind::Classes { classes, .. } => {
+            let (shape, data) = value.try_extract_tensor::<f32>()?;
+            let shape = shape.iter().map(|&d| d.max(0) as usize).collect();
+            return Ok(Named {
+                name: spec.name.clone(),
+                tensor: Tensor::new(shape, Data::F32(data.to_vec())),
+                classes: Some(classes.clone()),
+            });
+        }
     };
     macro_rules! take {
         ($t:ty, $var:ident) => {{

@@ -4,10 +4,14 @@ use slipway_serving::tensor::{Data, Elem, Named, Tensor};
 use super::*;
 
 fn open(onnx: &str) -> (tempfile::TempDir, OnnxModel) {
+    open_with(onnx, LoadOptions { sessions: 1, ..LoadOptions::default() })
+}
+
+fn open_with(onnx: &str, options: LoadOptions) -> (tempfile::TempDir, OnnxModel) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = model_dir(tmp.path(), "m", onnx, None);
     let id = ModelId { name: "m".into(), version: "1".into() };
-    let model = OnnxModel::load(&dir, id, &LoadOptions { onnxruntime_lib: None, sessions: 1 }).unwrap();
+    let model = OnnxModel::load(&dir, id, &options).unwrap();
     (tmp, model)
 }
 
@@ -33,10 +37,18 @@ fn the_runtime_is_found_and_runs_an_exported_regressor() {
 #[test]
 fn zipmap_outputs_become_dense_probabilities_with_their_classes() {
     let (_tmp, model) = open(LOGREG);
-    assert_eq!(model.outputs[1].kind, OutputKind::ZipMap { key: Elem::Str });
+    let classes = Data::Str(vec!["no".into(), "yes".into()]);
+    assert_eq!(model.outputs[1].name, "output_probability");
+    assert_eq!(model.outputs[1].kind, OutputKind::Classes { dense: "probabilities".into(), classes });
+    assert_eq!(model.outputs[1].shape, [-1, 2]);
     let rows = [[0.9f32, 0.8, 0.1], [0.1, 0.2, 0.3], [0.5, 0.52, 0.0]];
     let x = Named::new("X", Tensor::new(vec![3, 3], Data::F32(rows.iter().flatten().copied().collect())));
-    let out = model.run(&[x]).unwrap();
+    let out = model.run(std::slice::from_ref(&x)).unwrap();
+    // The ZipMap run as the model has it (maps read back through the C API) answers the same.
+    let (_tmp2, kept) = open_with(LOGREG, LoadOptions { sessions: 1, keep_zipmap: true, ..LoadOptions::default() });
+    assert_eq!(kept.outputs[1].kind, OutputKind::ZipMap { key: Elem::Str });
+    assert_eq!(kept.outputs[1].shape, [-1, 2]);
+    assert_eq!(kept.run(&[x]).unwrap(), out);
     let labels = &out[0];
     let probs = &out[1];
     assert_eq!(probs.classes, Some(Data::Str(vec!["no".into(), "yes".into()])));
