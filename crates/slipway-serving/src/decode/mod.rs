@@ -14,7 +14,13 @@ use serde_json::{Map, Value};
 use crate::ServingError;
 use crate::mlmodel::Signature;
 use crate::model::{InputSpec, OnnxModel};
-use crate::tensor::{Data, Elem, Named, Tensor};
+use crate::tensor::{Data, Named, Tensor};
+
+mod cells;
+mod fast;
+
+pub(crate) use cells::push_scalar;
+use cells::{Cell, push, push_json};
 
 /// How MLflow lays out its answer: one record per row, or one entry per output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +29,7 @@ pub enum Layout {
     Tensors,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Decoded {
     pub inputs: Vec<Named>,
     pub rows: usize,
@@ -32,164 +38,6 @@ pub struct Decoded {
 
 fn bad(msg: impl Into<String>) -> ServingError {
     ServingError::BadInput(msg.into())
-}
-
-/// One cell of a tabular request: a JSON value, or CSV text.
-#[derive(Clone, Copy)]
-enum Cell<'a> {
-    Json(&'a Value),
-    Text(&'a str),
-}
-
-/// Appends one value to `data`, converting it to the model's element type.
-fn push(data: &mut Data, cell: Cell<'_>, required: bool) -> Result<(), String> {
-    match cell {
-        Cell::Json(v) => push_json(data, v, required),
-        Cell::Text(s) => push_text(data, s, required),
-    }
-}
-
-fn float_word(s: &str) -> Option<f64> {
-    match s {
-        "NaN" | "nan" => Some(f64::NAN),
-        "Infinity" | "inf" | "+inf" => Some(f64::INFINITY),
-        "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
-        _ => None,
-    }
-}
-
-/// One JSON value of a tensor (never null).
-pub(crate) fn push_scalar(data: &mut Data, v: &Value) -> Result<(), String> {
-    push_json(data, v, true)
-}
-
-fn push_json(data: &mut Data, v: &Value, required: bool) -> Result<(), String> {
-    let elem = data.elem();
-    if v.is_null() {
-        if elem.is_float() && !required {
-            return push_float(data, f64::NAN);
-        }
-        return Err("null is not allowed here".into());
-    }
-    match elem {
-        Elem::F32 | Elem::F64 => {
-            // Parse as f64 then narrow, as numpy's astype does: parsing straight to f32 can
-            // round differently by one ulp and flip a label at a threshold.
-            let x = match v {
-                Value::Number(n) => n.as_f64().ok_or("not a finite number")?,
-                Value::String(s) => float_word(s).ok_or_else(|| format!("expected a number, got \"{s}\""))?,
-                other => return Err(format!("expected a number, got {other}")),
-            };
-            push_float(data, x)
-        }
-        Elem::Str => match v {
-            Value::String(s) => {
-                if let Data::Str(out) = data {
-                    out.push(s.clone());
-                }
-                Ok(())
-            }
-            other => Err(format!("expected a string, got {other}")),
-        },
-        Elem::Bool => match v {
-            Value::Bool(b) => {
-                if let Data::Bool(out) = data {
-                    out.push(*b);
-                }
-                Ok(())
-            }
-            other => Err(format!("expected true or false, got {other}")),
-        },
-        _ => {
-            let n = match v {
-                Value::Number(n) => n,
-                other => return Err(format!("expected an integer, got {other}")),
-            };
-            let i = match (n.as_i64(), n.as_u64(), n.as_f64()) {
-                (Some(i), _, _) => i128::from(i),
-                (None, Some(u), _) => i128::from(u),
-                (None, None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i128,
-                _ => return Err(format!("expected an integer, got {n}")),
-            };
-            push_int(data, i)
-        }
-    }
-}
-
-fn push_text(data: &mut Data, s: &str, required: bool) -> Result<(), String> {
-    let elem = data.elem();
-    if s.is_empty() && elem != Elem::Str {
-        if elem.is_float() && !required {
-            return push_float(data, f64::NAN);
-        }
-        return Err("an empty value is not allowed here".into());
-    }
-    match elem {
-        Elem::F32 | Elem::F64 => {
-            let x = s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .or_else(|| float_word(s.trim()))
-                .ok_or_else(|| format!("expected a number, got \"{s}\""))?;
-            push_float(data, x)
-        }
-        Elem::Str => {
-            if let Data::Str(out) = data {
-                out.push(s.to_string());
-            }
-            Ok(())
-        }
-        Elem::Bool => {
-            let b = match s.trim() {
-                "true" | "True" | "TRUE" | "1" => true,
-                "false" | "False" | "FALSE" | "0" => false,
-                other => return Err(format!("expected true or false, got \"{other}\"")),
-            };
-            if let Data::Bool(out) = data {
-                out.push(b);
-            }
-            Ok(())
-        }
-        _ => {
-            let t = s.trim();
-            let i = t
-                .parse::<i128>()
-                .ok()
-                .or_else(|| t.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i128))
-                .ok_or_else(|| format!("expected an integer, got \"{s}\""))?;
-            push_int(data, i)
-        }
-    }
-}
-
-fn push_float(data: &mut Data, x: f64) -> Result<(), String> {
-    match data {
-        Data::F32(v) => v.push(x as f32),
-        Data::F64(v) => v.push(x),
-        _ => return Err("expected a number".into()),
-    }
-    Ok(())
-}
-
-fn push_int(data: &mut Data, i: i128) -> Result<(), String> {
-    macro_rules! put {
-        ($v:expr, $t:ty) => {
-            $v.push(<$t>::try_from(i).map_err(|_| format!("{i} does not fit in {}", stringify!($t)))?)
-        };
-    }
-    match data {
-        Data::I8(v) => put!(v, i8),
-        Data::I16(v) => put!(v, i16),
-        Data::I32(v) => put!(v, i32),
-        Data::I64(v) => put!(v, i64),
-        Data::U8(v) => put!(v, u8),
-        Data::U16(v) => put!(v, u16),
-        Data::U32(v) => put!(v, u32),
-        Data::U64(v) => put!(v, u64),
-        _ => return Err("expected an integer".into()),
-    }
-    Ok(())
 }
 
 /// A tabular request: named columns of cells, all of the same length.
@@ -338,7 +186,12 @@ fn flatten(v: &Value, data: &mut Data, name: &str) -> Result<Vec<usize>, Serving
 /// A nested list for one input, checked against the input's dimensions.
 fn tensor_input(spec: &InputSpec, v: &Value) -> Result<Named, ServingError> {
     let mut data = Data::with_capacity(spec.elem, 64);
-    let mut shape = flatten(v, &mut data, &spec.name)?;
+    let shape = flatten(v, &mut data, &spec.name)?;
+    finish_tensor(spec, shape, data)
+}
+
+/// A nested list's values and shape as the input's tensor, checked against its dimensions.
+fn finish_tensor(spec: &InputSpec, mut shape: Vec<usize>, data: Data) -> Result<Named, ServingError> {
     // A one-dimensional input fed a column of single-value rows: [[1], [2]] is [1, 2].
     if spec.shape.len() == 1 && shape.len() == 2 && shape[1] == 1 {
         shape.pop();
@@ -477,6 +330,11 @@ fn parse_json(body: &[u8]) -> Result<Value, ServingError> {
 /// An MLflow scoring JSON body: exactly one of `dataframe_split`, `dataframe_records`,
 /// `instances`, `inputs` (and optionally `params`, which ONNX models do not take).
 pub fn mlflow_json(model: &OnnxModel, body: &[u8]) -> Result<Decoded, ServingError> {
+    fast::mlflow_json(model, body).unwrap_or_else(|| general_json(model, body))
+}
+
+/// `mlflow_json` for any body, through a JSON tree.
+fn general_json(model: &OnnxModel, body: &[u8]) -> Result<Decoded, ServingError> {
     let v = parse_json(body)?;
     let obj = v.as_object().ok_or_else(|| bad(format!("the request body must be a JSON object, got {}", kind(&v))))?;
     const FORMATS: [&str; 4] = ["dataframe_split", "dataframe_records", "instances", "inputs"];
@@ -510,9 +368,7 @@ pub fn mlflow_json(model: &OnnxModel, body: &[u8]) -> Result<Decoded, ServingErr
                     })
                     .collect::<Result<_, _>>()?,
                 Some(_) => return Err(bad("'dataframe_split.columns' must be a list of names")),
-                None => signature_columns(model).map(|c| c.into_iter().map(|c| c.0).collect()).unwrap_or_else(|| {
-                    (0..data.first().and_then(Value::as_array).map_or(0, Vec::len)).map(|i| i.to_string()).collect()
-                }),
+                None => unnamed_columns(model, data.first().and_then(Value::as_array).map_or(0, Vec::len)),
             };
             let rows: Vec<&Value> = data.iter().collect();
             from_table(model, split_rows(names, &rows)?)
@@ -529,6 +385,13 @@ pub fn mlflow_json(model: &OnnxModel, body: &[u8]) -> Result<Decoded, ServingErr
         }
         field => from_tensors(model, payload, field),
     }
+}
+
+/// Column names of a `dataframe_split` without `columns`: the signature's, else positions.
+fn unnamed_columns(model: &OnnxModel, width: usize) -> Vec<String> {
+    signature_columns(model)
+        .map(|c| c.into_iter().map(|c| c.0).collect())
+        .unwrap_or_else(|| (0..width).map(|i| i.to_string()).collect())
 }
 
 /// A CSV body with a header row.
@@ -585,29 +448,11 @@ pub fn v1_json(model: &OnnxModel, body: &[u8]) -> Result<Decoded, ServingError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::Elem;
 
     #[test]
     fn csv_fields_follow_rfc4180() {
         assert_eq!(csv_fields("a,\"b,c\",\"d\"\"e\",\r"), ["a", "b,c", "d\"e", ""]);
-    }
-
-    #[test]
-    fn floats_are_parsed_wide_then_narrowed() {
-        let mut d = Data::with_capacity(Elem::F32, 1);
-        push_json(&mut d, &serde_json::json!(0.1), true).unwrap();
-        assert_eq!(d, Data::F32(vec![0.1f64 as f32]));
-        assert!(push_json(&mut d, &serde_json::json!("abc"), true).unwrap_err().contains("\"abc\""));
-        assert!(push_json(&mut d, &Value::Null, true).is_err());
-        push_json(&mut d, &Value::Null, false).unwrap();
-    }
-
-    #[test]
-    fn integers_are_range_checked() {
-        let mut d = Data::with_capacity(Elem::I8, 1);
-        assert!(push_json(&mut d, &serde_json::json!(300), true).unwrap_err().contains("i8"));
-        assert!(push_json(&mut d, &serde_json::json!(1.5), true).is_err());
-        push_json(&mut d, &serde_json::json!(2.0), true).unwrap();
-        assert_eq!(d, Data::I8(vec![2]));
     }
 
     #[test]
