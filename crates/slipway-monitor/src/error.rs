@@ -1,0 +1,31 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot parse csv {path}: {source}")]
+    Csv { path: PathBuf, source: csv::Error },
+    #[error("cannot read parquet {path}: {message}")]
+    Parquet { path: PathBuf, message: String },
+    #[error("unknown file format for {0} (expected .csv or .parquet)")]
+    UnknownFormat(PathBuf),
+    #[error("column '{column}' is empty in the {dataset} dataset after dropping nulls")]
+    EmptyColumn { column: String, dataset: &'static str },
+    #[error("column '{0}' is missing from the {1} dataset")]
+    MissingColumn(String, &'static str),
+    #[error("column '{column}' is {current} in the current dataset but {reference} in the reference")]
+    TypeMismatch { column: String, current: &'static str, reference: &'static str },
+    #[error("method {method} needs a numeric column, and '{column}' is categorical")]
+    MethodNeedsNumeric { method: &'static str, column: String },
+    #[error(
+        "unknown drift method '{0}' (expected ks, chisquare, z, wasserstein, jensenshannon, psi, kl_div or hellinger)"
+    )]
+    UnknownMethod(String),
+    #[error("invalid threshold {0} (expected a finite number)")]
+    InvalidThreshold(String),
+    #[error("no columns to compare")]
+    NoColumns,
+}

@@ -1,0 +1,16 @@
+//! Monitoring for Slipway. Today: data drift between a reference and a current dataset, with
+//! numbers that match Evidently 0.7.23 (its legacy stattests, which the new API delegates to).
+//!
+//! - [`read`] streams CSV and Parquet into per-column accumulators (numbers or counts);
+//! - [`infer`] types columns the way Evidently does without a data definition;
+//! - [`stats`] holds the tests (KS, chi-square, Z, Wasserstein, Jensen-Shannon, PSI, KL,
+//!   Hellinger), Evidently's default choice among them and their thresholds;
+//! - [`drift`] runs them over every column and decides the dataset verdict.
+
+pub mod drift;
+mod error;
+pub mod infer;
+pub mod read;
+pub mod stats;
+
+pub use error::MonitorError;
