@@ -159,7 +159,7 @@ mod tests {
     fn gamma_q_integer_a_is_a_poisson_tail() {
         // Q(k, x) = e^-x sum_{i<k} x^i / i!, an independent closed form.
         for k in 1..30u32 {
-            for &x in &[0.1, 1.0, 3.5, 10.0, 25.0, 60.0] {
+            for &x in &[0.1f64, 1.0, 3.5, 10.0, 25.0, 60.0] {
                 let mut term = (-x).exp();
                 let mut sum = 0.0;
                 for i in 0..k {
