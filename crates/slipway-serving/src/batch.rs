@@ -27,11 +27,19 @@ pub struct Limits {
     pub queue_capacity: usize,
     pub max_batch_rows: usize,
     pub max_wait: Duration,
+    /// A request of at most [`INLINE_MAX_ROWS`] rows runs on the caller's thread when the
+    /// model's last run took less than this; `Duration::ZERO` never runs inline.
+    pub inline_below: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { queue_capacity: 1024, max_batch_rows: 64, max_wait: Duration::ZERO }
+        Limits {
+            queue_capacity: 1024,
+            max_batch_rows: 64,
+            max_wait: Duration::ZERO,
+            inline_below: Duration::from_micros(250),
+        }
     }
 }
 
@@ -212,10 +220,8 @@ impl Loaded {
     }
 }
 
-/// Requests of at most this many rows may run on the caller's thread...
-const INLINE_MAX_ROWS: usize = 16;
-/// ...when the model's last run took at most this long.
-const INLINE_MAX_RUN_US: u64 = 250;
+/// Requests of at most this many rows may run on the caller's thread.
+pub const INLINE_MAX_ROWS: usize = 16;
 
 fn stackable(a: &[Named], b: &[Named]) -> bool {
     a.len() == b.len()
@@ -284,7 +290,8 @@ impl Workers {
     /// queued, a session free) and fast: two thread hand-offs cost more than such a run.
     /// Gives the inputs back when the request must queue instead.
     pub fn try_inline(&self, model: &Arc<Loaded>, inputs: Vec<Named>, rows: usize) -> Result<Reply, Vec<Named>> {
-        if rows > INLINE_MAX_ROWS || model.last_run_us.load(Ordering::Relaxed) > INLINE_MAX_RUN_US {
+        let below = model.limits.inline_below.as_micros().min(u128::from(u64::MAX)) as u64;
+        if rows > INLINE_MAX_ROWS || model.last_run_us.load(Ordering::Relaxed) >= below {
             return Err(inputs);
         }
         {

@@ -41,6 +41,7 @@ pub fn build(
         queue_capacity: s.queue_capacity,
         max_batch_rows: s.max_batch_rows,
         max_wait: Duration::from_micros(s.max_wait_us),
+        ..Limits::default()
     };
     let cache = Arc::new(Cache::new(
         CacheConfig {

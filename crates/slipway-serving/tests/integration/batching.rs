@@ -104,23 +104,45 @@ async fn a_request_past_its_deadline_is_answered_unavailable() {
     assert_eq!(err.answer().retry_after, Some(1));
 }
 
+/// What counts as fast is a setting, so these tests do not depend on how fast this machine is.
+fn inlining_below(inline_below: Duration) -> Setup {
+    Setup { limits: Limits { inline_below, ..Limits::default() }, ..Setup::default() }
+}
+
 #[tokio::test]
 async fn a_small_request_to_an_idle_fast_model_runs_on_the_callers_thread() {
     let tmp = tempfile::tempdir().unwrap();
-    let serving = linear_serving(tmp.path(), Setup::default()).await;
+    let serving = linear_serving(tmp.path(), inlining_below(Duration::from_secs(3600))).await;
     let id = slipway_serving::model::ModelId { name: "lin".into(), version: "1".into() };
     let loaded = serving.cache.get(&id).await.unwrap();
     let workers = serving.cache.workers();
-    let x = || vec![Named::new("X", Tensor::new(vec![1, 3], Data::F32(row(3).to_vec())))];
+    let x = |rows: usize| {
+        let data = (0..rows).flat_map(row).collect();
+        vec![Named::new("X", Tensor::new(vec![rows, 3], Data::F32(data)))]
+    };
     // Until the model has run, how long it takes is unknown: the request is handed back to
     // be queued for a worker.
-    let queued = workers.try_inline(&loaded, x(), 1).expect_err("an unmeasured model is not run inline");
+    let queued = workers.try_inline(&loaded, x(1), 1).expect_err("an unmeasured model is not run inline");
     let deadline = Instant::now() + Duration::from_secs(10);
     let (_, out) = workers.submit(&loaded, queued, 1, deadline).unwrap().await.unwrap().unwrap();
-    assert!((single(&out) - linear(&row(3))).abs() < 1e-3);
-    // The worker's run measured the model as fast, so the next small request runs at once.
-    let (_, out) = workers.try_inline(&loaded, x(), 1).expect("a fast idle model runs inline").unwrap();
-    assert!((single(&out) - linear(&row(3))).abs() < 1e-3);
+    assert!((single(&out) - linear(&row(0))).abs() < 1e-3);
+    // The worker's run measured the model as fast, so the next small request runs at once...
+    let (_, out) = workers.try_inline(&loaded, x(1), 1).expect("a fast idle model runs inline").unwrap();
+    assert!((single(&out) - linear(&row(0))).abs() < 1e-3);
+    // ...but a large one still goes to the queue, where it can be batched.
+    let rows = slipway_serving::batch::INLINE_MAX_ROWS + 1;
+    workers.try_inline(&loaded, x(rows), rows).expect_err("a large request is queued");
+}
+
+#[tokio::test]
+async fn a_model_slower_than_the_inline_limit_always_queues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let serving = linear_serving(tmp.path(), inlining_below(Duration::ZERO)).await;
+    assert!((infer(&serving, row(2)).await.unwrap() - linear(&row(2))).abs() < 1e-3);
+    let id = slipway_serving::model::ModelId { name: "lin".into(), version: "1".into() };
+    let loaded = serving.cache.get(&id).await.unwrap();
+    let x = vec![Named::new("X", Tensor::new(vec![1, 3], Data::F32(row(2).to_vec())))];
+    serving.cache.workers().try_inline(&loaded, x, 1).expect_err("no run is faster than zero");
 }
 
 fn single(out: &[Named]) -> f32 {
