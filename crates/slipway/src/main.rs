@@ -3,6 +3,8 @@
 mod client;
 mod config;
 mod deployments;
+mod drift;
+mod drift_html;
 mod gc;
 mod models;
 mod serve;
@@ -31,6 +33,9 @@ enum Command {
     Deployments(deployments::DeploymentsArgs),
     /// Permanently remove soft-deleted objects and their artifacts.
     Gc(gc::GcArgs),
+    /// Compare a current dataset with a reference one: per-column drift tests that match
+    /// Evidently, as JSON or a self-contained HTML report.
+    Drift(drift::DriftArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +46,6 @@ fn main() -> anyhow::Result<()> {
         Command::Models(args) => models::run(args),
         Command::Deployments(args) => deployments::run(args),
         Command::Gc(args) => gc::run(args),
+        Command::Drift(args) => drift::run(args),
     }
 }
