@@ -5,11 +5,13 @@
 //! - [`infer`] types columns the way Evidently does without a data definition;
 //! - [`stats`] holds the tests (KS, chi-square, Z, Wasserstein, Jensen-Shannon, PSI, KL,
 //!   Hellinger), Evidently's default choice among them and their thresholds;
-//! - [`drift`] runs them over every column and decides the dataset verdict.
+//! - [`drift`] runs them over every column and decides the dataset verdict;
+//! - [`performance`] scores a model against its ground truth, as scikit-learn does.
 
 pub mod drift;
 mod error;
 pub mod infer;
+pub mod performance;
 pub mod read;
 pub mod stats;
 
