@@ -11,8 +11,8 @@ pub mod validate;
 
 use async_trait::async_trait;
 use slipway_types::{
-    AuditRecord, Dataset, Deployment, DeploymentSpec, Experiment, KeyValue, Lineage, LoggedModel, Metric, ModelVersion,
-    RegisteredModel, Run, RunInfo, ViewType,
+    AlertEvent, AuditRecord, Dataset, Deployment, DeploymentSpec, Experiment, GroundTruth, KeyValue, Lineage,
+    LoggedModel, Metric, ModelVersion, Monitor, MonitorSpec, MonitorWindow, RegisteredModel, Run, RunInfo, ViewType,
 };
 
 /// The store's errors; the HTTP layer maps each to an MLflow error code.
@@ -279,6 +279,47 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn update_deployment(&self, spec: DeploymentSpec, actor: String) -> Result<Deployment>;
     /// `NotFound` if there is no deployment of that name.
     async fn delete_deployment(&self, name: String, actor: String) -> Result<()>;
+
+    // monitors on deployments; specs are checked by `validate::monitor`, and mutations are
+    // audited (object_type `monitor`)
+    /// `AlreadyExists` if the name is taken.
+    async fn create_monitor(&self, spec: MonitorSpec, actor: String) -> Result<Monitor>;
+    /// `NotFound` if there is no monitor of that name.
+    async fn get_monitor(&self, name: String) -> Result<Monitor>;
+    /// Every monitor, ordered by name.
+    async fn list_monitors(&self) -> Result<Vec<Monitor>>;
+    /// Replaces the whole spec (`NotFound` if there is none); evaluated windows stay.
+    async fn update_monitor(&self, spec: MonitorSpec, actor: String) -> Result<Monitor>;
+    /// Removes the monitor with its windows and alert events.
+    async fn delete_monitor(&self, name: String, actor: String) -> Result<()>;
+    /// Inserts or replaces the window starting at `window.start_ms`.
+    async fn put_monitor_window(&self, window: MonitorWindow) -> Result<()>;
+    /// The windows starting in `[from_ms, to_ms)`, oldest first.
+    async fn list_monitor_windows(&self, monitor: String, from_ms: i64, to_ms: i64) -> Result<Vec<MonitorWindow>>;
+
+    // ground truth: labels for past requests of a deployment
+    /// Stores every label set, replacing earlier ones for the same request; all or nothing.
+    async fn put_ground_truth(&self, deployment: String, labels: Vec<GroundTruth>) -> Result<u64>;
+    /// The labels known for these requests; requests without labels are left out.
+    async fn get_ground_truth(&self, deployment: String, request_ids: Vec<String>) -> Result<Vec<GroundTruth>>;
+    /// When labels for the deployment last arrived.
+    async fn ground_truth_updated(&self, deployment: String) -> Result<Option<i64>>;
+
+    // alert firings, unique per (monitor, rule, window)
+    /// The stored event, or `None` when this rule already fired for this window.
+    async fn record_alert(&self, event: AlertEvent) -> Result<Option<AlertEvent>>;
+    async fn update_alert(
+        &self,
+        id: i64,
+        status: String,
+        attempts: u32,
+        last_error: Option<String>,
+        delivered_at: Option<i64>,
+    ) -> Result<()>;
+    /// A monitor's alert events, oldest first.
+    async fn list_alerts(&self, monitor: String) -> Result<Vec<AlertEvent>>;
+    /// Events of every monitor whose delivery has not finished.
+    async fn pending_alerts(&self) -> Result<Vec<AlertEvent>>;
 
     // garbage collection: each purge removes one whole soft-deleted object, or nothing
     async fn gc_plan(&self, deleted_before_ms: i64) -> Result<GcPlan>;

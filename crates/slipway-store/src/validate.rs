@@ -2,7 +2,7 @@
 //! Slipway's own rules for serving deployments.
 
 use crate::{Result, StoreError};
-use slipway_types::{DeploymentSpec, KeyValue, Metric, Split};
+use slipway_types::{DeploymentSpec, KeyValue, Metric, MonitorSpec, Split};
 
 pub const MAX_ENTITY_KEY_LENGTH: usize = 250;
 pub const MAX_PARAM_VAL_LENGTH: usize = 6000;
@@ -23,6 +23,9 @@ pub const MAX_REGISTERED_MODEL_NAME_LENGTH: usize = 256;
 pub const MAX_DEPLOYMENT_NAME_LENGTH: usize = 64;
 pub const MAX_DEPLOYMENT_BATCH_ROWS: u32 = 4096;
 pub const MAX_DEPLOYMENT_WAIT_US: u32 = 100_000;
+pub const MAX_MONITOR_WINDOW_SECONDS: u64 = 31 * 24 * 3600;
+pub const MAX_MONITOR_ALERTS: usize = 100;
+pub const MAX_ALERT_STREAK: u32 = 1000;
 
 fn invalid<T>(msg: String) -> Result<T> {
     Err(StoreError::InvalidParameter(msg))
@@ -267,6 +270,98 @@ pub fn deployment(spec: &DeploymentSpec) -> Result<()> {
         && n > MAX_DEPLOYMENT_WAIT_US
     {
         return bad_field("max_wait_us", format_args!("must be at most {MAX_DEPLOYMENT_WAIT_US}, got {n}"));
+    }
+    Ok(())
+}
+
+/// A monitor spec: names as deployments', a reference inside the artifact store, sane
+/// windows, and alert rules that can fire and be delivered. Drift method names are checked by
+/// the server, which knows them.
+fn monitor_field<T>(field: &str, why: impl std::fmt::Display) -> Result<T> {
+    invalid(format!("monitor field '{field}' {why}"))
+}
+
+pub fn monitor(spec: &MonitorSpec) -> Result<()> {
+    const NAME_RULE: &str = "must be 1 to 64 letters, digits, '_', '.' or '-', not starting with '.' or '-'";
+    deployment_name(&spec.name).or_else(|_| monitor_field("name", NAME_RULE))?;
+    deployment_name(&spec.deployment).or_else(|_| monitor_field("deployment", NAME_RULE))?;
+    let r = &spec.reference;
+    let path = match (r.uri.as_deref(), r.run_artifact.as_deref()) {
+        (Some(uri), None) => {
+            if !(uri.starts_with("runs:/") || uri.starts_with("mlflow-artifacts:/")) {
+                return monitor_field(
+                    "reference.uri",
+                    format_args!("must be runs:/<run_id>/<path> or mlflow-artifacts:/<path>, got '{}'", truncate(uri)),
+                );
+            }
+            uri
+        }
+        (None, Some(p)) => p,
+        _ => return invalid("monitor must set exactly one of 'reference.uri' and 'reference.run_artifact'".into()),
+    };
+    if path.split(['/', '\\']).any(|seg| seg == "..") || path.starts_with('/') {
+        return monitor_field(
+            "reference",
+            format_args!("must be a relative path without '..', got '{}'", truncate(path)),
+        );
+    }
+    let lower = path.to_ascii_lowercase();
+    if !(lower.ends_with(".csv") || lower.ends_with(".parquet")) {
+        return monitor_field("reference", format_args!("must name a .csv or .parquet file, got '{}'", truncate(path)));
+    }
+    if let Some(features) = &spec.features
+        && (features.is_empty() || features.iter().any(|f| f.is_empty()))
+    {
+        return monitor_field("features", "must be a non-empty list of non-empty names");
+    }
+    if let Some(w) = spec.window_seconds
+        && !(1..=MAX_MONITOR_WINDOW_SECONDS).contains(&w)
+    {
+        return monitor_field(
+            "window_seconds",
+            format_args!("must be between 1 and {MAX_MONITOR_WINDOW_SECONDS}, got {w}"),
+        );
+    }
+    if let Some(x) = spec.drift_share
+        && !(0.0..=1.0).contains(&x)
+    {
+        return monitor_field("drift_share", format_args!("must be between 0 and 1, got {x}"));
+    }
+    if let Some((col, t)) = spec.column_thresholds.iter().find(|(_, t)| !t.is_finite()) {
+        return monitor_field(&format!("column_thresholds.{col}"), format_args!("must be a finite number, got {t}"));
+    }
+    if spec.alerts.len() > MAX_MONITOR_ALERTS {
+        return monitor_field("alerts", format_args!("may hold at most {MAX_MONITOR_ALERTS} rules"));
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, a) in spec.alerts.iter().enumerate() {
+        let field = |f: &str| format!("alerts[{i}].{f}");
+        if a.name.is_empty() || !names.insert(a.name.as_str()) {
+            return monitor_field(&field("name"), "must be non-empty and unique within the monitor");
+        }
+        if a.series.is_empty() {
+            return monitor_field(&field("series"), "must name a series, e.g. 'drift.share'");
+        }
+        if !a.threshold.is_finite() {
+            return monitor_field(&field("threshold"), "must be a finite number");
+        }
+        if let Some(n) = a.for_windows
+            && !(1..=MAX_ALERT_STREAK).contains(&n)
+        {
+            return monitor_field(
+                &field("for_windows"),
+                format_args!("must be between 1 and {MAX_ALERT_STREAK}, got {n}"),
+            );
+        }
+        if !a.webhook.starts_with("http://") || a.webhook.len() <= "http://".len() {
+            return monitor_field(
+                &field("webhook"),
+                format_args!(
+                    "must be an http:// URL (put a TLS proxy in front for https), got '{}'",
+                    truncate(&a.webhook)
+                ),
+            );
+        }
     }
     Ok(())
 }

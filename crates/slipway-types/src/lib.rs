@@ -7,10 +7,14 @@
 pub mod entities;
 pub mod error;
 pub mod json;
+pub mod monitoring;
 pub mod registry;
 pub mod serving;
 
 pub use entities::*;
 pub use error::{ErrorCode, MlflowError};
+pub use monitoring::{
+    AlertEvent, AlertRule, Comparison, GroundTruth, Monitor, MonitorSpec, MonitorWindow, Reference, Task,
+};
 pub use registry::*;
 pub use serving::{Deployment, DeploymentSpec, Split};

@@ -29,6 +29,10 @@ pub fn deployment(name: &str) -> Subject<'_> {
     Subject { object_type: "deployment", name, version: None }
 }
 
+pub fn monitor(name: &str) -> Subject<'_> {
+    Subject { object_type: "monitor", name, version: None }
+}
+
 /// Records a change with snapshots of the object before and after, as their wire shapes.
 pub fn change<T: Serialize>(
     conn: &Connection,

@@ -14,6 +14,7 @@ mod experiments;
 mod gc;
 mod lineage;
 mod models;
+mod monitoring;
 mod query;
 mod registry;
 mod runs;
@@ -26,8 +27,8 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use slipway_types::{
-    AuditRecord, Deployment, DeploymentSpec, Experiment, KeyValue, Lineage, LoggedModel, Metric, ModelVersion,
-    RegisteredModel, Run, RunInfo,
+    AlertEvent, AuditRecord, Deployment, DeploymentSpec, Experiment, GroundTruth, KeyValue, Lineage, LoggedModel,
+    Metric, ModelVersion, Monitor, MonitorSpec, MonitorWindow, RegisteredModel, Run, RunInfo,
 };
 use tokio::sync::{Semaphore, oneshot};
 
@@ -40,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_tracking.sql")),
     (2, include_str!("migrations/0002_registry.sql")),
     (3, include_str!("migrations/0003_deployments.sql")),
+    (4, include_str!("migrations/0004_monitoring.sql")),
 ];
 /// The most write requests committed together in one transaction.
 const MAX_GROUP: usize = 512;
@@ -529,6 +531,60 @@ impl MetadataStore for SqliteStore {
     }
     async fn delete_deployment(&self, name: String, actor: String) -> Result<()> {
         self.write(move |c| deployments::delete(c, &name, &actor)).await
+    }
+
+    async fn create_monitor(&self, spec: MonitorSpec, actor: String) -> Result<Monitor> {
+        validate::monitor(&spec)?;
+        self.write(move |c| monitoring::create(c, &spec, &actor)).await
+    }
+    async fn get_monitor(&self, name: String) -> Result<Monitor> {
+        self.read(move |c| monitoring::get(c, &name)).await
+    }
+    async fn list_monitors(&self) -> Result<Vec<Monitor>> {
+        self.read(monitoring::list).await
+    }
+    async fn update_monitor(&self, spec: MonitorSpec, actor: String) -> Result<Monitor> {
+        validate::monitor(&spec)?;
+        self.write(move |c| monitoring::update(c, &spec, &actor)).await
+    }
+    async fn delete_monitor(&self, name: String, actor: String) -> Result<()> {
+        self.write(move |c| monitoring::delete(c, &name, &actor)).await
+    }
+    async fn put_monitor_window(&self, window: MonitorWindow) -> Result<()> {
+        self.write(move |c| monitoring::put_window(c, &window)).await
+    }
+    async fn list_monitor_windows(&self, monitor: String, from_ms: i64, to_ms: i64) -> Result<Vec<MonitorWindow>> {
+        self.read(move |c| monitoring::windows(c, &monitor, from_ms, to_ms)).await
+    }
+    async fn put_ground_truth(&self, deployment: String, labels: Vec<GroundTruth>) -> Result<u64> {
+        validate::deployment_name(&deployment)?;
+        self.write(move |c| monitoring::put_ground_truth(c, &deployment, &labels)).await
+    }
+    async fn get_ground_truth(&self, deployment: String, request_ids: Vec<String>) -> Result<Vec<GroundTruth>> {
+        self.read(move |c| monitoring::ground_truth(c, &deployment, &request_ids)).await
+    }
+    async fn ground_truth_updated(&self, deployment: String) -> Result<Option<i64>> {
+        self.read(move |c| monitoring::ground_truth_updated(c, &deployment)).await
+    }
+    async fn record_alert(&self, event: AlertEvent) -> Result<Option<AlertEvent>> {
+        self.write(move |c| monitoring::record_alert(c, &event)).await
+    }
+    async fn update_alert(
+        &self,
+        id: i64,
+        status: String,
+        attempts: u32,
+        last_error: Option<String>,
+        delivered_at: Option<i64>,
+    ) -> Result<()> {
+        self.write(move |c| monitoring::update_alert(c, id, &status, attempts, last_error.as_deref(), delivered_at))
+            .await
+    }
+    async fn list_alerts(&self, monitor: String) -> Result<Vec<AlertEvent>> {
+        self.read(move |c| monitoring::alerts(c, &monitor)).await
+    }
+    async fn pending_alerts(&self) -> Result<Vec<AlertEvent>> {
+        self.read(monitoring::pending_alerts).await
     }
 
     async fn gc_plan(&self, deleted_before_ms: i64) -> Result<GcPlan> {
