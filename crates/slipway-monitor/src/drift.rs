@@ -80,9 +80,9 @@ pub struct DriftReport {
 }
 
 /// Most categories a report histogram shows; the rest are summed as "other".
-const MAX_LABELS: usize = 20;
+pub(crate) const MAX_LABELS: usize = 20;
 
-fn histogram(kind: ColumnType, reference: &Sample, current: &Sample) -> Histogram {
+pub(crate) fn histogram(kind: ColumnType, reference: &Sample, current: &Sample) -> Histogram {
     let share = |c: u64, n: u64| c as f64 / n as f64;
     match (kind, reference, current) {
         (

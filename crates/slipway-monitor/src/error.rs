@@ -28,4 +28,10 @@ pub enum MonitorError {
     InvalidThreshold(String),
     #[error("no columns to compare")]
     NoColumns,
+    #[error("cannot merge profiles: {0}")]
+    ProfileMerge(String),
+    #[error("invalid profile: {0}")]
+    BadProfile(String),
+    #[error("invalid schema: {0}")]
+    InvalidSchema(String),
 }

@@ -1,4 +1,4 @@
-//! Monitoring for Slipway. Today: data drift between a reference and a current dataset, with
+//! Monitoring for Slipway: data drift between a reference and a current dataset, with
 //! numbers that match Evidently 0.7.23 (its legacy stattests, which the new API delegates to).
 //!
 //! - [`read`] streams CSV and Parquet into per-column accumulators (numbers or counts);
@@ -6,12 +6,15 @@
 //! - [`stats`] holds the tests (KS, chi-square, Z, Wasserstein, Jensen-Shannon, PSI, KL,
 //!   Hellinger), Evidently's default choice among them and their thresholds;
 //! - [`drift`] runs them over every column and decides the dataset verdict;
-//! - [`performance`] scores a model against its ground truth, as scikit-learn does.
+//! - [`performance`] scores a model against its ground truth, as scikit-learn does;
+//! - [`profile`] builds mergeable column profiles (moments, quantile, distinct and
+//!   frequent-item sketches) in one pass, and computes drift from two profiles.
 
 pub mod drift;
 mod error;
 pub mod infer;
 pub mod performance;
+pub mod profile;
 pub mod read;
 pub mod stats;
 

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use super::{ColumnData, Progress};
+use super::{ColumnSink, Progress};
 use crate::MonitorError;
 
 /// pandas' default `na_values` (plus the empty field).
@@ -14,7 +14,7 @@ const NA_VALUES: [&str; 22] = [
     "NULL", "NaN", "None", "n/a", "nan", "null", "-NAN", "NAN", "+nan",
 ];
 
-fn push_field(col: &mut ColumnData, field: &str) {
+fn push_field<S: ColumnSink>(col: &mut S, field: &str) {
     if NA_VALUES.contains(&field) {
         col.push_null();
     } else if let Ok(i) = field.parse::<i64>() {
@@ -26,7 +26,12 @@ fn push_field(col: &mut ColumnData, field: &str) {
     }
 }
 
-pub fn read(path: &Path, columns: Option<&[String]>, progress: &dyn Progress) -> Result<Vec<ColumnData>, MonitorError> {
+pub fn read<S: ColumnSink>(
+    path: &Path,
+    columns: Option<&[String]>,
+    config: &S::Config,
+    progress: &dyn Progress,
+) -> Result<Vec<S>, MonitorError> {
     let file = File::open(path).map_err(|source| MonitorError::Io { path: path.into(), source })?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = ::csv::ReaderBuilder::new()
@@ -36,11 +41,11 @@ pub fn read(path: &Path, columns: Option<&[String]>, progress: &dyn Progress) ->
     let csv_err = |source| MonitorError::Csv { path: path.into(), source };
     let headers = reader.headers().map_err(csv_err)?.clone();
     // (position in the record, column) for every column kept.
-    let mut cols: Vec<(usize, ColumnData)> = headers
+    let mut cols: Vec<(usize, S)> = headers
         .iter()
         .enumerate()
         .filter(|(_, h)| columns.is_none_or(|want| want.iter().any(|w| w == h)))
-        .map(|(i, h)| (i, ColumnData::new(h.to_string())))
+        .map(|(i, h)| (i, S::for_column(h.to_string(), config)))
         .collect();
     let mut record = ::csv::ByteRecord::new();
     let mut rows = 0u64;
@@ -66,7 +71,7 @@ pub fn read(path: &Path, columns: Option<&[String]>, progress: &dyn Progress) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::read::{NoProgress, SourceKind};
+    use crate::read::{ColumnData, NoProgress, SourceKind};
     use std::io::Write;
 
     #[test]
@@ -79,7 +84,7 @@ mod tests {
         writeln!(f, "2,inf,b,NA,").unwrap();
         writeln!(f, "3,-2,7,null,5").unwrap();
         drop(f);
-        let cols = read(&path, None, &NoProgress).unwrap();
+        let cols: Vec<ColumnData> = read(&path, None, &(), &NoProgress).unwrap();
         let by = |n: &str| cols.iter().find(|c| c.name == n).unwrap();
         assert!(by("i").is_integer_dtype());
         assert_eq!(by("i").numbers, vec![1.0, 2.0, 3.0]);
@@ -92,7 +97,7 @@ mod tests {
         assert_eq!(by("gap").kind, SourceKind::Integer);
         assert!(!by("gap").is_integer_dtype());
 
-        let only = read(&path, Some(&["s".to_string()]), &NoProgress).unwrap();
+        let only: Vec<ColumnData> = read(&path, Some(&["s".to_string()]), &(), &NoProgress).unwrap();
         assert_eq!(only.len(), 1);
         assert_eq!(only[0].name, "s");
     }

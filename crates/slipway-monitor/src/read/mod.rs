@@ -10,8 +10,11 @@ use std::path::Path;
 
 use crate::MonitorError;
 
-/// How pandas would type the column: what Evidently's inference starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How pandas would type the column: what Evidently's inference starts from. The variants are
+/// ordered: a column only ever moves up (`Empty < Integer < Float < Text`), which is also how
+/// profiles of two parts of a file combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     /// Nothing but nulls so far.
     Empty,
@@ -109,6 +112,43 @@ pub fn number_key(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 9.0e15 { format!("{}", v as i64) } else { format!("{v}") }
 }
 
+/// What a reader feeds, value by value: [`ColumnData`] for drift, a profile builder for
+/// profiles and validation. Readers decide nulls and pandas typing; sinks only accumulate.
+pub trait ColumnSink {
+    /// What every column's sink is made from (sketch sizes for profiles).
+    type Config: Sync;
+    fn for_column(name: String, config: &Self::Config) -> Self;
+    fn push_null(&mut self);
+    /// A number; `integer` when the source typed it as an integer.
+    fn push_number(&mut self, v: f64, integer: bool);
+    fn push_text(&mut self, s: &str);
+    /// Marks the column as having a type no test reads (dates, binary, nested Parquet types).
+    fn set_unsupported(&mut self, type_name: String);
+    fn is_unsupported(&self) -> bool;
+}
+
+impl ColumnSink for ColumnData {
+    type Config = ();
+    fn for_column(name: String, _config: &()) -> Self {
+        ColumnData::new(name)
+    }
+    fn push_null(&mut self) {
+        ColumnData::push_null(self)
+    }
+    fn push_number(&mut self, v: f64, integer: bool) {
+        ColumnData::push_number(self, v, integer)
+    }
+    fn push_text(&mut self, s: &str) {
+        ColumnData::push_text(self, s)
+    }
+    fn set_unsupported(&mut self, type_name: String) {
+        self.unsupported = Some(type_name);
+    }
+    fn is_unsupported(&self) -> bool {
+        self.unsupported.is_some()
+    }
+}
+
 /// Receives progress while a file is read: `done` of `total` units (bytes or rows).
 pub trait Progress: Sync {
     fn update(&self, done: u64, total: u64);
@@ -127,10 +167,20 @@ pub fn read_file(
     columns: Option<&[String]>,
     progress: &dyn Progress,
 ) -> Result<Vec<ColumnData>, MonitorError> {
+    read_file_into(path, columns, &(), progress)
+}
+
+/// Reads a whole file into any [`ColumnSink`], one per column, in file order.
+pub fn read_file_into<S: ColumnSink>(
+    path: &Path,
+    columns: Option<&[String]>,
+    config: &S::Config,
+    progress: &dyn Progress,
+) -> Result<Vec<S>, MonitorError> {
     let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
     match ext.as_str() {
-        "csv" => csv::read(path, columns, progress),
-        "parquet" | "pq" => parquet::read(path, columns, progress),
+        "csv" => csv::read(path, columns, config, progress),
+        "parquet" | "pq" => parquet::read(path, columns, config, progress),
         _ => Err(MonitorError::UnknownFormat(path.to_path_buf())),
     }
 }

@@ -16,11 +16,11 @@ use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::{ColumnData, Progress, number_key};
+use super::{ColumnData, ColumnSink, Progress, number_key};
 use crate::MonitorError;
 
 /// Appends one Arrow array's values to a column.
-fn push_array(col: &mut ColumnData, array: &ArrayRef) {
+fn push_array<S: ColumnSink>(col: &mut S, array: &ArrayRef) {
     macro_rules! ints {
         ($t:ty) => {
             for v in array.as_primitive::<$t>().iter() {
@@ -83,7 +83,7 @@ fn push_array(col: &mut ColumnData, array: &ArrayRef) {
                     decoded.strings.clear();
                     decoded.numbers.clear();
                     decoded.nulls = 0;
-                    push_array(&mut decoded, &one);
+                    push_array::<ColumnData>(&mut decoded, &one);
                     decoded.strings.keys().next().cloned().or_else(|| decoded.numbers.first().map(|v| number_key(*v)))
                 })
                 .collect();
@@ -95,11 +95,11 @@ fn push_array(col: &mut ColumnData, array: &ArrayRef) {
                 }
             }
         }
-        other => col.unsupported = Some(other.to_string()),
+        other => col.set_unsupported(other.to_string()),
     }
 }
 
-fn push_strings<'a>(col: &mut ColumnData, values: impl Iterator<Item = Option<&'a str>>) {
+fn push_strings<'a, S: ColumnSink>(col: &mut S, values: impl Iterator<Item = Option<&'a str>>) {
     for v in values {
         match v {
             Some(s) => col.push_text(s),
@@ -108,7 +108,12 @@ fn push_strings<'a>(col: &mut ColumnData, values: impl Iterator<Item = Option<&'
     }
 }
 
-pub fn read(path: &Path, columns: Option<&[String]>, progress: &dyn Progress) -> Result<Vec<ColumnData>, MonitorError> {
+pub fn read<S: ColumnSink>(
+    path: &Path,
+    columns: Option<&[String]>,
+    config: &S::Config,
+    progress: &dyn Progress,
+) -> Result<Vec<S>, MonitorError> {
     let pq_err = |e: parquet::errors::ParquetError| MonitorError::Parquet { path: path.into(), message: e.to_string() };
     let file = File::open(path).map_err(|source| MonitorError::Io { path: path.into(), source })?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err)?;
@@ -125,12 +130,12 @@ pub fn read(path: &Path, columns: Option<&[String]>, progress: &dyn Progress) ->
         .collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), keep.iter().copied());
     let reader = builder.with_projection(mask).with_batch_size(65_536).build().map_err(pq_err)?;
-    let mut cols: Vec<ColumnData> = keep.iter().map(|&i| ColumnData::new(schema.field(i).name().clone())).collect();
+    let mut cols: Vec<S> = keep.iter().map(|&i| S::for_column(schema.field(i).name().clone(), config)).collect();
     let mut done = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| MonitorError::Parquet { path: path.into(), message: e.to_string() })?;
         for (col, array) in cols.iter_mut().zip(batch.columns()) {
-            if col.unsupported.is_none() {
+            if !col.is_unsupported() {
                 push_array(col, array);
             }
         }

@@ -50,6 +50,46 @@ pub fn ks_2samp(a: &[f64], b: &[f64]) -> KsResult {
         max_f = max_f.max(df);
         min_f = min_f.min(df);
     }
+    finish(n1, n2, (max_int, min_int), (max_f, min_f))
+}
+
+/// Kolmogorov-Smirnov on two weighted samples: (value, count) pairs, ascending, every count
+/// positive. The same walk and the same p-value as [`ks_2samp`] on the expanded samples.
+pub fn ks_2samp_weighted(a: &[(f64, u64)], b: &[(f64, u64)]) -> KsResult {
+    let n1: u64 = a.iter().map(|p| p.1).sum();
+    let n2: u64 = b.iter().map(|p| p.1).sum();
+    let (mut i, mut j) = (0usize, 0usize);
+    let (mut ri, mut rj) = (0u64, 0u64);
+    let (mut max_int, mut min_int) = (0i128, 0i128);
+    let (mut max_f, mut min_f) = (f64::NEG_INFINITY, f64::INFINITY);
+    while i < a.len() || j < b.len() {
+        let v = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => x.0.min(y.0),
+            (Some(x), None) => x.0,
+            (None, Some(y)) => y.0,
+            (None, None) => break,
+        };
+        while i < a.len() && a[i].0 <= v {
+            ri += a[i].1;
+            i += 1;
+        }
+        while j < b.len() && b[j].0 <= v {
+            rj += b[j].1;
+            j += 1;
+        }
+        let diff = i128::from(ri) * i128::from(n2) - i128::from(rj) * i128::from(n1);
+        max_int = max_int.max(diff);
+        min_int = min_int.min(diff);
+        let df = ri as f64 / n1 as f64 - rj as f64 / n2 as f64;
+        max_f = max_f.max(df);
+        min_f = min_f.min(df);
+    }
+    finish(n1 as usize, n2 as usize, (max_int, min_int), (max_f, min_f))
+}
+
+/// The statistic and p-value from the extremes of the ECDF difference, in integer form
+/// (units of 1/(n1 n2)) and in scipy's float form.
+fn finish(n1: usize, n2: usize, (max_int, min_int): (i128, i128), (max_f, min_f): (f64, f64)) -> KsResult {
     let min_s = (-min_f).clamp(0.0, 1.0);
     let mut d = if min_s > max_f { min_s } else { max_f };
 

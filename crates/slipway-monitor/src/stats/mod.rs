@@ -158,8 +158,13 @@ pub fn union_distinct(reference: &Sample, current: &Sample) -> usize {
 /// Evidently's default test: by reference size (N <= 1000 or not), column type and the
 /// number of distinct values u in both samples together.
 pub fn default_method(kind: ColumnType, reference: &Sample, current: &Sample) -> Method {
-    let u = union_distinct(reference, current);
-    let small = reference.len() <= 1000;
+    default_method_for(kind, reference.len(), union_distinct(reference, current))
+}
+
+/// [`default_method`] from the numbers it reads: the reference size N and the number u of
+/// distinct values in both samples together.
+pub fn default_method_for(kind: ColumnType, reference_len: u64, u: usize) -> Method {
+    let small = reference_len <= 1000;
     match (kind, small) {
         (ColumnType::Numeric, true) if u > 5 => Method::Ks,
         (ColumnType::Numeric, true) if u > 2 => Method::ChiSquare,
