@@ -8,7 +8,8 @@
 //! - [`drift`] runs them over every column and decides the dataset verdict;
 //! - [`performance`] scores a model against its ground truth, as scikit-learn does;
 //! - [`profile`] builds mergeable column profiles (moments, quantile, distinct and
-//!   frequent-item sketches) in one pass, and computes drift from two profiles.
+//!   frequent-item sketches) in one pass, and computes drift from two profiles;
+//! - [`validate`] infers a schema from a reference profile and checks a batch against it.
 
 pub mod drift;
 mod error;
@@ -17,5 +18,6 @@ pub mod performance;
 pub mod profile;
 pub mod read;
 pub mod stats;
+pub mod validate;
 
 pub use error::MonitorError;
