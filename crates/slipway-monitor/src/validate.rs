@@ -56,7 +56,7 @@ impl ValueType {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             ValueType::Integer => "integer",
             ValueType::Float => "float",

@@ -71,7 +71,7 @@ impl From<QuantileSketch> for Wire {
 impl TryFrom<Wire> for QuantileSketch {
     type Error = String;
     fn try_from(w: Wire) -> Result<Self, String> {
-        if w.k < 2 || w.k % 2 != 0 || w.levels.len() != w.odd.len() || w.levels.len() > 64 {
+        if w.k < 2 || !w.k.is_multiple_of(2) || w.levels.len() != w.odd.len() || w.levels.len() > 64 {
             return Err("quantile sketch: bad shape".into());
         }
         let weight: u128 = w.levels.iter().enumerate().map(|(h, l)| (l.len() as u128) << h).sum();
@@ -193,7 +193,7 @@ impl QuantileSketch {
         }
         let mut buf = std::mem::take(&mut self.levels[h]);
         buf.sort_unstable_by(f64::total_cmp);
-        let held = if buf.len() % 2 == 1 { buf.pop() } else { None };
+        let held = if buf.len().is_multiple_of(2) { None } else { buf.pop() };
         let start = usize::from(self.odd[h]);
         self.odd[h] = !self.odd[h];
         let up: Vec<f64> = buf.iter().skip(start).step_by(2).copied().collect();

@@ -341,7 +341,6 @@ fn profile_drift_errors_match_row_drift() {
         compare_profiles(&d(empty), &d(num.clone()), &o),
         Err(crate::MonitorError::EmptyColumn { dataset: "reference", .. })
     ));
-    let mut o2 = DriftOptions::default();
-    o2.columns = Some(vec!["nope".into()]);
+    let o2 = DriftOptions { columns: Some(vec!["nope".into()]), ..DriftOptions::default() };
     assert!(compare_profiles(&d(num.clone()), &d(num), &o2).is_err());
 }
