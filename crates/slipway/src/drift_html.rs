@@ -1,13 +1,15 @@
 //! The drift report as one self-contained HTML page: inline CSS, one inline SVG per column
 //! with the reference and current distributions overlaid, and no external assets, so it can
-//! be mailed or attached to a ticket as it is.
+//! be mailed or attached to a ticket as it is. The page helpers (`esc`, `num`, `STYLE`,
+//! `page_start`) are shared with `slipway validate`'s report.
 
 use std::fmt::Write;
 use std::path::Path;
 
 use slipway_monitor::drift::{ColumnDrift, DriftReport, Histogram};
 
-fn esc(s: &str) -> String {
+/// HTML-escapes text for element content and attribute values.
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -22,7 +24,8 @@ fn esc(s: &str) -> String {
     out
 }
 
-fn num(v: f64) -> String {
+/// A number short enough for a table cell.
+pub(crate) fn num(v: f64) -> String {
     if v == 0.0 || (v.abs() >= 1e-4 && v.abs() < 1e6) {
         format!("{v:.6}").trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
@@ -30,7 +33,8 @@ fn num(v: f64) -> String {
     }
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2933;background:#fafbfc}
+/// The one stylesheet of every report page.
+pub(crate) const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2933;background:#fafbfc}
 h1{font-size:1.5rem;margin:0 0 .5rem}h2{font-size:1.1rem;margin:0 0 .5rem}
 .summary{padding:1rem 1.25rem;border-radius:8px;margin:1rem 0 1.5rem;font-size:1.05rem}
 .drift{background:#fde8e8;border:1px solid #f5a3a3}.nodrift{background:#e6f6ec;border:1px solid #9fd8b4}
@@ -119,6 +123,14 @@ fn svg(h: &Histogram) -> String {
     s
 }
 
+/// The document head with the inline stylesheet, up to the opened body.
+pub(crate) fn page_start(title: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>",
+        esc(title)
+    )
+}
+
 fn verdict(drifted: bool) -> &'static str {
     if drifted { r#"<span class="yes">drift</span>"# } else { r#"<span class="no">no drift</span>"# }
 }
@@ -149,11 +161,7 @@ fn column_section(out: &mut String, c: &ColumnDrift) {
 }
 
 pub fn render(report: &DriftReport, reference: &Path, current: &Path) -> String {
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Slipway drift report</title><style>{STYLE}</style></head><body>"
-    );
+    let mut out = page_start("Slipway drift report");
     let _ = write!(
         out,
         r#"<h1>Data drift</h1><div class="muted">reference <code>{}</code> &middot; current <code>{}</code></div>"#,

@@ -10,6 +10,8 @@ mod models;
 mod serve;
 mod server;
 mod serving;
+mod validate;
+mod validate_html;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +38,9 @@ enum Command {
     /// Compare a current dataset with a reference one: per-column drift tests that match
     /// Evidently, as JSON or a self-contained HTML report.
     Drift(drift::DriftArgs),
+    /// Check a dataset against a schema inferred from a reference (or read from a file):
+    /// types, nulls, ranges and categories, as JSON or a self-contained HTML report.
+    Validate(validate::ValidateArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         Command::Deployments(args) => deployments::run(args),
         Command::Gc(args) => gc::run(args),
         Command::Drift(args) => drift::run(args),
+        Command::Validate(args) => validate::run(args),
     }
 }
