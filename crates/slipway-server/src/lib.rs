@@ -9,6 +9,7 @@ pub mod artifacts;
 pub mod deployments;
 pub mod error;
 pub mod extract;
+pub mod monitors;
 pub mod native;
 pub mod registry;
 pub mod tracking;
@@ -43,11 +44,19 @@ pub struct AppState {
     pub serving: Option<Arc<Serving>>,
     /// Woken when an alias moves, so deployments follow at once instead of at the next poll.
     pub registry_changed: Arc<Notify>,
+    /// What monitor evaluation keeps between passes.
+    pub monitoring: Arc<monitors::Monitoring>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn MetadataStore>, artifacts: Artifacts, serving: Option<Arc<Serving>>) -> Self {
-        Self { store, artifacts, serving, registry_changed: Arc::new(Notify::new()) }
+        Self {
+            store,
+            artifacts,
+            serving,
+            registry_changed: Arc::new(Notify::new()),
+            monitoring: Arc::new(monitors::Monitoring::default()),
+        }
     }
 }
 
@@ -63,6 +72,7 @@ pub fn build_app(state: AppState) -> Router {
         .merge(registry::routes())
         .merge(native::routes())
         .merge(deployments::routes())
+        .merge(monitors::routes())
         .with_state(state);
     let app = match serving {
         Some(serving) => api.merge(slipway_serving::http::server(serving)),

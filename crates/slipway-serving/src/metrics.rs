@@ -38,6 +38,7 @@ pub struct Metrics {
 }
 
 /// A gauge read at scrape time.
+#[derive(Debug, Clone)]
 pub struct Gauge {
     pub name: &'static str,
     pub labels: Labels,
@@ -60,6 +61,9 @@ fn help(name: &str) -> (&'static str, &'static str) {
         "slipway_serving_prediction_log_dropped_total" => {
             ("counter", "Rows dropped because the prediction log fell behind.")
         }
+        "slipway_monitor_value" => ("gauge", "A monitor series in its latest evaluated window."),
+        "slipway_monitor_window_end_seconds" => ("gauge", "When a monitor's latest evaluated window ended."),
+        "slipway_monitor_alerts_total" => ("counter", "Alert firings recorded, by monitor and rule."),
         _ => ("untyped", ""),
     }
 }

@@ -103,6 +103,8 @@ pub struct Serving {
     deployments: RwLock<BTreeMap<String, Arc<Deployment>>>,
     resolved: Mutex<HashMap<(String, Selector), (String, Instant)>>,
     random: AtomicU64,
+    /// Gauges other parts of the server publish on `/metrics` (the monitors' latest values).
+    published: RwLock<Vec<Gauge>>,
 }
 
 fn selector_of(alias: &Option<String>, version: &Option<String>) -> Selector {
@@ -133,6 +135,7 @@ impl Serving {
             deployments: RwLock::new(BTreeMap::new()),
             resolved: Mutex::new(HashMap::new()),
             random: AtomicU64::new(seed),
+            published: RwLock::new(Vec::new()),
         }
     }
 
@@ -446,9 +449,15 @@ impl Serving {
         self.metrics.observe_latency("slipway_serving_request_duration_seconds", base, started.elapsed().as_secs_f64());
     }
 
+    /// Replaces the gauges published beside serving's own on `/metrics`.
+    pub fn publish_gauges(&self, gauges: Vec<Gauge>) {
+        *self.published.write().unwrap_or_else(|p| p.into_inner()) = gauges;
+    }
+
     /// The exposition text for `/metrics`.
     pub fn render_metrics(&self) -> String {
         let mut gauges: Vec<Gauge> = self.cache.gauges();
+        gauges.extend(self.published.read().unwrap_or_else(|p| p.into_inner()).iter().cloned());
         if let Some(log) = &self.predlog {
             for d in self.deployments() {
                 let name = d.spec.name.clone();

@@ -41,6 +41,8 @@ pub struct Config {
     pub serving_poll_ms: u64,
     /// How long a prediction-log segment stays open before it is sealed and uploaded.
     pub prediction_log_roll_secs: u64,
+    /// How often monitors evaluate the windows that have ended.
+    pub monitor_interval_secs: u64,
     /// The ONNX Runtime library; default: found as `slipway_serving::runtime` describes.
     pub onnxruntime_lib: Option<PathBuf>,
 }
@@ -64,6 +66,7 @@ impl Default for Config {
             serving_workers: None,
             serving_poll_ms: 2_000,
             prediction_log_roll_secs: 60,
+            monitor_interval_secs: 60,
             onnxruntime_lib: None,
         }
     }
@@ -89,6 +92,7 @@ pub struct Layer {
     pub serving_workers: Option<usize>,
     pub serving_poll_ms: Option<u64>,
     pub prediction_log_roll_secs: Option<u64>,
+    pub monitor_interval_secs: Option<u64>,
     pub onnxruntime_lib: Option<PathBuf>,
 }
 
@@ -99,7 +103,7 @@ impl Config {
         }
         set!(host, port, data_dir, log_format, log_level, read_connections);
         set!(serving_queue_capacity, serving_max_batch_rows, serving_request_timeout_ms, serving_max_body_bytes);
-        set!(serving_poll_ms, prediction_log_roll_secs);
+        set!(serving_poll_ms, prediction_log_roll_secs, monitor_interval_secs);
         if l.serving_memory_budget.is_some() {
             self.serving_memory_budget = l.serving_memory_budget;
         }
@@ -148,8 +152,15 @@ impl Config {
         if self.serving_queue_capacity == 0 || self.serving_max_batch_rows == 0 || self.serving_workers == Some(0) {
             bail!("serving_queue_capacity, serving_max_batch_rows and serving_workers must be at least 1");
         }
-        if self.serving_request_timeout_ms == 0 || self.serving_poll_ms == 0 || self.prediction_log_roll_secs == 0 {
-            bail!("serving_request_timeout_ms, serving_poll_ms and prediction_log_roll_secs must be at least 1");
+        if self.serving_request_timeout_ms == 0
+            || self.serving_poll_ms == 0
+            || self.prediction_log_roll_secs == 0
+            || self.monitor_interval_secs == 0
+        {
+            bail!(
+                "serving_request_timeout_ms, serving_poll_ms, prediction_log_roll_secs and monitor_interval_secs \
+                 must be at least 1"
+            );
         }
         Ok(())
     }

@@ -106,6 +106,9 @@ pub struct ServerArgs {
     /// Seconds a prediction-log segment stays open before it is sealed and uploaded.
     #[arg(long, env = "SLIPWAY_PREDICTION_LOG_ROLL_SECS")]
     prediction_log_roll_secs: Option<u64>,
+    /// Seconds between evaluations of the monitors' ended windows.
+    #[arg(long, env = "SLIPWAY_MONITOR_INTERVAL_SECS")]
+    monitor_interval_secs: Option<u64>,
     /// The ONNX Runtime library (default: found through ORT_DYLIB_PATH, ./.slipway, python3).
     #[arg(long, env = "SLIPWAY_ONNXRUNTIME_LIB")]
     onnxruntime_lib: Option<PathBuf>,
@@ -129,6 +132,7 @@ fn merged_config(args: &ServerArgs) -> anyhow::Result<Config> {
         serving_workers: args.serving_workers,
         serving_poll_ms: args.serving_poll_ms,
         prediction_log_roll_secs: args.prediction_log_roll_secs,
+        monitor_interval_secs: args.monitor_interval_secs,
         onnxruntime_lib: args.onnxruntime_lib.clone(),
         ..Layer::default()
     })
@@ -172,6 +176,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let serving = start_serving(&config, store.clone(), artifacts.clone())?;
     let state = AppState::new(store.clone(), artifacts, Some(serving.clone()));
     slipway_server::deployments::sync(state.clone(), Duration::from_millis(config.serving_poll_ms));
+    slipway_server::monitors::run(state.clone(), Duration::from_secs(config.monitor_interval_secs));
     let app = build_app(state);
 
     let addr = format!("{}:{}", config.host, config.port);

@@ -1,0 +1,220 @@
+//! Alert rules over a monitor's windows, and the webhook deliveries of their firings.
+//!
+//! A rule fires on the window that completes a streak of `for_windows` consecutive windows
+//! where `series <op> threshold` holds (a window without the series breaks the streak); a
+//! longer streak does not fire again, and a window where the rule does not hold re-arms it.
+//! The store keeps one event per (monitor, rule, window), so re-evaluating a window, or a
+//! second server evaluating it, cannot fire twice. Each event is POSTed as JSON with an
+//! `Idempotency-Key` header, retried with exponential backoff, and every attempt is recorded.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+use slipway_types::{AlertEvent, AlertRule, Monitor, MonitorWindow};
+
+use crate::AppState;
+use crate::error::ApiResult;
+
+/// Attempts per event, and the wait before the second (doubling up to `MAX_BACKOFF`).
+pub const MAX_ATTEMPTS: u32 = 6;
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The windows (oldest first) on which `rule` fires.
+pub fn firings<'a>(rule: &AlertRule, windows: &'a [MonitorWindow]) -> Vec<&'a MonitorWindow> {
+    let need = rule.for_windows.unwrap_or(1).max(1);
+    let mut streak = 0u32;
+    let mut out = Vec::new();
+    for w in windows {
+        match w.series.get(&rule.series) {
+            Some(v) if rule.op.holds(*v, rule.threshold) => streak = streak.saturating_add(1),
+            _ => streak = 0,
+        }
+        if streak == need {
+            out.push(w);
+        }
+    }
+    out
+}
+
+#[derive(Clone)]
+pub struct Webhooks {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks { client: Client::builder(TokioExecutor::new()).build_http() }
+    }
+}
+
+fn payload(m: &Monitor, rule: &AlertRule, e: &AlertEvent, window_ms: i64) -> serde_json::Value {
+    json!({
+        "event_id": e.id,
+        "monitor": e.monitor,
+        "deployment": m.spec.deployment,
+        "rule": e.rule,
+        "series": e.series,
+        "op": rule.op,
+        "threshold": e.threshold,
+        "for_windows": rule.for_windows.unwrap_or(1),
+        "value": e.value,
+        "window_start_ms": e.window_start_ms,
+        "window_end_ms": e.window_start_ms + window_ms,
+        "fired_at": e.fired_at,
+    })
+}
+
+impl Webhooks {
+    /// One POST; `Err` says why it did not count as delivered.
+    async fn post(&self, url: &str, key: &str, body: &serde_json::Value) -> Result<(), String> {
+        let req = hyper::Request::post(url)
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .header("user-agent", concat!("slipway/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| format!("invalid webhook request: {e}"))?;
+        let resp = tokio::time::timeout(ATTEMPT_TIMEOUT, self.client.request(req))
+            .await
+            .map_err(|_| format!("no answer within {}s", ATTEMPT_TIMEOUT.as_secs()))?
+            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        let status = resp.status();
+        // Read the answer so the connection can be reused.
+        let _ = resp.into_body().collect().await;
+        if status.is_success() { Ok(()) } else { Err(format!("answered {status}")) }
+    }
+
+    /// Delivers an event, retrying with backoff; records each attempt.
+    pub async fn deliver(&self, state: &AppState, m: &Monitor, rule: &AlertRule, mut e: AlertEvent) {
+        let body = payload(m, rule, &e, m.spec.window_ms());
+        let key = format!("{}/{}/{}", e.monitor, e.rule, e.window_start_ms);
+        let mut backoff = FIRST_BACKOFF;
+        while e.attempts < MAX_ATTEMPTS {
+            e.attempts += 1;
+            let result = self.post(&rule.webhook, &key, &body).await;
+            let (status, error, delivered) = match &result {
+                Ok(()) => ("delivered", None, Some(slipway_store::now_ms())),
+                Err(why) if e.attempts >= MAX_ATTEMPTS => ("failed", Some(why.clone()), None),
+                Err(why) => ("pending", Some(why.clone()), None),
+            };
+            if let Err(err) =
+                state.store.update_alert(e.id, status.to_string(), e.attempts, error.clone(), delivered).await
+            {
+                tracing::warn!(error = %err, event = e.id, "cannot record an alert delivery");
+            }
+            match result {
+                Ok(()) => return,
+                Err(why) => {
+                    tracing::warn!(monitor = %e.monitor, rule = %e.rule, attempt = e.attempts, error = %why, "alert webhook failed");
+                }
+            }
+            if e.attempts < MAX_ATTEMPTS {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Records the firings of every rule over `windows` and starts delivering the new ones.
+pub async fn check(state: &AppState, webhooks: &Webhooks, m: &Monitor, windows: &[MonitorWindow]) -> ApiResult<()> {
+    for rule in &m.spec.alerts {
+        for w in firings(rule, windows) {
+            let event = AlertEvent {
+                id: 0,
+                monitor: m.spec.name.clone(),
+                rule: rule.name.clone(),
+                window_start_ms: w.start_ms,
+                series: rule.series.clone(),
+                value: w.series.get(&rule.series).copied().unwrap_or(f64::NAN),
+                threshold: rule.threshold,
+                fired_at: slipway_store::now_ms(),
+                status: "pending".into(),
+                attempts: 0,
+                last_error: None,
+                delivered_at: None,
+            };
+            if let Some(stored) = state.store.record_alert(event).await? {
+                tracing::info!(monitor = %m.spec.name, rule = %rule.name, window = w.start_ms, "alert fired");
+                spawn_delivery(state, webhooks, m, rule, stored);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn spawn_delivery(state: &AppState, webhooks: &Webhooks, m: &Monitor, rule: &AlertRule, e: AlertEvent) {
+    let (state, webhooks, m, rule) = (state.clone(), webhooks.clone(), m.clone(), rule.clone());
+    tokio::spawn(async move { webhooks.deliver(&state, &m, &rule, e).await });
+}
+
+/// Resumes the deliveries a stopped process left pending.
+pub async fn resume(state: &AppState, webhooks: &Webhooks) {
+    let pending = match state.store.pending_alerts().await {
+        Ok(p) => p,
+        Err(e) => return tracing::warn!(error = %e, "cannot list pending alerts"),
+    };
+    for e in pending {
+        let Ok(m) = state.store.get_monitor(e.monitor.clone()).await else { continue };
+        match m.spec.alerts.iter().find(|r| r.name == e.rule) {
+            Some(rule) => spawn_delivery(state, webhooks, &m, rule, e),
+            None => {
+                let why = Some("the rule was removed from the monitor".to_string());
+                let _ = state.store.update_alert(e.id, "failed".into(), e.attempts, why, None).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use slipway_types::Comparison;
+
+    use super::*;
+
+    fn window(start: i64, value: Option<f64>) -> MonitorWindow {
+        let mut series = BTreeMap::new();
+        if let Some(v) = value {
+            series.insert("drift.share".to_string(), v);
+        }
+        MonitorWindow {
+            monitor: "m".into(),
+            start_ms: start,
+            end_ms: start + 1,
+            rows: 1,
+            series,
+            drift: None,
+            computed_at: 0,
+        }
+    }
+
+    fn rule(for_windows: u32) -> AlertRule {
+        AlertRule {
+            name: "r".into(),
+            series: "drift.share".into(),
+            op: Comparison::AtLeast,
+            threshold: 0.5,
+            for_windows: Some(for_windows),
+            webhook: "http://x".into(),
+        }
+    }
+
+    #[test]
+    fn a_streak_fires_once_when_it_reaches_its_length_and_rearms_after_a_break() {
+        let values = [Some(0.6), Some(0.7), Some(0.9), Some(0.1), Some(0.5), None, Some(0.8), Some(0.8)];
+        let ws: Vec<MonitorWindow> = values.iter().enumerate().map(|(i, v)| window(i as i64, *v)).collect();
+        let starts = |n| firings(&rule(n), &ws).iter().map(|w| w.start_ms).collect::<Vec<_>>();
+        assert_eq!(starts(1), [0, 4, 6]);
+        assert_eq!(starts(2), [1, 7]);
+        assert_eq!(starts(3), [2]);
+        assert!(starts(4).is_empty());
+    }
+}

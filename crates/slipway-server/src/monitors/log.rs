@@ -1,0 +1,193 @@
+//! The prediction log as a monitor reads it: the served rows (not shadow copies, not
+//! failures) of one deployment, split into windows, each holding its features as drift
+//! columns, its predictions, and the (request id, row) keys that ground truth joins on.
+
+use std::collections::BTreeMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType, UInt16Type};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use slipway_monitor::read::{ColumnData, number_key};
+
+/// One value of a logged column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Num { value: f64, integer: bool },
+    Text(String),
+}
+
+impl Cell {
+    /// The value as a class label: numbers in their shortest integral form.
+    pub fn key(&self) -> String {
+        match self {
+            Cell::Num { value, .. } => number_key(*value),
+            Cell::Text(s) => s.clone(),
+        }
+    }
+
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Cell::Num { value, .. } => Some(*value),
+            Cell::Text(s) => s.parse().ok(),
+        }
+    }
+
+    fn push_to(&self, col: &mut ColumnData) {
+        match self {
+            Cell::Num { value, integer } => col.push_number(*value, *integer),
+            Cell::Text(s) => col.push_text(s),
+        }
+    }
+}
+
+/// How the monitor names what the log holds.
+pub struct Naming<'a> {
+    /// Names for the columns of a multi-column input tensor, in order.
+    pub features: Option<&'a [String]>,
+    /// The output holding the prediction (default: the first output).
+    pub prediction: Option<&'a str>,
+    /// The output holding class probabilities.
+    pub probabilities: Option<&'a str>,
+}
+
+/// The rows of one window.
+pub struct WindowRows {
+    pub start_ms: i64,
+    /// Feature columns in the order first seen.
+    pub features: Vec<ColumnData>,
+    pub keys: Vec<(String, u32)>,
+    /// One per row: its prediction, if the model has such an output.
+    pub predictions: Vec<Option<Cell>>,
+    /// One per row: its class probabilities, if the model has them.
+    pub probabilities: Vec<Option<Vec<f64>>>,
+}
+
+impl WindowRows {
+    fn new(start_ms: i64) -> Self {
+        WindowRows {
+            start_ms,
+            features: Vec::new(),
+            keys: Vec::new(),
+            predictions: Vec::new(),
+            probabilities: Vec::new(),
+        }
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.keys.len() as u64
+    }
+
+    fn feature(&mut self, name: &str) -> &mut ColumnData {
+        let i = match self.features.iter().position(|c| c.name == name) {
+            Some(i) => i,
+            None => {
+                self.features.push(ColumnData::new(name.to_string()));
+                self.features.len() - 1
+            }
+        };
+        &mut self.features[i]
+    }
+}
+
+/// A column of the batch as cells: `width` values per row.
+struct Logged<'a> {
+    values: &'a dyn Array,
+    width: usize,
+}
+
+fn logged(array: &dyn Array) -> Logged<'_> {
+    match array.data_type() {
+        DataType::FixedSizeList(_, w) => {
+            let list = array.as_fixed_size_list();
+            Logged { values: list.values().as_ref(), width: (*w).max(1) as usize }
+        }
+        _ => Logged { values: array, width: 1 },
+    }
+}
+
+fn cell(values: &dyn Array, i: usize) -> Option<Cell> {
+    let num = |value: f64, integer: bool| Some(Cell::Num { value, integer });
+    match values.data_type() {
+        DataType::Float32 => num(f64::from(values.as_primitive::<Float32Type>().value(i)), false),
+        DataType::Float64 => num(values.as_primitive::<Float64Type>().value(i), false),
+        DataType::Int64 => num(values.as_primitive::<Int64Type>().value(i) as f64, true),
+        DataType::Int32 => num(f64::from(values.as_primitive::<Int32Type>().value(i)), true),
+        DataType::Boolean => Some(Cell::Text(values.as_boolean().value(i).to_string())),
+        DataType::Utf8 => Some(Cell::Text(values.as_string::<i32>().value(i).to_string())),
+        _ => None,
+    }
+}
+
+/// The feature names of an input tensor `tensor` with `width` columns.
+fn feature_names(tensor: &str, width: usize, naming: &Naming<'_>) -> Vec<String> {
+    match naming.features {
+        _ if width == 1 => vec![tensor.to_string()],
+        Some(names) if names.len() == width => names.to_vec(),
+        _ => (0..width).map(|j| format!("{tensor}[{j}]")).collect(),
+    }
+}
+
+/// Adds the batch's served rows with timestamps in `[from_ms, from_ms + window_ms * n)` to
+/// their windows (keyed by window start).
+pub fn add_batch(
+    batch: &RecordBatch,
+    from_ms: i64,
+    to_ms: i64,
+    window_ms: i64,
+    naming: &Naming<'_>,
+    windows: &mut BTreeMap<i64, WindowRows>,
+) {
+    let column = |name: &str| batch.column_by_name(name);
+    let (Some(ids), Some(rows), Some(ts), Some(role), Some(status)) =
+        (column("request_id"), column("row"), column("timestamp"), column("role"), column("status"))
+    else {
+        return;
+    };
+    let (ids, ts, role) =
+        (ids.as_string::<i32>(), ts.as_primitive::<TimestampMicrosecondType>(), role.as_string::<i32>());
+    let rows = rows.as_primitive::<arrow_array::types::UInt32Type>();
+    let status = status.as_primitive::<UInt16Type>();
+
+    let schema = batch.schema();
+    let mut inputs = Vec::new();
+    let mut outputs = Vec::new();
+    for (field, array) in schema.fields().iter().zip(batch.columns()) {
+        if let Some(tensor) = field.name().strip_prefix("input.") {
+            let l = logged(array.as_ref());
+            inputs.push((feature_names(tensor, l.width, naming), l));
+        } else if let Some(output) = field.name().strip_prefix("output.") {
+            outputs.push((output.to_string(), logged(array.as_ref())));
+        }
+    }
+    let prediction = match naming.prediction {
+        Some(name) => outputs.iter().find(|(n, _)| n == name),
+        None => outputs.first(),
+    }
+    .filter(|(_, l)| l.width == 1);
+    let probabilities = match naming.probabilities {
+        Some(name) => outputs.iter().find(|(n, _)| n == name),
+        None => outputs.iter().find(|(n, l)| l.width >= 2 && n.contains("prob")),
+    };
+
+    for i in 0..batch.num_rows() {
+        let at_ms = ts.value(i).div_euclid(1000);
+        if at_ms < from_ms || at_ms >= to_ms || role.value(i) == "shadow" || status.value(i) != 200 {
+            continue;
+        }
+        let start = from_ms + (at_ms - from_ms) / window_ms * window_ms;
+        let w = windows.entry(start).or_insert_with(|| WindowRows::new(start));
+        w.keys.push((ids.value(i).to_string(), rows.value(i)));
+        for (names, l) in &inputs {
+            for (j, name) in names.iter().enumerate() {
+                if let Some(c) = cell(l.values, i * l.width + j) {
+                    c.push_to(w.feature(name));
+                }
+            }
+        }
+        w.predictions.push(prediction.and_then(|(_, l)| cell(l.values, i)));
+        w.probabilities.push(probabilities.map(|(_, l)| {
+            (0..l.width).map(|j| cell(l.values, i * l.width + j).and_then(|c| c.number()).unwrap_or(f64::NAN)).collect()
+        }));
+    }
+}
