@@ -26,12 +26,19 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The windows (oldest first) on which `rule` fires.
+/// The windows on which `rule` fires, among `windows` (oldest first, as stored). A window
+/// missing between two others (never evaluated) breaks a streak like one where the rule
+/// does not hold.
 pub fn firings<'a>(rule: &AlertRule, windows: &'a [MonitorWindow]) -> Vec<&'a MonitorWindow> {
     let need = rule.for_windows.unwrap_or(1).max(1);
     let mut streak = 0u32;
+    let mut previous_end = None;
     let mut out = Vec::new();
     for w in windows {
+        if previous_end.is_some_and(|end| end != w.start_ms) {
+            streak = 0;
+        }
+        previous_end = Some(w.end_ms);
         match w.series.get(&rule.series) {
             Some(v) if rule.op.holds(*v, rule.threshold) => streak = streak.saturating_add(1),
             _ => streak = 0,
@@ -41,6 +48,12 @@ pub fn firings<'a>(rule: &AlertRule, windows: &'a [MonitorWindow]) -> Vec<&'a Mo
         }
     }
     out
+}
+
+/// The longest streak any rule of the monitor needs: how far before the first re-evaluated
+/// window the history must reach for streaks to be counted whole.
+pub fn history_windows(m: &Monitor) -> i64 {
+    i64::from(m.spec.alerts.iter().map(|r| r.for_windows.unwrap_or(1).max(1)).max().unwrap_or(1))
 }
 
 #[derive(Clone)]
@@ -122,10 +135,19 @@ impl Webhooks {
     }
 }
 
-/// Records the firings of every rule over `windows` and starts delivering the new ones.
-pub async fn check(state: &AppState, webhooks: &Webhooks, m: &Monitor, windows: &[MonitorWindow]) -> ApiResult<()> {
+/// Records the firings of every rule on the windows starting at `evaluated` (counting
+/// streaks over `history`, which reaches [`history_windows`] before the first of them) and
+/// starts delivering the new ones. Only windows just evaluated can fire, so a streak longer
+/// than the history looked at never fires twice.
+pub async fn check(
+    state: &AppState,
+    webhooks: &Webhooks,
+    m: &Monitor,
+    history: &[MonitorWindow],
+    evaluated: &std::collections::HashSet<i64>,
+) -> ApiResult<()> {
     for rule in &m.spec.alerts {
-        for w in firings(rule, windows) {
+        for w in firings(rule, history).into_iter().filter(|w| evaluated.contains(&w.start_ms)) {
             let event = AlertEvent {
                 id: 0,
                 monitor: m.spec.name.clone(),
@@ -216,5 +238,12 @@ mod tests {
         assert_eq!(starts(2), [1, 7]);
         assert_eq!(starts(3), [2]);
         assert!(starts(4).is_empty());
+    }
+
+    #[test]
+    fn a_missing_window_breaks_a_streak() {
+        let ws = vec![window(0, Some(0.9)), window(2, Some(0.9)), window(3, Some(0.9))];
+        let starts: Vec<i64> = firings(&rule(2), &ws).iter().map(|w| w.start_ms).collect();
+        assert_eq!(starts, [3]);
     }
 }

@@ -142,14 +142,15 @@ async fn evaluate_now(State(s): State<AppState>, Path(name): Path<String>) -> Ap
 }
 
 async fn evaluate_one(s: &AppState, m: &Monitor) -> ApiResult<Vec<MonitorWindow>> {
-    let now = slipway_store::now_ms();
-    let evaluated = eval::evaluate(s, &s.monitoring.references, m, now).await?;
-    if !evaluated.is_empty() && !m.spec.alerts.is_empty() {
+    let evaluated = eval::evaluate(s, &s.monitoring.references, m, slipway_store::now_ms()).await?;
+    if let (Some(first), Some(last)) = (evaluated.first(), evaluated.last())
+        && !m.spec.alerts.is_empty()
+    {
         let w = m.spec.window_ms().max(1);
-        let last_end = now.div_euclid(w) * w;
-        let all =
-            s.store.list_monitor_windows(m.spec.name.clone(), last_end - eval::LOOKBACK_WINDOWS * w, last_end).await?;
-        alerts::check(s, &s.monitoring.webhooks, m, &all).await?;
+        let from = first.start_ms - alerts::history_windows(m) * w;
+        let history = s.store.list_monitor_windows(m.spec.name.clone(), from, last.end_ms).await?;
+        let starts = evaluated.iter().map(|x| x.start_ms).collect();
+        alerts::check(s, &s.monitoring.webhooks, m, &history, &starts).await?;
     }
     Ok(evaluated)
 }
