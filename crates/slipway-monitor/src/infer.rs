@@ -54,7 +54,7 @@ fn into_sample(col: ColumnData, kind: ColumnType, dataset: &'static str) -> Resu
         }
         (ColumnType::Numeric, _) => {
             let mut sorted = col.numbers;
-            sorted.sort_unstable_by(f64::total_cmp);
+            crate::stats::binning::sort_floats(&mut sorted);
             Sample::Numeric { sorted, integer }
         }
         (ColumnType::Categorical, SourceKind::Text) => Sample::Categorical { counts: col.strings },

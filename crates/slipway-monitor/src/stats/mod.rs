@@ -152,7 +152,10 @@ fn aligned_counts(reference: &Sample, current: &Sample) -> Vec<(u64, u64)> {
 
 /// Number of distinct values in reference and current together.
 pub fn union_distinct(reference: &Sample, current: &Sample) -> usize {
-    aligned_counts(reference, current).len()
+    match (reference, current) {
+        (Sample::Numeric { sorted: a, .. }, Sample::Numeric { sorted: b, .. }) => binning::union_distinct_sorted(a, b),
+        _ => aligned_counts(reference, current).len(),
+    }
 }
 
 /// Evidently's default test: by reference size (N <= 1000 or not), column type and the
