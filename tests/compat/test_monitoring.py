@@ -189,6 +189,14 @@ def test_drift_accuracy_drop_and_one_alert(mon):
         # cross Evidently's 0.1 Wasserstein threshold by chance, so only the verdict is exact.
         if phase == "after":
             assert (s["feature.f0.drifted"], s["feature.f1.drifted"]) == (1.0, 1.0), s
+        # Validation against the schema inferred from the reference: never a type or null
+        # fault (float features, no nulls); after a 3-sigma shift, f0 exceeds the training max.
+        violations = w["drift"]["validation"]
+        assert s["quality.violations"] == len(violations)
+        assert {v["rule"] for v in violations} <= {"min", "max"}, violations
+        if phase == "after":
+            assert any(v["column"] == "f0" and v["rule"] == "max" for v in violations), violations
+            assert s["feature.f0.out_of_range_share"] > 0
         assert s["performance.labelled_rows"] == 0
         assert "performance.accuracy" not in s
 

@@ -13,8 +13,10 @@ use serde_json::{Value, json};
 use slipway_artifacts::{ArtifactPath, sanitize};
 use slipway_monitor::drift::{DriftOptions, compare};
 use slipway_monitor::performance::{self, Scores};
-use slipway_monitor::read::{ColumnData, NoProgress, SourceKind, read_file};
+use slipway_monitor::profile::{ColumnProfile, DatasetProfile, ProfileOptions};
+use slipway_monitor::read::{ColumnData, ColumnSink, NoProgress, SourceKind, read_file};
 use slipway_monitor::stats::Method;
+use slipway_monitor::validate::{Schema, ValueType, validate};
 use slipway_types::{GroundTruth, Monitor, MonitorSpec, MonitorWindow, Task};
 
 use super::log::{Cell, Naming, WindowRows, add_batch};
@@ -27,10 +29,51 @@ pub const LOOKBACK_WINDOWS: i64 = 168;
 /// segment when it rolls (every minute by default), so late rows land within this.
 pub const SETTLE_MS: i64 = 90_000;
 
-/// A reference dataset read into drift columns, for one resolved file.
+/// A reference dataset read into drift columns, and the schema inferred from it, for one
+/// resolved file.
+#[derive(Clone)]
+pub struct Loaded {
+    pub columns: Arc<Vec<ColumnData>>,
+    pub schema: Arc<Schema>,
+}
+
 struct LoadedReference {
     key: String,
-    columns: Arc<Vec<ColumnData>>,
+    loaded: Loaded,
+}
+
+/// The profile of drift columns. A number counts as an integer where the schema wants
+/// integers and it is integral: models take integer features as float tensors.
+fn profile_of(columns: &[ColumnData], integers: &dyn Fn(&str) -> bool) -> DatasetProfile {
+    let options = ProfileOptions::default();
+    let profiles = columns
+        .iter()
+        .map(|c| {
+            let mut p = ColumnProfile::new(c.name.clone(), &options);
+            let want_integers = integers(&c.name);
+            for &v in &c.numbers {
+                p.push_number(v, c.kind == SourceKind::Integer || (want_integers && v.fract() == 0.0));
+            }
+            for (text, n) in &c.strings {
+                for _ in 0..*n {
+                    p.push_text(text);
+                }
+            }
+            for _ in 0..c.nulls {
+                p.push_null();
+            }
+            p
+        })
+        .collect();
+    DatasetProfile::from_columns(profiles)
+}
+
+/// The schema the reference's features must keep: `slipway validate`'s inference, without
+/// the target, which traffic does not carry.
+fn reference_schema(columns: &[ColumnData], target: Option<&str>) -> Schema {
+    let mut schema = Schema::infer(&profile_of(columns, &|_| false));
+    schema.columns.retain(|c| Some(c.name.as_str()) != target);
+    schema
 }
 
 /// The references read so far, by monitor.
@@ -83,14 +126,14 @@ async fn resolve(state: &AppState, spec: &MonitorSpec) -> ApiResult<ArtifactPath
 
 impl References {
     /// The monitor's reference, read once per file (and again when the monitor changes).
-    async fn get(&self, state: &AppState, m: &Monitor) -> ApiResult<Arc<Vec<ColumnData>>> {
+    async fn get(&self, state: &AppState, m: &Monitor) -> ApiResult<Loaded> {
         let path = resolve(state, &m.spec).await?;
         let key = format!("{path}@{}", m.last_updated_timestamp);
         if let Ok(loaded) = self.loaded.lock()
             && let Some(r) = loaded.get(&m.spec.name)
             && r.key == key
         {
-            return Ok(r.columns.clone());
+            return Ok(r.loaded.clone());
         }
         let text = path.to_string();
         let download = state.artifacts.get_stream(&path).await.map_err(|e| match e {
@@ -114,18 +157,25 @@ impl References {
         .await;
         let read = match copied {
             Ok(()) => {
-                let p = local.clone();
-                tokio::task::spawn_blocking(move || read_file(&p, None, &NoProgress)).await.map_err(internal)
+                let (p, target) = (local.clone(), m.spec.target.clone());
+                tokio::task::spawn_blocking(move || {
+                    read_file(&p, None, &NoProgress).map(|columns| {
+                        let schema = reference_schema(&columns, target.as_deref());
+                        Loaded { columns: Arc::new(columns), schema: Arc::new(schema) }
+                    })
+                })
+                .await
+                .map_err(internal)
             }
             Err(e) => Err(e),
         };
         let _ = tokio::fs::remove_file(&local).await;
-        let columns =
-            Arc::new(read?.map_err(|e| ApiError::invalid(format!("the reference file '{text}' cannot be read: {e}")))?);
-        if let Ok(mut loaded) = self.loaded.lock() {
-            loaded.insert(m.spec.name.clone(), LoadedReference { key, columns: columns.clone() });
+        let loaded =
+            read?.map_err(|e| ApiError::invalid(format!("the reference file '{text}' cannot be read: {e}")))?;
+        if let Ok(mut cache) = self.loaded.lock() {
+            cache.insert(m.spec.name.clone(), LoadedReference { key, loaded: loaded.clone() });
         }
-        Ok(columns)
+        Ok(loaded)
     }
 
     pub fn forget(&self, monitor: &str) {
@@ -228,7 +278,7 @@ pub async fn evaluate(
 #[allow(clippy::too_many_arguments)]
 fn compute(
     spec: &MonitorSpec,
-    reference: &[ColumnData],
+    reference: &Loaded,
     options: &DriftOptions,
     start: i64,
     w: i64,
@@ -252,10 +302,13 @@ fn compute(
     window.rows = rows.rows();
     let series = &mut window.series;
     series.insert("rows".into(), rows.rows() as f64);
-    let by_name: HashMap<&str, &ColumnData> = reference.iter().map(|c| (c.name.as_str(), c)).collect();
+    let by_name: HashMap<&str, &ColumnData> = reference.columns.iter().map(|c| (c.name.as_str(), c)).collect();
 
     quality(&rows.features, &by_name, series);
     let mut detail = serde_json::Map::new();
+    let validation = validated(&reference.schema, &rows.features);
+    series.insert("quality.violations".into(), validation.number_of_violations as f64);
+    detail.insert("validation".into(), serde_json::to_value(&validation.violations).unwrap_or(Value::Null));
     let (present, missing): (Vec<&ColumnData>, Vec<&ColumnData>) =
         rows.features.iter().partition(|c| by_name.contains_key(c.name.as_str()));
     if !missing.is_empty() {
@@ -314,6 +367,16 @@ fn quality(features: &[ColumnData], reference: &HashMap<&str, &ColumnData>, seri
             series.insert(format!("feature.{}.out_of_range_share", c.name), share(out));
         }
     }
+}
+
+/// The window's features checked against the reference's schema (only the features the
+/// window has: a reference column the model does not take is not a fault of the traffic).
+fn validated(schema: &Schema, features: &[ColumnData]) -> slipway_monitor::validate::ValidationReport {
+    let mut schema = schema.clone();
+    schema.columns.retain(|c| features.iter().any(|f| f.name == c.name));
+    schema.allow_extra_columns = true;
+    let integers = |name: &str| schema.columns.iter().any(|c| c.name == name && c.value_type == ValueType::Integer);
+    validate(&schema, &profile_of(features, &integers))
 }
 
 /// The predictions' distribution against the reference's target column.
