@@ -299,3 +299,43 @@ def test_bad_monitor_and_label_input_is_refused_and_writes_nothing(mon):
     assert r.status_code == 400 and "missing.csv" in r.json()["message"], r.text
     assert requests.get(f"{url}/api/v1/monitors/{name}/windows", timeout=60).json()["windows"] == []
     assert mon.srv.alive()
+
+
+def test_the_cli_creates_lists_labels_and_reads_windows(mon, tmp_path):
+    from conftest import slipway_bin
+    from registry_helpers import run_cli
+
+    def cli(*args):
+        proc = run_cli(slipway_bin(), "monitors", "--tracking-uri", mon.srv.url, *args)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    name = unique("cli")
+    spec = tmp_path / "monitor.json"
+    spec.write_text(json.dumps(monitor_spec(mon, name, alerts=[])))
+    assert name in cli("create", str(spec))
+    assert name in [m["name"] for m in json.loads(cli("list", "--json"))]
+
+    sleep_to_next_window()
+    t0 = time.time()
+    sent = send_phase(mon, np.random.default_rng(3), shifted=False)[:5]
+    t1 = time.time()
+    sleep_to_next_window()
+    labels = tmp_path / "labels.csv"
+    lines = ["request_id,row,label"]
+    for rid, _, _, y in sent:
+        lines += [f"{rid},{row},{int(v)}" for row, v in enumerate(y)]
+    labels.write_text("\n".join(lines) + "\n")
+    assert json.loads(cli("labels", mon.dep, "--file", str(labels), "--json")) == {"accepted": len(sent)}
+
+    evaluated = [w for w in json.loads(cli("evaluate", name, "--json")) if w["rows"] > 0]
+    # The deployment's earlier traffic is evaluated too; this phase's windows hold the labels.
+    mine = [w for w in evaluated if w["start_ms"] / 1000 <= t1 and w["end_ms"] / 1000 > t0]
+    assert sum(w["series"]["performance.labelled_rows"] for w in mine) == len(sent) * ROWS_PER_REQUEST
+    table = cli("windows", name, "--series", "rows,performance.labelled_rows")
+    assert table.splitlines()[0].split() == ["START", "(UTC)", "ROWS", "rows", "performance.labelled_rows"]
+    assert len(table.splitlines()) == 1 + len(evaluated)
+
+    bad = run_cli(slipway_bin(), "monitors", "--tracking-uri", mon.srv.url, "labels", mon.dep, "--file", str(spec))
+    assert bad.returncode == 1 and "request_id and label" in bad.stderr, bad.stderr
+    assert "deleted" in cli("delete", name)

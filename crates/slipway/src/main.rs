@@ -7,6 +7,7 @@ mod drift;
 mod drift_html;
 mod gc;
 mod models;
+mod monitors;
 mod serve;
 mod server;
 mod serving;
@@ -33,6 +34,8 @@ enum Command {
     Models(models::ModelsArgs),
     /// Manage serving deployments of a running server.
     Deployments(deployments::DeploymentsArgs),
+    /// Monitors of a running server: their windows and alerts; post ground truth from CSV.
+    Monitors(monitors::MonitorsArgs),
     /// Permanently remove soft-deleted objects and their artifacts.
     Gc(gc::GcArgs),
     /// Compare a current dataset with a reference one: per-column drift tests that match
@@ -50,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Models(args) => models::run(args),
         Command::Deployments(args) => deployments::run(args),
+        Command::Monitors(args) => monitors::run(args),
         Command::Gc(args) => gc::run(args),
         Command::Drift(args) => drift::run(args),
         Command::Validate(args) => validate::run(args),
