@@ -73,7 +73,7 @@ async fn list(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 
 async fn show(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let m = s.store.get_monitor(name.clone()).await?;
-    let latest = s.store.list_monitor_windows(name, i64::MIN, i64::MAX).await?.pop();
+    let latest = s.store.list_monitor_windows(name, recent(&m), i64::MAX).await?.pop();
     Ok(Json(json!({ "monitor": m, "latest_window": latest })))
 }
 
@@ -219,6 +219,11 @@ async fn ground_truth(
     Ok(Json(json!({ "accepted": accepted })))
 }
 
+/// The start of the windows an evaluation looks at: older ones are history, not news.
+fn recent(m: &Monitor) -> i64 {
+    slipway_store::now_ms() - eval::LOOKBACK_WINDOWS * m.spec.window_ms().max(1)
+}
+
 /// Publishes every monitor's latest evaluated window (with rows) on `/metrics`.
 async fn publish(s: &AppState) {
     let Some(serving) = &s.serving else { return };
@@ -226,7 +231,7 @@ async fn publish(s: &AppState) {
     let mut gauges = Vec::new();
     for m in monitors {
         let name = m.spec.name.clone();
-        let Ok(windows) = s.store.list_monitor_windows(name.clone(), i64::MIN, i64::MAX).await else { continue };
+        let Ok(windows) = s.store.list_monitor_windows(name.clone(), recent(&m), i64::MAX).await else { continue };
         if let Some(w) = windows.iter().rev().find(|w| w.rows > 0) {
             for (series, value) in &w.series {
                 gauges.push(Gauge {
