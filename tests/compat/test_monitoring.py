@@ -269,11 +269,28 @@ def test_bad_monitor_and_label_input_is_refused_and_writes_nothing(mon):
         (monitor_spec(mon, name, reference={"uri": "file:///etc/passwd.csv"}), 400, "INVALID_PARAMETER_VALUE"),
         (monitor_spec(mon, name, window_seconds=0), 400, "INVALID_PARAMETER_VALUE"),
         (monitor_spec(mon, name, unknown_field=1), 400, "INVALID_PARAMETER_VALUE"),
+        (monitor_spec(mon, name, window_seconds="hourly"), 400, "INVALID_PARAMETER_VALUE"),
+        (monitor_spec(mon, name, reference={"uri": "runs:/abc/%2e%2e/%2e%2e/secret.csv"}, alerts=[]), 200, None),
+        ({k: v for k, v in monitor_spec(mon, name).items() if k != "reference"}, 400, "INVALID_PARAMETER_VALUE"),
     ]
     for spec, status, code in cases:
         r = requests.post(f"{url}/api/v1/monitors", json=spec, timeout=60)
+        if status == 200:
+            # Percent-escapes in a reference are file-name text, never decoded into '..': the
+            # monitor is stored, and its evaluation finds no such run rather than escaping.
+            assert r.status_code == 200, r.text
+            ev = requests.post(f"{url}/api/v1/monitors/{name}/evaluate", timeout=60)
+            assert (ev.status_code, ev.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST"), ev.text
+            assert requests.delete(f"{url}/api/v1/monitors/{name}", timeout=60).status_code == 200
+            continue
         assert (r.status_code, r.json()["error_code"]) == (status, code), (spec, r.text)
     assert name not in [m["name"] for m in requests.get(f"{url}/api/v1/monitors", timeout=60).json()["monitors"]]
+    for path in ["..%2f..%2fetc", "%2e%2e", "no-such-monitor"]:
+        r = requests.get(f"{url}/api/v1/monitors/{path}/windows", timeout=60)
+        assert r.status_code == 404 and r.json()["error_code"] in ("RESOURCE_DOES_NOT_EXIST", "ENDPOINT_NOT_FOUND"), r.text
+    big = {"labels": [{"request_id": f"r{i}", "label": 1} for i in range(100_001)]}
+    r = requests.post(f"{url}/api/v1/deployments/{mon.dep}/ground-truth", json=big, timeout=120)
+    assert (r.status_code, r.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE"), r.text[:300]
 
     gt = f"{url}/api/v1/deployments/{mon.dep}/ground-truth"
     bad_bodies = [
@@ -282,6 +299,8 @@ def test_bad_monitor_and_label_input_is_refused_and_writes_nothing(mon):
         {"labels": [{"request_id": "a", "label": {"nested": 1}}]},
         {"labels": [{"request_id": "ok", "label": 1}, {"request_id": "a", "labels": []}]},
         {"rows": []},
+        {"labels": "all of them"},
+        {},
     ]
     for body in bad_bodies:
         r = requests.post(gt, json=body, timeout=60)

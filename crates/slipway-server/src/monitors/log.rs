@@ -138,16 +138,19 @@ pub fn add_batch(
     naming: &Naming<'_>,
     windows: &mut BTreeMap<i64, WindowRows>,
 ) {
+    // A file in the log's place that is not one of ours (other columns or types) is skipped,
+    // never a panic in the evaluation loop.
     let column = |name: &str| batch.column_by_name(name);
-    let (Some(ids), Some(rows), Some(ts), Some(role), Some(status)) =
-        (column("request_id"), column("row"), column("timestamp"), column("role"), column("status"))
-    else {
+    let (Some(ids), Some(rows), Some(ts), Some(role), Some(status)) = (
+        column("request_id").and_then(|c| c.as_string_opt::<i32>()),
+        column("row").and_then(|c| c.as_primitive_opt::<arrow_array::types::UInt32Type>()),
+        column("timestamp").and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()),
+        column("role").and_then(|c| c.as_string_opt::<i32>()),
+        column("status").and_then(|c| c.as_primitive_opt::<UInt16Type>()),
+    ) else {
+        tracing::warn!(columns = ?batch.schema().fields().iter().map(|f| f.name()).collect::<Vec<_>>(), "a prediction-log batch without the log's columns is skipped");
         return;
     };
-    let (ids, ts, role) =
-        (ids.as_string::<i32>(), ts.as_primitive::<TimestampMicrosecondType>(), role.as_string::<i32>());
-    let rows = rows.as_primitive::<arrow_array::types::UInt32Type>();
-    let status = status.as_primitive::<UInt16Type>();
 
     let schema = batch.schema();
     let mut inputs = Vec::new();
@@ -189,5 +192,52 @@ pub fn add_batch(
         w.probabilities.push(probabilities.map(|(_, l)| {
             (0..l.width).map(|j| cell(l.values, i * l.width + j).and_then(|c| c.number()).unwrap_or(f64::NAN)).collect()
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{
+        ArrayRef, Float32Array, Int64Array, StringArray, TimestampMicrosecondArray, UInt16Array, UInt32Array,
+    };
+
+    use super::*;
+
+    fn naming() -> Naming<'static> {
+        Naming { features: None, prediction: None, probabilities: None }
+    }
+
+    fn batch(ids: ArrayRef) -> RecordBatch {
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("request_id", ids),
+            ("row", Arc::new(UInt32Array::from(vec![0, 0]))),
+            ("timestamp", Arc::new(TimestampMicrosecondArray::from(vec![1_000, 2_500_000]).with_timezone("UTC"))),
+            ("role", Arc::new(StringArray::from(vec!["primary", "shadow"]))),
+            ("status", Arc::new(UInt16Array::from(vec![200, 200]))),
+            ("input.age", Arc::new(Float32Array::from(vec![30.0, 40.0]))),
+            ("output.label", Arc::new(Int64Array::from(vec![1, 0]))),
+        ];
+        RecordBatch::try_from_iter(columns).unwrap()
+    }
+
+    #[test]
+    fn served_rows_land_in_their_window_and_shadow_copies_do_not() {
+        let mut windows = BTreeMap::new();
+        add_batch(&batch(Arc::new(StringArray::from(vec!["a", "b"]))), 0, 10_000, 1_000, &naming(), &mut windows);
+        assert_eq!(windows.len(), 1);
+        let w = &windows[&0];
+        assert_eq!(w.keys, vec![("a".to_string(), 0)]);
+        assert_eq!(w.features[0].name, "age");
+        assert_eq!(w.features[0].numbers, vec![30.0]);
+        assert_eq!(w.predictions, vec![Some(Cell::Num { value: 1.0, integer: true })]);
+    }
+
+    #[test]
+    fn a_batch_with_other_column_types_is_skipped_not_a_panic() {
+        let mut windows = BTreeMap::new();
+        add_batch(&batch(Arc::new(Int64Array::from(vec![1, 2]))), 0, 10_000, 1_000, &naming(), &mut windows);
+        assert!(windows.is_empty());
     }
 }
