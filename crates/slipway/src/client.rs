@@ -9,6 +9,17 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+/// The flags every command that talks to a running server takes.
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Server to talk to.
+    #[arg(long, global = true, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
+    pub tracking_uri: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
 pub struct Api {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,

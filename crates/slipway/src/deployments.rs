@@ -10,12 +10,8 @@ use crate::models::{print_json, print_table};
 
 #[derive(Args)]
 pub struct DeploymentsArgs {
-    /// Server to talk to.
-    #[arg(long, global = true, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
-    tracking_uri: String,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    server: crate::client::ServerArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -144,7 +140,7 @@ fn row(d: &Value) -> Vec<String> {
 const HEADERS: [&str; 6] = ["NAME", "MODEL", "TARGET", "SERVING", "CANARY", "SHADOW"];
 
 async fn dispatch(args: DeploymentsArgs) -> anyhow::Result<()> {
-    let api = Api::new(&args.tracking_uri)?;
+    let api = Api::new(&args.server.tracking_uri)?;
     let one = match args.command {
         Command::Create { name, target } => {
             if target.model.is_none() {
@@ -160,7 +156,7 @@ async fn dispatch(args: DeploymentsArgs) -> anyhow::Result<()> {
         Command::Show { name } => api.call("GET", &format!("{API}/{name}"), &[], None).await?,
         Command::Delete { name } => {
             let v = api.call("DELETE", &format!("{API}/{name}"), &[], None).await?;
-            if args.json {
+            if args.server.json {
                 return print_json(&v);
             }
             println!("deleted deployment {name}");
@@ -168,14 +164,14 @@ async fn dispatch(args: DeploymentsArgs) -> anyhow::Result<()> {
         }
         Command::List => {
             let v = api.call("GET", API, &[], None).await?;
-            if args.json {
+            if args.server.json {
                 return print_json(&v["deployments"]);
             }
             print_table(&HEADERS, v["deployments"].as_array().into_iter().flatten().map(row).collect());
             return Ok(());
         }
     };
-    if args.json {
+    if args.server.json {
         return print_json(&one["deployment"]);
     }
     print_table(&HEADERS, vec![row(&one["deployment"])]);

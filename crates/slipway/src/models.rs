@@ -8,12 +8,8 @@ use crate::client::Api;
 
 #[derive(Args)]
 pub struct ModelsArgs {
-    /// Server to talk to.
-    #[arg(long, global = true, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
-    tracking_uri: String,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    server: crate::client::ServerArgs,
     #[command(subcommand)]
     command: ModelsCommand,
 }
@@ -57,7 +53,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
 }
 
 async fn dispatch(args: ModelsArgs) -> anyhow::Result<()> {
-    let api = Api::new(&args.tracking_uri)?;
+    let api = Api::new(&args.server.tracking_uri)?;
     match args.command {
         ModelsCommand::List { filter } => {
             let mut q = vec![("max_results", "1000")];
@@ -65,7 +61,7 @@ async fn dispatch(args: ModelsArgs) -> anyhow::Result<()> {
                 q.push(("filter", f));
             }
             let models = api.all_pages(&format!("{API}/registered-models/search"), "registered_models", &q).await?;
-            if args.json {
+            if args.server.json {
                 return print_json(&Value::Array(models));
             }
             let rows = models
@@ -85,7 +81,7 @@ async fn dispatch(args: ModelsArgs) -> anyhow::Result<()> {
         }
         ModelsCommand::Show { name } => {
             let m = api.call("GET", &format!("{API}/registered-models/get"), &[("name", &name)], None).await?["registered_model"].clone();
-            if args.json {
+            if args.server.json {
                 return print_json(&m);
             }
             println!("name:        {}", text(&m["name"]));
@@ -112,7 +108,7 @@ async fn dispatch(args: ModelsArgs) -> anyhow::Result<()> {
                 // Distinguish "no versions" from "no such model".
                 api.call("GET", &format!("{API}/registered-models/get"), &[("name", &name)], None).await?;
             }
-            if args.json {
+            if args.server.json {
                 return print_json(&Value::Array(versions));
             }
             print_table(
@@ -123,7 +119,7 @@ async fn dispatch(args: ModelsArgs) -> anyhow::Result<()> {
         ModelsCommand::Alias { command: AliasCommand::Set { name, alias, version } } => {
             let body = json!({ "name": name, "alias": alias, "version": version });
             api.call("POST", &format!("{API}/registered-models/alias"), &[], Some(body)).await?;
-            if args.json {
+            if args.server.json {
                 return print_json(&json!({ "name": name, "alias": alias, "version": version }));
             }
             println!("{name}@{alias} -> version {version}");
@@ -136,14 +132,14 @@ async fn dispatch(args: ModelsArgs) -> anyhow::Result<()> {
                 Some(json!({ "name": name, "alias": alias })),
             )
             .await?;
-            if args.json {
+            if args.server.json {
                 return print_json(&json!({ "name": name, "alias": alias, "deleted": true }));
             }
             println!("removed {name}@{alias}");
         }
         ModelsCommand::Lineage { name, version } => {
             let l = api.call("GET", "/api/v1/lineage", &[("name", &name), ("version", &version)], None).await?;
-            if args.json {
+            if args.server.json {
                 return print_json(&l);
             }
             print_lineage(&l);
@@ -152,7 +148,7 @@ async fn dispatch(args: ModelsArgs) -> anyhow::Result<()> {
             let found =
                 api.call("GET", "/api/v1/lineage/datasets", &[("digest", &digest)], None).await?["model_versions"]
                     .clone();
-            if args.json {
+            if args.server.json {
                 return print_json(&found);
             }
             let rows = found
@@ -252,9 +248,13 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` UTC.
+/// A timestamp field (milliseconds, as a number or a string) as [`utc`] text.
 fn time(v: &Value) -> String {
-    let Some(ms) = v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) else { return "-".into() };
+    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).map_or_else(|| "-".into(), utc)
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` UTC.
+pub fn utc(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -9,16 +9,12 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::client::Api;
-use crate::models::{print_json, print_table};
+use crate::models::{print_json, print_table, utc};
 
 #[derive(Args)]
 pub struct MonitorsArgs {
-    /// Server to talk to.
-    #[arg(long, global = true, env = "MLFLOW_TRACKING_URI", default_value = "http://127.0.0.1:5000")]
-    tracking_uri: String,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    server: crate::client::ServerArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,23 +86,6 @@ fn monitor_row(m: &Value) -> Vec<String> {
 
 const MONITOR_HEADERS: [&str; 5] = ["NAME", "DEPLOYMENT", "REFERENCE", "WINDOW", "ALERTS"];
 
-/// Milliseconds since the epoch as UTC `YYYY-MM-DD HH:MM:SS`.
-fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
-}
-
 /// A CSV cell as a label: numbers and booleans as such, anything else as text.
 fn label(cell: &str) -> Value {
     if let Ok(i) = cell.parse::<i64>() {
@@ -155,7 +134,7 @@ fn read_labels(path: &PathBuf) -> anyhow::Result<Vec<Value>> {
 }
 
 async fn dispatch(args: MonitorsArgs) -> anyhow::Result<()> {
-    let api = Api::new(&args.tracking_uri)?;
+    let api = Api::new(&args.server.tracking_uri)?;
     let one = match args.command {
         Command::Create { spec } => api.call("POST", API, &[], Some(read_spec(&spec)?)).await?,
         Command::Replace { spec } => {
@@ -165,14 +144,14 @@ async fn dispatch(args: MonitorsArgs) -> anyhow::Result<()> {
         }
         Command::Show { name } => {
             let v = api.call("GET", &format!("{API}/{name}"), &[], None).await?;
-            if args.json {
+            if args.server.json {
                 return print_json(&v);
             }
             v
         }
         Command::List => {
             let v = api.call("GET", API, &[], None).await?;
-            if args.json {
+            if args.server.json {
                 return print_json(&v["monitors"]);
             }
             print_table(&MONITOR_HEADERS, v["monitors"].as_array().into_iter().flatten().map(monitor_row).collect());
@@ -185,16 +164,16 @@ async fn dispatch(args: MonitorsArgs) -> anyhow::Result<()> {
         }
         Command::Windows { name, series } => {
             let v = api.call("GET", &format!("{API}/{name}/windows"), &[], None).await?;
-            return print_windows(&v["windows"], &series, args.json);
+            return print_windows(&v["windows"], &series, args.server.json);
         }
         Command::Evaluate { name } => {
             let v = api.call("POST", &format!("{API}/{name}/evaluate"), &[], None).await?;
             let default = ["drift.share", "quality.violations", "performance.accuracy"].map(String::from);
-            return print_windows(&v["windows"], &default, args.json);
+            return print_windows(&v["windows"], &default, args.server.json);
         }
         Command::Alerts { name } => {
             let v = api.call("GET", &format!("{API}/{name}/alerts"), &[], None).await?;
-            if args.json {
+            if args.server.json {
                 return print_json(&v["alerts"]);
             }
             let rows = v["alerts"]
@@ -218,14 +197,14 @@ async fn dispatch(args: MonitorsArgs) -> anyhow::Result<()> {
                 let v = api.call("POST", &path, &[], Some(json!({ "labels": chunk }))).await?;
                 accepted += v["accepted"].as_u64().unwrap_or(0);
             }
-            if args.json {
+            if args.server.json {
                 return print_json(&json!({ "accepted": accepted }));
             }
             println!("posted labels for {accepted} requests of {deployment}");
             return Ok(());
         }
     };
-    if args.json {
+    if args.server.json {
         return print_json(&one["monitor"]);
     }
     print_table(&MONITOR_HEADERS, vec![monitor_row(&one["monitor"])]);
