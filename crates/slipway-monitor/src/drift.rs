@@ -68,15 +68,35 @@ pub struct SkippedColumn {
     pub reason: String,
 }
 
+/// Every column's test and the dataset verdict; `C` is [`ColumnDrift`] for rows, and
+/// carries error bounds for profiles.
 #[derive(Debug, Clone, Serialize)]
-pub struct DriftReport {
-    pub columns: Vec<ColumnDrift>,
+pub struct DriftReport<C = ColumnDrift> {
+    pub columns: Vec<C>,
     pub skipped: Vec<SkippedColumn>,
     pub number_of_columns: usize,
     pub number_of_drifted_columns: usize,
     pub share_of_drifted_columns: f64,
     pub drift_share: f64,
     pub dataset_drift: bool,
+}
+
+impl<C> DriftReport<C> {
+    /// The verdict over `columns` (at least one): the dataset drifts when the share of
+    /// drifted columns reaches `drift_share`.
+    pub fn new(columns: Vec<C>, skipped: Vec<SkippedColumn>, drift_share: f64, drifted: impl Fn(&C) -> bool) -> Self {
+        let number_of_drifted_columns = columns.iter().filter(|c| drifted(c)).count();
+        let share = number_of_drifted_columns as f64 / columns.len().max(1) as f64;
+        DriftReport {
+            number_of_columns: columns.len(),
+            number_of_drifted_columns,
+            share_of_drifted_columns: share,
+            drift_share,
+            dataset_drift: share >= drift_share,
+            columns,
+            skipped,
+        }
+    }
 }
 
 /// Most categories a report histogram shows; the rest are summed as "other".
@@ -206,17 +226,7 @@ pub fn compare(
             None => return Err(MonitorError::NoColumns),
         }
     }
-    let drifted = columns.iter().filter(|c| c.drifted).count();
-    let share = drifted as f64 / columns.len() as f64;
-    Ok(DriftReport {
-        number_of_columns: columns.len(),
-        number_of_drifted_columns: drifted,
-        share_of_drifted_columns: share,
-        drift_share: options.drift_share,
-        dataset_drift: share >= options.drift_share,
-        columns,
-        skipped,
-    })
+    Ok(DriftReport::new(columns, skipped, options.drift_share, |c| c.drifted))
 }
 
 /// Reads both files (in parallel) and compares them.

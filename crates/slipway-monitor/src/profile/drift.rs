@@ -23,7 +23,7 @@ use serde::Serialize;
 use super::column::ColumnProfile;
 use super::dataset::DatasetProfile;
 use crate::MonitorError;
-use crate::drift::{ColumnDrift, DriftOptions, Histogram, SkippedColumn};
+use crate::drift::{ColumnDrift, DriftOptions, DriftReport, Histogram, SkippedColumn};
 use crate::infer::INTEGER_CARDINALITY_LIMIT;
 use crate::read::{SourceKind, number_key};
 use crate::stats::{self, ColumnType, Method, Sample, binning, distance, ks, pvalue};
@@ -46,16 +46,8 @@ pub struct ProfileColumnDrift {
     pub error_bound: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ProfileDriftReport {
-    pub columns: Vec<ProfileColumnDrift>,
-    pub skipped: Vec<SkippedColumn>,
-    pub number_of_columns: usize,
-    pub number_of_drifted_columns: usize,
-    pub share_of_drifted_columns: f64,
-    pub drift_share: f64,
-    pub dataset_drift: bool,
-}
+/// Drift from profiles: the same report, each column with its error bound.
+pub type ProfileDriftReport = DriftReport<ProfileColumnDrift>;
 
 /// One numeric side: (value, weight) ascending, weights adding up to n.
 pub(super) struct Numeric<'a> {
@@ -379,15 +371,5 @@ pub fn compare_profiles(
     if columns.is_empty() {
         return Err(MonitorError::NoColumns);
     }
-    let drifted = columns.iter().filter(|c| c.drift.drifted).count();
-    let share = drifted as f64 / columns.len() as f64;
-    Ok(ProfileDriftReport {
-        number_of_columns: columns.len(),
-        number_of_drifted_columns: drifted,
-        share_of_drifted_columns: share,
-        drift_share: options.drift_share,
-        dataset_drift: share >= options.drift_share,
-        columns,
-        skipped,
-    })
+    Ok(DriftReport::new(columns, skipped, options.drift_share, |c| c.drift.drifted))
 }
