@@ -14,6 +14,12 @@ scripts/evidently-env.sh
 # virtualenv's `onnxruntime` package (its wheel carries libonnxruntime.so).
 export VIRTUAL_ENV="$PWD/.venv"
 
+# The PostgreSQL backend's tests run against a throwaway server started here (installed from
+# Debian's package when missing); it is stopped when this script exits.
+. scripts/postgres.sh
+slipway_pg_start
+trap slipway_pg_stop EXIT
+
 echo "== rust tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
@@ -25,3 +31,8 @@ echo "== compatibility suite (mlflow client against the slipway binary)" >&2
 cargo build --locked -p slipway
 export SLIPWAY_BIN="$CARGO_TARGET_DIR/debug/slipway"
 .venv/bin/python -m pytest tests/compat -q -p no:cacheprovider
+
+echo "== compatibility suite on PostgreSQL (tracking, registry, errors, durability, audit)" >&2
+SLIPWAY_TEST_BACKEND=postgres .venv/bin/python -m pytest -q -p no:cacheprovider \
+  tests/compat/test_tracking.py tests/compat/test_registry.py tests/compat/test_errors.py \
+  tests/compat/test_durability.py tests/compat/test_audit_lineage.py

@@ -45,6 +45,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def backend_store_uri():
+    """With SLIPWAY_TEST_BACKEND=postgres, a fresh database on the server at
+    SLIPWAY_TEST_PG_URL (it lives as long as that server, across restarts of ours); else None,
+    and the server keeps its SQLite file in its data dir."""
+    if os.environ.get("SLIPWAY_TEST_BACKEND", "sqlite") != "postgres":
+        return None
+    admin = os.environ["SLIPWAY_TEST_PG_URL"]
+    name = "slipway_" + uuid.uuid4().hex
+    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True)
+    return admin.rsplit("/", 1)[0] + "/" + name
+
+
 class SlipwayServer:
     """One server process on a data dir that survives restarts."""
 
@@ -57,6 +69,7 @@ class SlipwayServer:
         self.port = None
         self._generation = 0
         self._stderr_path = None
+        self.store_uri = backend_store_uri()
 
     @property
     def url(self) -> str:
@@ -86,7 +99,8 @@ class SlipwayServer:
                     str(self.port),
                     "--data-dir",
                     str(self.data_dir),
-                ],
+                ]
+                + (["--backend-store-uri", self.store_uri] if self.store_uri else []),
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,

@@ -45,6 +45,8 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists(m) => Self::new(ErrorCode::ResourceAlreadyExists, m),
             StoreError::InvalidParameter(m) => Self::new(ErrorCode::InvalidParameterValue, m),
             StoreError::InvalidState(m) => Self::new(ErrorCode::InvalidState, m),
+            // 503: the MLflow client retries it.
+            StoreError::Conflict(m) => Self::new(ErrorCode::TemporarilyUnavailable, m),
             StoreError::Backend(detail) => {
                 tracing::error!(%detail, "metadata store failure");
                 MlflowError::internal().into()

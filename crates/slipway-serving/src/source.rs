@@ -59,6 +59,7 @@ impl From<StoreError> for ServingError {
         match e {
             StoreError::NotFound(m) | StoreError::InvalidParameter(m) => ServingError::NotFound(m),
             StoreError::AlreadyExists(m) | StoreError::InvalidState(m) => ServingError::NotServable(m),
+            StoreError::Conflict(m) => ServingError::Unavailable(m),
             StoreError::Backend(detail) => {
                 tracing::error!(%detail, "metadata store failure while serving");
                 ServingError::Unavailable("the metadata store is unavailable".into())

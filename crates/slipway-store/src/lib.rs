@@ -1,11 +1,14 @@
 //! The metadata store: everything Slipway knows about experiments, runs, logged models, the
 //! model registry and serving deployments.
 //!
-//! [`MetadataStore`] is the one interface the HTTP layer talks to; [`sqlite::SqliteStore`] is
-//! the embedded backend (PostgreSQL implements the same trait later). Validation of names,
+//! [`MetadataStore`] is the one interface the HTTP layer talks to. [`sql::SqlStore`] implements
+//! it once in SQL over two backends: [`sqlite::SqliteStore`], the embedded default, and
+//! [`postgres::PostgresStore`] for several servers on one database. Validation of names,
 //! lengths and batch limits lives in [`validate`] so every backend enforces the same rules.
 
+pub mod postgres;
 pub mod search;
+pub mod sql;
 pub mod sqlite;
 pub mod validate;
 
@@ -26,6 +29,9 @@ pub enum StoreError {
     InvalidParameter(String),
     #[error("{0}")]
     InvalidState(String),
+    /// The request lost a race with concurrent writers too many times; retrying it may succeed.
+    #[error("{0}")]
+    Conflict(String),
     /// A backend failure; its text is for the log, not for clients.
     #[error("backend failure: {0}")]
     Backend(String),
@@ -33,6 +39,12 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<sql::conn::DbError> for StoreError {
+    fn from(e: sql::conn::DbError) -> Self {
         StoreError::Backend(e.to_string())
     }
 }

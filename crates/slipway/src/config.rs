@@ -14,7 +14,8 @@ pub struct Config {
     pub port: u16,
     /// Where the SQLite file and the artifact folder live unless set separately.
     pub data_dir: PathBuf,
-    /// `sqlite:///relative.db` or `sqlite:////absolute.db`; default `<data_dir>/slipway.db`.
+    /// `sqlite:///relative.db`, `sqlite:////absolute.db` or
+    /// `postgresql://user:password@host:port/database`; default `<data_dir>/slipway.db`.
     pub backend_store_uri: Option<String>,
     /// Directory of proxied artifacts; default `<data_dir>/artifacts`.
     pub artifact_root: Option<PathBuf>,
@@ -24,6 +25,8 @@ pub struct Config {
     pub log_level: String,
     /// Read-only SQLite connections serving queries.
     pub read_connections: usize,
+    /// PostgreSQL connections this server keeps open at most (each replica has its own pool).
+    pub db_pool_size: usize,
     /// Model serving: bytes loaded models may take (`2GiB`, `512MiB` or bytes); default half
     /// of the machine's memory.
     pub serving_memory_budget: Option<String>,
@@ -58,6 +61,7 @@ impl Default for Config {
             log_format: "text".into(),
             log_level: "info".into(),
             read_connections: 4,
+            db_pool_size: 16,
             serving_memory_budget: None,
             serving_queue_capacity: 1024,
             serving_max_batch_rows: 64,
@@ -84,6 +88,7 @@ pub struct Layer {
     pub log_format: Option<String>,
     pub log_level: Option<String>,
     pub read_connections: Option<usize>,
+    pub db_pool_size: Option<usize>,
     pub serving_memory_budget: Option<String>,
     pub serving_queue_capacity: Option<usize>,
     pub serving_max_batch_rows: Option<usize>,
@@ -101,7 +106,7 @@ impl Config {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = l.$f { self.$f = v; } )* };
         }
-        set!(host, port, data_dir, log_format, log_level, read_connections);
+        set!(host, port, data_dir, log_format, log_level, read_connections, db_pool_size);
         set!(serving_queue_capacity, serving_max_batch_rows, serving_request_timeout_ms, serving_max_body_bytes);
         set!(serving_poll_ms, prediction_log_roll_secs, monitor_interval_secs);
         if l.serving_memory_budget.is_some() {
@@ -126,11 +131,14 @@ impl Config {
         toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
     }
 
-    /// The SQLite database file this configuration names.
-    pub fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
+    /// The metadata store this configuration names.
+    pub fn metadata_store(&self) -> anyhow::Result<MetadataUri> {
         match &self.backend_store_uri {
-            None => Ok(self.data_dir.join("slipway.db")),
-            Some(uri) => parse_sqlite_uri(uri),
+            None => Ok(MetadataUri::Sqlite(self.data_dir.join("slipway.db"))),
+            Some(uri) if uri.starts_with("postgresql://") || uri.starts_with("postgres://") => {
+                Ok(MetadataUri::Postgres(uri.clone()))
+            }
+            Some(uri) => parse_sqlite_uri(uri).map(MetadataUri::Sqlite),
         }
     }
 
@@ -145,7 +153,10 @@ impl Config {
         if self.read_connections == 0 || self.read_connections > 64 {
             bail!("read_connections must be between 1 and 64");
         }
-        self.sqlite_path()?;
+        if self.db_pool_size == 0 || self.db_pool_size > 1024 {
+            bail!("db_pool_size must be between 1 and 1024");
+        }
+        self.metadata_store()?;
         if let Some(b) = &self.serving_memory_budget {
             parse_bytes(b)?;
         }
@@ -170,6 +181,32 @@ impl Config {
         match &self.serving_memory_budget {
             Some(b) => parse_bytes(b),
             None => Ok(total_memory().unwrap_or(4 << 30) / 2),
+        }
+    }
+}
+
+/// Where the metadata lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetadataUri {
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URI.
+    Postgres(String),
+}
+
+impl std::fmt::Display for MetadataUri {
+    /// The location for logs: a file path, or the PostgreSQL URI without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetadataUri::Sqlite(path) => write!(f, "{}", path.display()),
+            MetadataUri::Postgres(uri) => match (uri.find("://"), uri.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    let user = &uri[scheme + 3..at];
+                    let user = user.split(':').next().unwrap_or_default();
+                    write!(f, "{}{user}{}", &uri[..scheme + 3], &uri[at..])
+                }
+                _ => f.write_str(uri),
+            },
         }
     }
 }
@@ -209,10 +246,10 @@ pub fn parse_sqlite_uri(uri: &str) -> anyhow::Result<PathBuf> {
         }
         return Ok(PathBuf::from(rest));
     }
-    if uri.starts_with("postgresql://") || uri.starts_with("postgres://") {
-        bail!("PostgreSQL backends are not available in this build yet; use sqlite:///path/to/file.db");
-    }
-    bail!("unsupported backend store URI '{uri}': expected sqlite:///relative.db or sqlite:////absolute.db")
+    bail!(
+        "unsupported backend store URI '{uri}': expected sqlite:///relative.db, sqlite:////absolute.db or \
+         postgresql://user:password@host:port/database"
+    )
 }
 
 #[cfg(test)]
@@ -232,6 +269,10 @@ mod tests {
         assert_eq!(parse_sqlite_uri("sqlite:///rel/x.db").unwrap(), PathBuf::from("rel/x.db"));
         assert_eq!(parse_sqlite_uri("sqlite:////abs/x.db").unwrap(), PathBuf::from("/abs/x.db"));
         assert!(parse_sqlite_uri("mysql://x").is_err());
+        let pg = Config { backend_store_uri: Some("postgresql://u:secret@db:5432/s".into()), ..Config::default() };
+        let uri = pg.metadata_store().unwrap();
+        assert_eq!(uri, MetadataUri::Postgres("postgresql://u:secret@db:5432/s".into()));
+        assert_eq!(uri.to_string(), "postgresql://u@db:5432/s", "the password stays out of logs");
         assert!(parse_sqlite_uri("sqlite:///").is_err());
     }
 

@@ -74,7 +74,7 @@ pub fn run(args: GcArgs) -> anyhow::Result<()> {
 }
 
 async fn collect(config: &crate::config::Config, older_than_ms: i64, dry_run: bool) -> anyhow::Result<Report> {
-    let (store, artifacts) = open_stores(config)?;
+    let (store, artifacts) = open_stores(config).await?;
     let cutoff = slipway_store::now_ms() - older_than_ms;
     let plan = store.gc_plan(cutoff).await?;
     let keep: Vec<ArtifactPath> = plan.protected.iter().filter_map(|l| proxied_path(l).ok()).collect();

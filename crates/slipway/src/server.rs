@@ -12,10 +12,11 @@ use slipway_server::{AppState, build_app};
 use slipway_serving::Serving;
 use slipway_serving::source::StoreSource;
 use slipway_store::MetadataStore;
+use slipway_store::postgres::PostgresStore;
 use slipway_store::sqlite::SqliteStore;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, Layer};
+use crate::config::{Config, Layer, MetadataUri};
 use crate::serving::Settings;
 
 /// Where the data lives: shared by every command that opens the store directly.
@@ -27,7 +28,8 @@ pub struct StoreArgs {
     /// Folder for the database and artifacts (default ./slipway-data).
     #[arg(long, env = "SLIPWAY_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Metadata store, e.g. sqlite:///slipway.db (relative) or sqlite:////var/lib/slipway.db.
+    /// Metadata store: sqlite:///slipway.db (relative), sqlite:////var/lib/slipway.db, or
+    /// postgresql://user:password@host:5432/slipway.
     #[arg(long, env = "SLIPWAY_BACKEND_STORE_URI")]
     backend_store_uri: Option<String>,
     /// Folder that holds proxied artifacts.
@@ -56,14 +58,20 @@ impl StoreArgs {
 }
 
 /// Opens the metadata store and artifact root a configuration names.
-pub fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn MetadataStore>, Artifacts)> {
-    let db = config.sqlite_path()?;
-    let store = SqliteStore::open(&db, slipway_server::artifacts::SCHEME, config.read_connections)
-        .with_context(|| format!("opening the metadata store at {}", db.display()))?;
+pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn MetadataStore>, Artifacts)> {
+    let uri = config.metadata_store()?;
+    let root = slipway_server::artifacts::SCHEME;
+    let opened: slipway_store::Result<Arc<dyn MetadataStore>> = match &uri {
+        MetadataUri::Sqlite(db) => SqliteStore::open(db, root, config.read_connections).map(|s| Arc::new(s) as _),
+        MetadataUri::Postgres(url) => {
+            PostgresStore::connect(url, root, config.db_pool_size).await.map(|s| Arc::new(s) as _)
+        }
+    };
+    let store = opened.with_context(|| format!("opening the metadata store at {uri}"))?;
     let artifact_dir = config.artifact_dir();
     let artifacts = Artifacts::local(&artifact_dir)
         .with_context(|| format!("opening the artifact root {}", artifact_dir.display()))?;
-    Ok((Arc::new(store), artifacts))
+    Ok((store, artifacts))
 }
 
 #[derive(Args)]
@@ -82,6 +90,9 @@ pub struct ServerArgs {
     log_level: Option<String>,
     #[arg(long, env = "SLIPWAY_READ_CONNECTIONS")]
     read_connections: Option<usize>,
+    /// PostgreSQL connections this server keeps open at most (default 16).
+    #[arg(long, env = "SLIPWAY_DB_POOL_SIZE")]
+    db_pool_size: Option<usize>,
     /// Memory loaded models may take, e.g. 2GiB (default: half of the machine's memory).
     #[arg(long, env = "SLIPWAY_SERVING_MEMORY_BUDGET")]
     serving_memory_budget: Option<String>,
@@ -124,6 +135,7 @@ fn merged_config(args: &ServerArgs) -> anyhow::Result<Config> {
         log_format: args.log_format.clone(),
         log_level: args.log_level.clone(),
         read_connections: args.read_connections,
+        db_pool_size: args.db_pool_size,
         serving_memory_budget: args.serving_memory_budget.clone(),
         serving_queue_capacity: args.serving_queue_capacity,
         serving_max_batch_rows: args.serving_max_batch_rows,
@@ -155,24 +167,32 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     if args.print_config {
         // Print what is in effect, derived paths included.
         let mut effective = config.clone();
-        effective.backend_store_uri = Some(format!("sqlite:///{}", config.sqlite_path()?.display()));
+        effective.backend_store_uri = Some(match config.metadata_store()? {
+            MetadataUri::Sqlite(path) => format!("sqlite:///{}", path.display()),
+            MetadataUri::Postgres(uri) => uri,
+        });
         effective.artifact_root = Some(config.artifact_dir());
         print!("{}", toml::to_string(&effective)?);
         return Ok(());
     }
     init_logging(&config)?;
-    // Blocking work is SQLite reads, bounded by the reader pool: a small blocking pool keeps
-    // the number of threads (and malloc arenas) in proportion.
+    // Blocking work is database work, bounded by the reader pool (SQLite) or the connection
+    // pool (PostgreSQL): a small blocking pool keeps the number of threads (and malloc arenas)
+    // in proportion.
+    let database_threads = match config.metadata_store()? {
+        MetadataUri::Sqlite(_) => config.read_connections,
+        MetadataUri::Postgres(_) => config.db_pool_size,
+    };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(config.read_connections * 2)
+        .max_blocking_threads(database_threads * 2)
         .build()?
         .block_on(serve(config))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let (store, artifacts) = open_stores(&config)?;
-    let (db, artifact_dir) = (config.sqlite_path()?, config.artifact_dir());
+    let (store, artifacts) = open_stores(&config).await?;
+    let (db, artifact_dir) = (config.metadata_store()?, config.artifact_dir());
     let serving = start_serving(&config, store.clone(), artifacts.clone())?;
     let state = AppState::new(store.clone(), artifacts, Some(serving.clone()));
     slipway_server::deployments::sync(state.clone(), Duration::from_millis(config.serving_poll_ms));
@@ -183,7 +203,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(
         address = %listener.local_addr()?,
-        database = %db.display(),
+        database = %db,
         artifacts = %artifact_dir.display(),
         "slipway server listening"
     );

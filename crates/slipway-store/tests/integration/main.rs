@@ -1,26 +1,54 @@
 //! The metadata-store test suite, written once against the `MetadataStore` trait and
 //! instantiated per backend by `store_test_suite!`.
 
+mod replicas;
 mod suite;
 
 use std::sync::Arc;
 
 use slipway_store::MetadataStore;
+use slipway_store::postgres::PostgresStore;
 use slipway_store::sqlite::SqliteStore;
 
-/// A fresh SQLite store in a temporary directory, kept alive with the store.
+/// A fresh store, with the temporary directory a SQLite store lives in.
 pub struct Fixture {
     pub store: Arc<dyn MetadataStore>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 pub async fn sqlite_fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("meta.db"), "mlflow-artifacts:", 4).expect("open store");
-    Fixture { store: Arc::new(store), _dir: dir }
+    Fixture { store: Arc::new(store), _dir: Some(dir) }
+}
+
+/// The PostgreSQL server `scripts/test.sh` starts (`SLIPWAY_TEST_PG_URL`).
+pub fn pg_url() -> String {
+    std::env::var("SLIPWAY_TEST_PG_URL").expect(
+        "SLIPWAY_TEST_PG_URL is not set: run scripts/test.sh, or `. scripts/postgres.sh && slipway_pg_start` \
+         before cargo test",
+    )
+}
+
+/// A fresh schema of its own on the test server: tests run side by side without seeing each other.
+pub async fn pg_schema() -> tokio_postgres::Config {
+    let url = pg_url();
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    tokio::spawn(conn);
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
+    let mut config: tokio_postgres::Config = url.parse().expect("PostgreSQL url");
+    config.options(format!("-c search_path={schema}"));
+    config
+}
+
+pub async fn postgres_fixture() -> Fixture {
+    let store = PostgresStore::connect_with(pg_schema().await, "mlflow-artifacts:", 8).await.expect("open store");
+    Fixture { store: Arc::new(store), _dir: None }
 }
 
 store_test_suite!(sqlite, crate::sqlite_fixture);
+store_test_suite!(postgres, crate::postgres_fixture);
 
 /// Reopening the same file sees everything acknowledged before `close`.
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The model registry: registered models, versions, stages, aliases and tags. Every mutation
 //! appends its audit record in the same transaction as the change itself.
 
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use super::conn::{Connection, OptionalExtension, params, params_from_iter};
 use slipway_types::{Alias, KeyValue, ModelVersion, RegisteredModel};
 
 use super::audit;
@@ -73,7 +73,7 @@ fn touch_model(conn: &Connection, name: &str, now: i64) -> Result<()> {
 const MV_COLUMNS: &str = "name, version, creation_time, last_updated_time, user_id, current_stage, description, \
                           source, storage_location, run_id, run_link, model_id, status, status_message";
 
-fn row_to_version(r: &rusqlite::Row) -> rusqlite::Result<ModelVersion> {
+fn row_to_version(r: &super::conn::Row) -> super::conn::Result<ModelVersion> {
     Ok(ModelVersion {
         name: r.get(0)?,
         version: r.get::<_, i64>(1)?.to_string(),
@@ -99,10 +99,10 @@ fn fill_version(conn: &Connection, mv: &mut ModelVersion) -> Result<()> {
         conn.prepare_cached("SELECT key, value FROM model_version_tags WHERE name = ?1 AND version = ?2 ORDER BY key")?;
     mv.tags = tags
         .query_map(params![mv.name, mv.version], |r| Ok(KeyValue { key: r.get(0)?, value: r.get(1)? }))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<super::conn::Result<_>>()?;
     let mut aliases = conn
         .prepare_cached("SELECT alias FROM registered_model_aliases WHERE name = ?1 AND version = ?2 ORDER BY alias")?;
-    mv.aliases = aliases.query_map(params![mv.name, mv.version], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    mv.aliases = aliases.query_map(params![mv.name, mv.version], |r| r.get(0))?.collect::<super::conn::Result<_>>()?;
     Ok(())
 }
 
@@ -196,7 +196,7 @@ fn fill_versions(conn: &Connection, versions: &mut [ModelVersion]) -> Result<()>
             "SELECT name, version, key, value FROM model_version_tags WHERE name IN ({marks}) ORDER BY key"
         ))?;
         let mut rows = stmt.query(params_from_iter(chunk))?;
-        while let Some(r) = rows.next()? {
+        while let Some(r) = rows.next()?.as_ref() {
             let k = (r.get::<_, String>(0)?, r.get::<_, i64>(1)?.to_string());
             if let Some(&i) = index.get(&k) {
                 versions[i].tags.push(KeyValue { key: r.get(2)?, value: r.get(3)? });
@@ -206,7 +206,7 @@ fn fill_versions(conn: &Connection, versions: &mut [ModelVersion]) -> Result<()>
             "SELECT name, version, alias FROM registered_model_aliases WHERE name IN ({marks}) ORDER BY alias"
         ))?;
         let mut rows = stmt.query(params_from_iter(chunk))?;
-        while let Some(r) = rows.next()? {
+        while let Some(r) = rows.next()?.as_ref() {
             let k = (r.get::<_, String>(0)?, r.get::<_, i64>(1)?.to_string());
             if let Some(&i) = index.get(&k) {
                 versions[i].aliases.push(r.get(2)?);
@@ -257,7 +257,7 @@ fn load_models(conn: &Connection, names: &[String]) -> Result<Vec<RegisteredMode
             "SELECT name, key, value FROM registered_model_tags WHERE name IN ({marks}) ORDER BY key"
         ))?;
         let mut rows = stmt.query(params_from_iter(chunk))?;
-        while let Some(r) = rows.next()? {
+        while let Some(r) = rows.next()?.as_ref() {
             if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
                 models[i].tags.push(KeyValue { key: r.get(1)?, value: r.get(2)? });
             }
@@ -266,7 +266,7 @@ fn load_models(conn: &Connection, names: &[String]) -> Result<Vec<RegisteredMode
             "SELECT name, alias, version FROM registered_model_aliases WHERE name IN ({marks}) ORDER BY alias"
         ))?;
         let mut rows = stmt.query(params_from_iter(chunk))?;
-        while let Some(r) = rows.next()? {
+        while let Some(r) = rows.next()?.as_ref() {
             if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
                 models[i].aliases.push(Alias { alias: r.get(1)?, version: r.get::<_, i64>(2)?.to_string() });
             }
@@ -312,8 +312,10 @@ pub fn create_model(
         "INSERT INTO registered_models (name, creation_time, last_updated_time, description) VALUES (?1, ?2, ?2, ?3)",
         params![name, now, description],
     )?;
-    let mut stmt =
-        conn.prepare_cached("INSERT OR REPLACE INTO registered_model_tags (name, key, value) VALUES (?1, ?2, ?3)")?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO registered_model_tags (name, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name, key) DO UPDATE SET value = excluded.value",
+    )?;
     for t in tags {
         stmt.execute(params![name, t.key, t.value])?;
     }
@@ -448,7 +450,8 @@ pub fn create_version(conn: &Connection, v: &NewModelVersion, actor: &str) -> Re
         ],
     )?;
     let mut stmt = conn.prepare_cached(
-        "INSERT OR REPLACE INTO model_version_tags (name, version, key, value) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO model_version_tags (name, version, key, value) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value",
     )?;
     for t in &v.tags {
         stmt.execute(params![v.name, next, t.key, t.value])?;
@@ -505,7 +508,7 @@ pub fn transition_stage(
         let others: Vec<i64> = conn
             .prepare("SELECT version FROM model_versions WHERE name = ?1 AND current_stage = ?2 AND version != ?3")?
             .query_map(params![name, stage, version], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<super::conn::Result<_>>()?;
         for other in others {
             let prev = get_version(conn, name, other)?;
             conn.execute(

@@ -1,6 +1,6 @@
 //! Experiments: create, read, search, rename, soft delete and tags.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::conn::{Connection, OptionalExtension, params};
 use slipway_types::{Experiment, KeyValue, LIFECYCLE_ACTIVE, LIFECYCLE_DELETED, ViewType};
 
 use super::query::{self, Sql};
@@ -13,8 +13,8 @@ pub const DEFAULT_EXPERIMENT_NAME: &str = "Default";
 pub fn ensure_default(conn: &Connection, root: &str) -> Result<()> {
     let now = now_ms();
     conn.execute(
-        "INSERT OR IGNORE INTO experiments (experiment_id, name, artifact_location, creation_time, last_update_time)
-         VALUES (0, ?1, ?2, ?3, ?3)",
+        "INSERT INTO experiments (experiment_id, name, artifact_location, creation_time, last_update_time)
+         VALUES (0, ?1, ?2, ?3, ?3) ON CONFLICT DO NOTHING",
         params![DEFAULT_EXPERIMENT_NAME, format!("{}/0", root.trim_end_matches('/')), now],
     )?;
     Ok(())
@@ -32,25 +32,28 @@ pub fn create(conn: &Connection, root: &str, name: &str, location: Option<&str>,
         return Err(StoreError::AlreadyExists(format!("Experiment(name={name}) already exists.")));
     }
     let now = now_ms();
-    conn.execute(
-        "INSERT INTO experiments (name, artifact_location, creation_time, last_update_time) VALUES (?1, '', ?2, ?2)",
+    let id: i64 = conn.query_row(
+        "INSERT INTO experiments (name, artifact_location, creation_time, last_update_time) VALUES (?1, '', ?2, ?2)
+         RETURNING experiment_id",
         params![name, now],
+        |r| r.get(0),
     )?;
-    let id = conn.last_insert_rowid();
     let location = match location.filter(|l| !l.is_empty()) {
         Some(l) => l.to_string(),
         None => format!("{root}/{id}"),
     };
     conn.execute("UPDATE experiments SET artifact_location = ?1 WHERE experiment_id = ?2", params![location, id])?;
-    let mut insert =
-        conn.prepare_cached("INSERT OR REPLACE INTO experiment_tags (experiment_id, key, value) VALUES (?1, ?2, ?3)")?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
+    )?;
     for t in tags {
         insert.execute(params![id, t.key, t.value])?;
     }
     Ok(id.to_string())
 }
 
-fn row_to_experiment(r: &rusqlite::Row) -> rusqlite::Result<Experiment> {
+fn row_to_experiment(r: &super::conn::Row) -> super::conn::Result<Experiment> {
     Ok(Experiment {
         experiment_id: r.get::<_, i64>(0)?.to_string(),
         name: r.get(1)?,
@@ -70,7 +73,7 @@ fn load_tags(conn: &Connection, exp: &mut Experiment) -> Result<()> {
         conn.prepare_cached("SELECT key, value FROM experiment_tags WHERE experiment_id = ?1 ORDER BY key")?;
     exp.tags = stmt
         .query_map([&exp.experiment_id], |r| Ok(KeyValue { key: r.get(0)?, value: r.get(1)? }))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<super::conn::Result<_>>()?;
     Ok(())
 }
 

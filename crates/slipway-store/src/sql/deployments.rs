@@ -2,7 +2,7 @@
 //! new optional spec field needs no migration. Every mutation appends its audit record (the
 //! `Deployment` wire shape before and after) in the same transaction as the change.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::conn::{Connection, OptionalExtension, params};
 use slipway_types::{Deployment, DeploymentSpec};
 
 use super::audit;
@@ -12,7 +12,7 @@ fn not_found(name: &str) -> StoreError {
     StoreError::NotFound(format!("deployment '{name}' not found"))
 }
 
-fn row_to_deployment(r: &rusqlite::Row) -> rusqlite::Result<(String, String, i64, i64)> {
+fn row_to_deployment(r: &super::conn::Row) -> super::conn::Result<(String, String, i64, i64)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
@@ -46,7 +46,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Deployment>> {
     let mut stmt = conn.prepare_cached(
         "SELECT name, spec_json, creation_timestamp, last_updated_timestamp FROM deployments ORDER BY name",
     )?;
-    let rows = stmt.query_map([], row_to_deployment)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = stmt.query_map(params![], row_to_deployment)?.collect::<super::conn::Result<Vec<_>>>()?;
     rows.into_iter().map(decode).collect()
 }
 

@@ -1,6 +1,6 @@
 //! MLflow 3 logged models: created before their artifacts are uploaded, finalized after.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::conn::{Connection, OptionalExtension, params};
 use slipway_types::{KeyValue, LIFECYCLE_ACTIVE, LoggedModel, LoggedModelData, LoggedModelInfo};
 
 use super::experiments;
@@ -153,9 +153,9 @@ fn load(conn: &Connection, ids: &[String]) -> Result<Vec<LoggedModel>> {
         else {
             continue;
         };
-        let kv = |r: &rusqlite::Row| Ok(KeyValue { key: r.get(0)?, value: r.get(1)? });
-        info.tags = tag_stmt.query_map([id], kv)?.collect::<rusqlite::Result<_>>()?;
-        let params = param_stmt.query_map([id], kv)?.collect::<rusqlite::Result<_>>()?;
+        let kv = |r: &super::conn::Row| Ok(KeyValue { key: r.get(0)?, value: r.get(1)? });
+        info.tags = tag_stmt.query_map([id], kv)?.collect::<super::conn::Result<_>>()?;
+        let params = param_stmt.query_map([id], kv)?.collect::<super::conn::Result<_>>()?;
         out.push(LoggedModel { info, data: LoggedModelData { params, metrics: Vec::new() } });
     }
     Ok(out)

@@ -43,15 +43,16 @@ impl Sql {
     /// tells whether another page follows) and maps each row.
     pub fn page<T>(
         mut self,
-        conn: &rusqlite::Connection,
+        conn: &super::conn::Connection,
         limit: usize,
         offset: usize,
-        map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+        map: impl FnMut(&super::conn::Row) -> super::conn::Result<T>,
     ) -> Result<crate::Page<T>> {
         self.push(" LIMIT ").arg((limit + 1) as i64).push(" OFFSET ").arg(offset as i64);
         let mut stmt = conn.prepare(&self.text)?;
-        let mut items: Vec<T> =
-            stmt.query_map(rusqlite::params_from_iter(self.args.iter()), map)?.collect::<rusqlite::Result<_>>()?;
+        let mut items: Vec<T> = stmt
+            .query_map(super::conn::params_from_iter(self.args.iter()), map)?
+            .collect::<super::conn::Result<_>>()?;
         let next_page_token = (items.len() > limit).then(|| crate::page_token::encode(offset + limit));
         items.truncate(limit);
         Ok(crate::Page { items, next_page_token })

@@ -2,7 +2,7 @@
 //! transaction, so a change and its record commit or roll back together; triggers in the
 //! schema refuse any UPDATE or DELETE of the table.
 
-use rusqlite::{Connection, params};
+use super::conn::{Connection, params};
 use serde::Serialize;
 use serde_json::Value;
 use slipway_types::AuditRecord;

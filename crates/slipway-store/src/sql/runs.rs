@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use super::conn::{Connection, OptionalExtension, params, params_from_iter};
 use slipway_types::{
     Dataset, DatasetInput, KeyValue, LIFECYCLE_ACTIVE, LIFECYCLE_DELETED, Metric, ModelOutput, ModelRef, RUN_STATUSES,
     Run, RunData, RunInfo, RunInputs, RunOutputs, ViewType,
@@ -17,6 +17,8 @@ use crate::{
 
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
 pub const USER_TAG: &str = "mlflow.user";
+const UPSERT_TAG: &str = "INSERT INTO tags (run_key, key, value) VALUES (?1, ?2, ?3)
+     ON CONFLICT (run_key, key) DO UPDATE SET value = excluded.value";
 
 fn not_found(run_id: &str) -> StoreError {
     StoreError::NotFound(format!("Run with id={run_id} not found"))
@@ -55,13 +57,13 @@ pub fn create(conn: &Connection, run: &NewRun) -> Result<String> {
         .or_else(|| run.tags.iter().find(|t| t.key == USER_TAG).map(|t| t.value.clone()))
         .unwrap_or_default();
     let artifact_uri = format!("{}/{run_id}/artifacts", location.trim_end_matches('/'));
-    conn.execute(
+    let key: i64 = conn.query_row(
         "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, lifecycle_stage, artifact_uri)
-         VALUES (?1, ?2, ?3, ?4, 'RUNNING', ?5, 'active', ?6)",
+         VALUES (?1, ?2, ?3, ?4, 'RUNNING', ?5, 'active', ?6) RETURNING run_key",
         params![run_id, exp_id, name, user, run.start_time.unwrap_or_else(now_ms), artifact_uri],
+        |r| r.get(0),
     )?;
-    let key = conn.last_insert_rowid();
-    let mut insert = conn.prepare_cached("INSERT OR REPLACE INTO tags (run_key, key, value) VALUES (?1, ?2, ?3)")?;
+    let mut insert = conn.prepare_cached(UPSERT_TAG)?;
     for t in run.tags.iter().filter(|t| t.key != RUN_NAME_TAG) {
         insert.execute(params![key, t.key, t.value])?;
     }
@@ -105,10 +107,7 @@ pub fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<()> {
 
 fn set_name(conn: &Connection, key: i64, name: &str) -> Result<()> {
     conn.execute("UPDATE runs SET name = ?1 WHERE run_key = ?2", params![name, key])?;
-    conn.execute(
-        "INSERT OR REPLACE INTO tags (run_key, key, value) VALUES (?1, ?2, ?3)",
-        params![key, RUN_NAME_TAG, name],
-    )?;
+    conn.execute(UPSERT_TAG, params![key, RUN_NAME_TAG, name])?;
     Ok(())
 }
 
@@ -136,7 +135,7 @@ pub fn log_batch(
     let mut seen: HashMap<&str, &str> = HashMap::new();
     let mut existing = conn.prepare_cached("SELECT value FROM params WHERE run_key = ?1 AND key = ?2")?;
     let mut insert_param =
-        conn.prepare_cached("INSERT OR IGNORE INTO params (run_key, key, value) VALUES (?1, ?2, ?3)")?;
+        conn.prepare_cached("INSERT INTO params (run_key, key, value) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?;
     for p in params_ {
         if let Some(prev) = seen.insert(&p.key, &p.value)
             && prev != p.value
@@ -157,14 +156,22 @@ pub fn log_batch(
             }
             Some(_) => {}
             None => {
-                insert_param.execute(params![run_key, p.key, p.value])?;
+                // Nothing inserted: a concurrent request logged this key first (PostgreSQL).
+                if insert_param.execute(params![run_key, p.key, p.value])? == 0 {
+                    let winner: String = existing.query_row(params![run_key, p.key], |r| r.get(0))?;
+                    if winner != p.value {
+                        return Err(StoreError::InvalidParameter(format!(
+                            "Changing param values is not allowed. Param with key='{}' was already logged with \
+                             value='{winner}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+                            p.key, p.value
+                        )));
+                    }
+                }
             }
         }
     }
 
-    let mut upsert_tag = conn.prepare_cached(
-        "INSERT INTO tags (run_key, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (run_key, key) DO UPDATE SET value = excluded.value",
-    )?;
+    let mut upsert_tag = conn.prepare_cached(UPSERT_TAG)?;
     for t in tags {
         if t.key == RUN_NAME_TAG {
             set_name(conn, run_key, &t.value)?;
@@ -174,7 +181,8 @@ pub fn log_batch(
     }
 
     let mut insert_metric = conn.prepare_cached(
-        "INSERT OR IGNORE INTO metrics (run_key, key, step, timestamp, value, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO metrics (run_key, key, step, timestamp, value, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT DO NOTHING",
     )?;
     let mut upsert_latest = conn.prepare_cached(
         "INSERT INTO latest_metrics (run_key, key, step, timestamp, value, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -237,9 +245,18 @@ pub fn log_inputs(conn: &Connection, run_id: &str, datasets: &[NewDatasetInput],
     for input in datasets {
         let ds = &input.dataset;
         conn.execute(
-            "INSERT OR IGNORE INTO datasets (dataset_uuid, experiment_id, name, digest, source_type, source, schema, profile)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![uuid::Uuid::new_v4().simple().to_string(), exp_id, ds.name, ds.digest, ds.source_type, ds.source, ds.schema, ds.profile],
+            "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, source_type, source, schema, profile)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+            params![
+                uuid::Uuid::new_v4().simple().to_string(),
+                exp_id,
+                ds.name,
+                ds.digest,
+                ds.source_type,
+                ds.source,
+                ds.schema,
+                ds.profile
+            ],
         )?;
         let dataset_uuid: String = conn.query_row(
             "SELECT dataset_uuid FROM datasets WHERE experiment_id = ?1 AND name = ?2 AND digest = ?3",
@@ -247,7 +264,7 @@ pub fn log_inputs(conn: &Connection, run_id: &str, datasets: &[NewDatasetInput],
             |r| r.get(0),
         )?;
         conn.execute(
-            "INSERT OR IGNORE INTO dataset_inputs (input_uuid, dataset_uuid, run_key) VALUES (?1, ?2, ?3)",
+            "INSERT INTO dataset_inputs (input_uuid, dataset_uuid, run_key) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             params![uuid::Uuid::new_v4().simple().to_string(), dataset_uuid, run_key],
         )?;
         let input_uuid: String = conn.query_row(
@@ -257,14 +274,15 @@ pub fn log_inputs(conn: &Connection, run_id: &str, datasets: &[NewDatasetInput],
         )?;
         for t in &input.tags {
             conn.execute(
-                "INSERT OR REPLACE INTO input_tags (input_uuid, name, value) VALUES (?1, ?2, ?3)",
+                "INSERT INTO input_tags (input_uuid, name, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (input_uuid, name) DO UPDATE SET value = excluded.value",
                 params![input_uuid, t.key, t.value],
             )?;
         }
     }
     for model_id in model_ids {
         conn.execute(
-            "INSERT OR IGNORE INTO run_model_links (run_key, model_id, direction) VALUES (?1, ?2, 'input')",
+            "INSERT INTO run_model_links (run_key, model_id, direction) VALUES (?1, ?2, 'input') ON CONFLICT DO NOTHING",
             params![run_key, model_id],
         )?;
     }
@@ -280,14 +298,15 @@ pub fn log_outputs(conn: &Connection, run_id: &str, models: &[(String, i64)]) ->
             return Err(StoreError::NotFound(format!("Logged model with ID '{model_id}' not found.")));
         }
         conn.execute(
-            "INSERT OR REPLACE INTO run_model_links (run_key, model_id, direction, step) VALUES (?1, ?2, 'output', ?3)",
+            "INSERT INTO run_model_links (run_key, model_id, direction, step) VALUES (?1, ?2, 'output', ?3)
+             ON CONFLICT (run_key, direction, model_id) DO UPDATE SET step = excluded.step",
             params![run_key, model_id, step],
         )?;
     }
     Ok(())
 }
 
-fn row_to_info(r: &rusqlite::Row) -> rusqlite::Result<RunInfo> {
+fn row_to_info(r: &super::conn::Row) -> super::conn::Result<RunInfo> {
     let id: String = r.get(0)?;
     Ok(RunInfo {
         run_uuid: id.clone(),
@@ -306,7 +325,7 @@ fn row_to_info(r: &rusqlite::Row) -> rusqlite::Result<RunInfo> {
 const RUN_COLUMNS: &str =
     "run_uuid, experiment_id, name, user_id, status, start_time, end_time, lifecycle_stage, artifact_uri, run_key";
 
-fn read_metric(key: String, r: &rusqlite::Row, base: usize) -> rusqlite::Result<Metric> {
+fn read_metric(key: String, r: &super::conn::Row, base: usize) -> super::conn::Result<Metric> {
     let is_nan: bool = r.get(base + 3)?;
     Ok(Metric {
         key,
@@ -330,7 +349,7 @@ pub fn load_runs(conn: &Connection, ids: &[String]) -> Result<Vec<Run>> {
         let mut stmt = conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_uuid IN ({marks})"))?;
         let mut keys = Vec::with_capacity(chunk.len());
         let mut rows = stmt.query(params_from_iter(chunk))?;
-        while let Some(r) = rows.next()? {
+        while let Some(r) = rows.next()?.as_ref() {
             let key: i64 = r.get(9)?;
             by_key.insert(key, runs.len());
             keys.push(key);
@@ -356,12 +375,12 @@ fn load_side_tables(conn: &Connection, keys: &[i64], by_key: &HashMap<i64, usize
     }
     let marks = vec!["?"; keys.len()].join(",");
     let run_of =
-        |r: &rusqlite::Row| -> rusqlite::Result<Option<usize>> { Ok(by_key.get(&r.get::<_, i64>(0)?).copied()) };
+        |r: &super::conn::Row| -> super::conn::Result<Option<usize>> { Ok(by_key.get(&r.get::<_, i64>(0)?).copied()) };
 
     let mut stmt = conn
         .prepare_cached(&format!("SELECT run_key, key, value FROM params WHERE run_key IN ({marks}) ORDER BY key"))?;
     let mut rows = stmt.query(params_from_iter(keys))?;
-    while let Some(r) = rows.next()? {
+    while let Some(r) = rows.next()?.as_ref() {
         if let Some(i) = run_of(r)? {
             runs[i].data.params.push(KeyValue { key: r.get(1)?, value: r.get(2)? });
         }
@@ -369,7 +388,7 @@ fn load_side_tables(conn: &Connection, keys: &[i64], by_key: &HashMap<i64, usize
     let mut stmt =
         conn.prepare_cached(&format!("SELECT run_key, key, value FROM tags WHERE run_key IN ({marks}) ORDER BY key"))?;
     let mut rows = stmt.query(params_from_iter(keys))?;
-    while let Some(r) = rows.next()? {
+    while let Some(r) = rows.next()?.as_ref() {
         if let Some(i) = run_of(r)? {
             runs[i].data.tags.push(KeyValue { key: r.get(1)?, value: r.get(2)? });
         }
@@ -378,7 +397,7 @@ fn load_side_tables(conn: &Connection, keys: &[i64], by_key: &HashMap<i64, usize
         "SELECT run_key, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_key IN ({marks}) ORDER BY key"
     ))?;
     let mut rows = stmt.query(params_from_iter(keys))?;
-    while let Some(r) = rows.next()? {
+    while let Some(r) = rows.next()?.as_ref() {
         if let Some(i) = run_of(r)? {
             let m = read_metric(r.get(1)?, r, 2)?;
             runs[i].data.metrics.push(m);
@@ -391,12 +410,12 @@ fn load_side_tables(conn: &Connection, keys: &[i64], by_key: &HashMap<i64, usize
     ))?;
     let mut rows = stmt.query(params_from_iter(keys))?;
     let mut tag_stmt = conn.prepare_cached("SELECT name, value FROM input_tags WHERE input_uuid = ?1 ORDER BY name")?;
-    while let Some(r) = rows.next()? {
+    while let Some(r) = rows.next()?.as_ref() {
         if let Some(i) = run_of(r)? {
             let input_uuid: String = r.get(1)?;
             let tags = tag_stmt
                 .query_map([&input_uuid], |t| Ok(KeyValue { key: t.get(0)?, value: t.get(1)? }))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<super::conn::Result<_>>()?;
             runs[i].inputs.dataset_inputs.push(DatasetInput {
                 tags,
                 dataset: Dataset {
@@ -414,7 +433,7 @@ fn load_side_tables(conn: &Connection, keys: &[i64], by_key: &HashMap<i64, usize
         "SELECT run_key, model_id, direction, step FROM run_model_links WHERE run_key IN ({marks}) ORDER BY model_id"
     ))?;
     let mut rows = stmt.query(params_from_iter(keys))?;
-    while let Some(r) = rows.next()? {
+    while let Some(r) = rows.next()?.as_ref() {
         if let Some(i) = run_of(r)? {
             let model_id: String = r.get(1)?;
             if r.get::<_, String>(2)? == "input" {
@@ -483,7 +502,7 @@ pub fn metric_history(
     let fetch = limit.saturating_add(1).min(i64::MAX as usize) as i64;
     let mut items: Vec<Metric> = stmt
         .query_map(params![run_key, key, fetch, offset as i64], |r| read_metric(key.to_string(), r, 0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<super::conn::Result<_>>()?;
     let next_page_token = (items.len() > limit).then(|| page_token::encode(offset + limit));
     items.truncate(limit);
     Ok(Page { items, next_page_token })

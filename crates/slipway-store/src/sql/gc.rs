@@ -2,7 +2,7 @@
 //! (children first), so a purge interrupted half-way leaves whole objects behind, never
 //! half-objects, and running it again finishes the job.
 
-use rusqlite::{Connection, params};
+use super::conn::{Connection, params};
 
 use crate::{GcPlan, Result};
 
@@ -27,7 +27,7 @@ pub fn plan(conn: &Connection, deleted_before: i64) -> Result<GcPlan> {
     let strings = |sql: &str| -> Result<Vec<(String, String)>> {
         let mut stmt = conn.prepare(&format!("{REFERENCED} {sql}"))?;
         let rows =
-            stmt.query_map([deleted_before], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+            stmt.query_map([deleted_before], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<super::conn::Result<_>>()?;
         Ok(rows)
     };
     let experiments = strings(&format!(
@@ -50,10 +50,10 @@ pub fn plan(conn: &Connection, deleted_before: i64) -> Result<GcPlan> {
         "SELECT name, version FROM model_versions WHERE current_stage = 'Deleted_Internal' AND deleted_time < ?1",
     )?;
     let model_versions =
-        stmt.query_map([deleted_before], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        stmt.query_map([deleted_before], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<super::conn::Result<_>>()?;
     let mut stmt =
         conn.prepare("SELECT storage_location FROM model_versions WHERE current_stage != 'Deleted_Internal'")?;
-    let protected = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let protected = stmt.query_map(params![], |r| r.get(0))?.collect::<super::conn::Result<_>>()?;
     // Artifact folders of runs and logged models inside purged experiments.
     let mut stmt = conn.prepare(&format!(
         "{REFERENCED}
@@ -61,7 +61,7 @@ pub fn plan(conn: &Connection, deleted_before: i64) -> Result<GcPlan> {
          UNION ALL
          SELECT m.artifact_location FROM logged_models m WHERE m.experiment_id IN ({PURGEABLE_EXPERIMENTS})"
     ))?;
-    let experiment_children = stmt.query_map([deleted_before], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let experiment_children = stmt.query_map([deleted_before], |r| r.get(0))?.collect::<super::conn::Result<_>>()?;
     Ok(GcPlan { experiments, runs, logged_models, model_versions, protected, experiment_children })
 }
 
@@ -83,7 +83,7 @@ fn purge_run_rows(conn: &Connection, run_key: i64) -> Result<()> {
 
 pub fn purge_run(conn: &Connection, run_id: &str) -> Result<bool> {
     let key: Option<i64> = {
-        use rusqlite::OptionalExtension;
+        use super::conn::OptionalExtension;
         conn.query_row("SELECT run_key FROM runs WHERE run_uuid = ?1 AND lifecycle_stage = 'deleted'", [run_id], |r| {
             r.get(0)
         })
@@ -127,14 +127,14 @@ pub fn purge_experiment(conn: &Connection, experiment_id: &str) -> Result<bool> 
     let run_keys: Vec<i64> = conn
         .prepare("SELECT run_key FROM runs WHERE experiment_id = ?1")?
         .query_map([id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<super::conn::Result<_>>()?;
     for k in run_keys {
         purge_run_rows(conn, k)?;
     }
     let models: Vec<String> = conn
         .prepare("SELECT model_id FROM logged_models WHERE experiment_id = ?1")?
         .query_map([id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<super::conn::Result<_>>()?;
     for m in models {
         purge_model_rows(conn, &m)?;
     }

@@ -1,7 +1,7 @@
 //! Lineage: from a model version back to its logged model, run, params, metrics, datasets and
 //! code version; and from a dataset digest forward to the model versions trained on it.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::conn::{Connection, OptionalExtension, params};
 use slipway_types::{Lineage, LineageDataset, ModelVersion};
 
 use super::{audit, registry, runs};
@@ -76,6 +76,6 @@ pub fn versions_by_dataset(conn: &Connection, digest: &str) -> Result<Vec<ModelV
          ORDER BY v.name, v.version",
     )?;
     let keys: Vec<(String, i64)> =
-        stmt.query_map(params![digest], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        stmt.query_map(params![digest], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<super::conn::Result<_>>()?;
     keys.iter().map(|(n, v)| registry::get_version(conn, n, *v)).collect()
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::conn::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use slipway_types::{AlertEvent, GroundTruth, Monitor, MonitorSpec, MonitorWindow};
@@ -26,7 +26,7 @@ fn decode<T: DeserializeOwned>(what: &str, text: &str) -> Result<T> {
 
 const MONITOR_COLUMNS: &str = "name, spec_json, creation_timestamp, last_updated_timestamp";
 
-fn monitor_row(r: &rusqlite::Row) -> rusqlite::Result<(String, String, i64, i64)> {
+fn monitor_row(r: &super::conn::Row) -> super::conn::Result<(String, String, i64, i64)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
@@ -50,7 +50,7 @@ pub fn get(conn: &Connection, name: &str) -> Result<Monitor> {
 
 pub fn list(conn: &Connection) -> Result<Vec<Monitor>> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {MONITOR_COLUMNS} FROM monitors ORDER BY name"))?;
-    let rows = stmt.query_map([], monitor_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = stmt.query_map(params![], monitor_row)?.collect::<super::conn::Result<Vec<_>>>()?;
     rows.into_iter().map(to_monitor).collect()
 }
 
@@ -115,7 +115,7 @@ pub fn windows(conn: &Connection, monitor: &str, from_ms: i64, to_ms: i64) -> Re
         .query_map(params![monitor, from_ms, to_ms], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
         })?
-        .collect::<rusqlite::Result<Vec<(i64, i64, i64, String, Option<String>, i64)>>>()?;
+        .collect::<super::conn::Result<Vec<(i64, i64, i64, String, Option<String>, i64)>>>()?;
     rows.into_iter()
         .map(|(start_ms, end_ms, rows, series, drift, computed_at)| {
             let series: BTreeMap<String, f64> = decode("series", &series)?;
@@ -170,7 +170,7 @@ pub fn ground_truth_updated(conn: &Connection, deployment: &str) -> Result<Optio
 const ALERT_COLUMNS: &str = "id, monitor, rule, window_start_ms, series, value, threshold, fired_at, status, attempts, \
                              last_error, delivered_at";
 
-fn alert_row(r: &rusqlite::Row) -> rusqlite::Result<AlertEvent> {
+fn alert_row(r: &super::conn::Row) -> super::conn::Result<AlertEvent> {
     Ok(AlertEvent {
         id: r.get(0)?,
         monitor: r.get(1)?,
@@ -191,15 +191,16 @@ fn alert_row(r: &rusqlite::Row) -> rusqlite::Result<AlertEvent> {
 /// it is new, `None` when it was a duplicate.
 pub fn record_alert(conn: &Connection, e: &AlertEvent) -> Result<Option<AlertEvent>> {
     get(conn, &e.monitor)?;
-    let inserted = conn.execute(
-        "INSERT INTO alert_events (monitor, rule, window_start_ms, series, value, threshold, fired_at, status, attempts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0) ON CONFLICT (monitor, rule, window_start_ms) DO NOTHING",
-        params![e.monitor, e.rule, e.window_start_ms, e.series, e.value, e.threshold, e.fired_at, e.status],
-    )?;
-    if inserted == 0 {
-        return Ok(None);
-    }
-    let id = conn.last_insert_rowid();
+    let inserted: Option<i64> = conn
+        .query_row(
+            "INSERT INTO alert_events (monitor, rule, window_start_ms, series, value, threshold, fired_at, status, attempts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0) ON CONFLICT (monitor, rule, window_start_ms) DO NOTHING
+             RETURNING id",
+            params![e.monitor, e.rule, e.window_start_ms, e.series, e.value, e.threshold, e.fired_at, e.status],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(id) = inserted else { return Ok(None) };
     Ok(Some(
         conn.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alert_events WHERE id = ?1"))?
             .query_row([id], alert_row)?,
@@ -229,12 +230,12 @@ pub fn alerts(conn: &Connection, monitor: &str) -> Result<Vec<AlertEvent>> {
     get(conn, monitor)?;
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alert_events WHERE monitor = ?1 ORDER BY id"))?;
-    Ok(stmt.query_map([monitor], alert_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(stmt.query_map([monitor], alert_row)?.collect::<super::conn::Result<Vec<_>>>()?)
 }
 
 /// Events whose delivery has not finished (after a restart they are retried).
 pub fn pending_alerts(conn: &Connection) -> Result<Vec<AlertEvent>> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alert_events WHERE status = 'pending' ORDER BY id"))?;
-    Ok(stmt.query_map([], alert_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(stmt.query_map(params![], alert_row)?.collect::<super::conn::Result<Vec<_>>>()?)
 }

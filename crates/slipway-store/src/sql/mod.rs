@@ -1,0 +1,528 @@
+//! The SQL store: every request as SQL, written once for SQLite and PostgreSQL.
+//!
+//! [`SqlStore`] implements [`MetadataStore`] by validating each request and running one closure
+//! of the modules below inside one transaction of its [`Backend`]. The modules speak through
+//! [`conn::Connection`], which hides which database is underneath; the backends differ only in
+//! how they run a transaction (`crate::sqlite`: one writer thread with group commit;
+//! `crate::postgres`: a pool of connections, one transaction per request, retried on
+//! serialization conflicts), and in their migrations.
+
+mod audit;
+pub mod conn;
+mod deployments;
+pub(crate) mod experiments;
+mod gc;
+mod lineage;
+mod models;
+mod monitoring;
+mod query;
+mod registry;
+mod runs;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use slipway_types::{
+    AlertEvent, AuditRecord, Deployment, DeploymentSpec, Experiment, GroundTruth, KeyValue, Lineage, LoggedModel,
+    Metric, ModelVersion, Monitor, MonitorSpec, MonitorWindow, RegisteredModel, Run, RunInfo,
+};
+
+use crate::{
+    AuditQuery, GcPlan, LoggedModelSearch, MetadataStore, NewDatasetInput, NewLoggedModel, NewModelVersion, NewRun,
+    Page, RegistrySearch, Result, RunUpdate, SearchRequest, validate,
+};
+pub use conn::Connection;
+
+/// How a database runs one request's SQL. `write` applies all of `work` or none of it and
+/// returns once it is durable; it may run `work` more than once (after a conflict with a
+/// concurrent transaction), so `work` must only touch the database. `read` sees one snapshot.
+pub trait Backend: Send + Sync + 'static {
+    fn write<T, F>(&self, work: F) -> impl Future<Output = Result<T>> + Send
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T> + Send + 'static;
+
+    fn read<T, F>(&self, work: F) -> impl Future<Output = Result<T>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static;
+
+    /// Finishes what is in flight and releases the database; later calls fail.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// A metadata store over a SQL [`Backend`].
+pub struct SqlStore<B> {
+    backend: B,
+    /// Prefixes new experiments' artifact locations, e.g. `mlflow-artifacts:`.
+    artifact_root: Arc<str>,
+}
+
+impl<B: Backend> SqlStore<B> {
+    pub(crate) fn new(backend: B, artifact_root: &str) -> Self {
+        Self { backend, artifact_root: artifact_root.trim_end_matches('/').into() }
+    }
+}
+
+#[async_trait]
+impl<B: Backend> MetadataStore for SqlStore<B> {
+    async fn create_experiment(
+        &self,
+        name: String,
+        artifact_location: Option<String>,
+        tags: Vec<KeyValue>,
+    ) -> Result<String> {
+        crate::validate::experiment_name(&name)?;
+        for t in &tags {
+            crate::validate::key("tag", &t.key)?;
+            crate::validate::value_len("tag", &t.key, &t.value, crate::validate::MAX_EXPERIMENT_TAG_VAL_LENGTH)?;
+        }
+        let root = self.artifact_root.clone();
+        self.backend
+            .write(move |c| {
+                c.lock("experiment", &name)?;
+                experiments::create(c, &root, &name, artifact_location.as_deref(), &tags)
+            })
+            .await
+    }
+    async fn get_experiment(&self, id: String) -> Result<Experiment> {
+        self.backend.read(move |c| experiments::get(c, &id)).await
+    }
+    async fn get_experiment_by_name(&self, name: String) -> Result<Experiment> {
+        self.backend.read(move |c| experiments::get_by_name(c, &name)).await
+    }
+    async fn search_experiments(&self, req: SearchRequest) -> Result<Page<Experiment>> {
+        self.backend.read(move |c| experiments::search(c, &req)).await
+    }
+    async fn rename_experiment(&self, id: String, new_name: String) -> Result<()> {
+        crate::validate::experiment_name(&new_name)?;
+        self.backend
+            .write(move |c| {
+                c.lock("experiment", &new_name)?;
+                experiments::rename(c, &id, &new_name)
+            })
+            .await
+    }
+    async fn delete_experiment(&self, id: String) -> Result<()> {
+        self.backend.write(move |c| experiments::set_lifecycle(c, &id, true)).await
+    }
+    async fn restore_experiment(&self, id: String) -> Result<()> {
+        self.backend.write(move |c| experiments::set_lifecycle(c, &id, false)).await
+    }
+    async fn set_experiment_tag(&self, id: String, tag: KeyValue) -> Result<()> {
+        crate::validate::key("tag", &tag.key)?;
+        crate::validate::value_len("tag", &tag.key, &tag.value, crate::validate::MAX_EXPERIMENT_TAG_VAL_LENGTH)?;
+        self.backend.write(move |c| experiments::set_tag(c, &id, &tag)).await
+    }
+    async fn delete_experiment_tag(&self, id: String, key: String) -> Result<()> {
+        self.backend.write(move |c| experiments::delete_tag(c, &id, &key)).await
+    }
+
+    async fn create_run(&self, run: NewRun) -> Result<Run> {
+        for t in &run.tags {
+            crate::validate::tag(t)?;
+        }
+        let run_id = self.backend.write(move |c| runs::create(c, &run)).await?;
+        self.get_run(run_id).await
+    }
+    async fn get_run(&self, run_id: String) -> Result<Run> {
+        crate::validate::run_id(&run_id)?;
+        self.backend.read(move |c| runs::get(c, &run_id)).await
+    }
+    async fn update_run(&self, run_id: String, update: RunUpdate) -> Result<RunInfo> {
+        crate::validate::run_id(&run_id)?;
+        let id = run_id.clone();
+        self.backend.write(move |c| runs::update(c, &id, &update)).await?;
+        Ok(self.get_run(run_id).await?.info)
+    }
+    async fn delete_run(&self, run_id: String) -> Result<()> {
+        crate::validate::run_id(&run_id)?;
+        self.backend.write(move |c| runs::set_lifecycle(c, &run_id, true)).await
+    }
+    async fn restore_run(&self, run_id: String) -> Result<()> {
+        crate::validate::run_id(&run_id)?;
+        self.backend.write(move |c| runs::set_lifecycle(c, &run_id, false)).await
+    }
+    async fn log_batch(
+        &self,
+        run_id: String,
+        metrics: Vec<Metric>,
+        params: Vec<KeyValue>,
+        tags: Vec<KeyValue>,
+    ) -> Result<()> {
+        crate::validate::run_id(&run_id)?;
+        crate::validate::batch_limits(metrics.len(), params.len(), tags.len())?;
+        metrics.iter().try_for_each(crate::validate::metric)?;
+        params.iter().try_for_each(crate::validate::param)?;
+        tags.iter().try_for_each(crate::validate::tag)?;
+        self.backend.write(move |c| runs::log_batch(c, &run_id, &metrics, &params, &tags)).await
+    }
+    async fn delete_tag(&self, run_id: String, key: String) -> Result<()> {
+        crate::validate::run_id(&run_id)?;
+        self.backend.write(move |c| runs::delete_tag(c, &run_id, &key)).await
+    }
+    async fn log_inputs(&self, run_id: String, datasets: Vec<NewDatasetInput>, model_ids: Vec<String>) -> Result<()> {
+        crate::validate::run_id(&run_id)?;
+        datasets.iter().try_for_each(runs::validate_dataset)?;
+        self.backend.write(move |c| runs::log_inputs(c, &run_id, &datasets, &model_ids)).await
+    }
+    async fn log_outputs(&self, run_id: String, models: Vec<(String, i64)>) -> Result<()> {
+        crate::validate::run_id(&run_id)?;
+        self.backend.write(move |c| runs::log_outputs(c, &run_id, &models)).await
+    }
+    async fn search_runs(&self, experiment_ids: Vec<String>, req: SearchRequest) -> Result<Page<Run>> {
+        experiment_ids.iter().try_for_each(|e| crate::validate::experiment_id(e))?;
+        self.backend.read(move |c| runs::search(c, &experiment_ids, &req)).await
+    }
+    async fn get_metric_history(
+        &self,
+        run_id: String,
+        key: String,
+        max_results: Option<i64>,
+        page_token: Option<String>,
+    ) -> Result<Page<Metric>> {
+        crate::validate::run_id(&run_id)?;
+        self.backend.read(move |c| runs::metric_history(c, &run_id, &key, max_results, page_token.as_deref())).await
+    }
+
+    async fn create_logged_model(&self, model: NewLoggedModel) -> Result<LoggedModel> {
+        model.params.iter().try_for_each(crate::validate::param)?;
+        model.tags.iter().try_for_each(crate::validate::tag)?;
+        let id = self.backend.write(move |c| models::create(c, &model)).await?;
+        self.get_logged_model(id, false).await
+    }
+    async fn get_logged_model(&self, model_id: String, allow_deleted: bool) -> Result<LoggedModel> {
+        self.backend.read(move |c| models::get(c, &model_id, allow_deleted)).await
+    }
+    async fn finalize_logged_model(&self, model_id: String, status: String) -> Result<LoggedModel> {
+        let id = model_id.clone();
+        self.backend.write(move |c| models::finalize(c, &id, &status)).await?;
+        self.get_logged_model(model_id, false).await
+    }
+    async fn delete_logged_model(&self, model_id: String) -> Result<()> {
+        self.backend.write(move |c| models::delete(c, &model_id)).await
+    }
+    async fn set_logged_model_tags(&self, model_id: String, tags: Vec<KeyValue>) -> Result<()> {
+        tags.iter().try_for_each(crate::validate::tag)?;
+        self.backend.write(move |c| models::set_tags(c, &model_id, &tags)).await
+    }
+    async fn delete_logged_model_tag(&self, model_id: String, key: String) -> Result<()> {
+        self.backend.write(move |c| models::delete_tag(c, &model_id, &key)).await
+    }
+    async fn log_logged_model_params(&self, model_id: String, params: Vec<KeyValue>) -> Result<()> {
+        params.iter().try_for_each(crate::validate::param)?;
+        self.backend.write(move |c| models::log_params(c, &model_id, &params)).await
+    }
+    async fn search_logged_models(&self, req: LoggedModelSearch) -> Result<Page<LoggedModel>> {
+        req.experiment_ids.iter().try_for_each(|e| crate::validate::experiment_id(e))?;
+        self.backend.read(move |c| models::search(c, &req)).await
+    }
+
+    async fn create_registered_model(
+        &self,
+        name: String,
+        description: Option<String>,
+        tags: Vec<KeyValue>,
+        actor: String,
+    ) -> Result<RegisteredModel> {
+        registry::validate_name(&name)?;
+        tags.iter().try_for_each(validate::registry_tag)?;
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                registry::create_model(c, &name, description.as_deref(), &tags, &actor)
+            })
+            .await
+    }
+    async fn get_registered_model(&self, name: String) -> Result<RegisteredModel> {
+        self.backend.read(move |c| registry::get_model(c, &name)).await
+    }
+    async fn rename_registered_model(&self, name: String, new_name: String, actor: String) -> Result<RegisteredModel> {
+        self.backend
+            .write(move |c| {
+                let (first, second) = if name <= new_name { (&name, &new_name) } else { (&new_name, &name) };
+                c.lock("model", first)?;
+                c.lock("model", second)?;
+                registry::rename_model(c, &name, &new_name, &actor)
+            })
+            .await
+    }
+    async fn update_registered_model(
+        &self,
+        name: String,
+        description: Option<String>,
+        actor: String,
+    ) -> Result<RegisteredModel> {
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                registry::update_model(c, &name, description.as_deref(), &actor)
+            })
+            .await
+    }
+    async fn delete_registered_model(&self, name: String, actor: String) -> Result<()> {
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                registry::delete_model(c, &name, &actor)
+            })
+            .await
+    }
+    async fn set_registered_model_tag(&self, name: String, tag: KeyValue, actor: String) -> Result<()> {
+        validate::registry_tag(&tag)?;
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                registry::set_model_tag(c, &name, &tag, &actor)
+            })
+            .await
+    }
+    async fn delete_registered_model_tag(&self, name: String, key: String, actor: String) -> Result<()> {
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                registry::delete_model_tag(c, &name, &key, &actor)
+            })
+            .await
+    }
+    async fn search_registered_models(&self, req: RegistrySearch) -> Result<Page<RegisteredModel>> {
+        self.backend.read(move |c| registry::search_models(c, &req)).await
+    }
+    async fn get_latest_versions(&self, name: String, stages: Vec<String>) -> Result<Vec<ModelVersion>> {
+        self.backend.read(move |c| registry::get_latest(c, &name, &stages)).await
+    }
+    async fn create_model_version(&self, version: NewModelVersion, actor: String) -> Result<ModelVersion> {
+        version.tags.iter().try_for_each(validate::registry_tag)?;
+        self.backend
+            .write(move |c| {
+                c.lock("model", &version.name)?;
+                registry::create_version(c, &version, &actor)
+            })
+            .await
+    }
+    async fn get_model_version(&self, name: String, version: String) -> Result<ModelVersion> {
+        let v = registry::parse_version(&version)?;
+        self.backend.read(move |c| registry::get_version(c, &name, v)).await
+    }
+    async fn update_model_version(
+        &self,
+        name: String,
+        version: String,
+        description: Option<String>,
+        actor: String,
+    ) -> Result<ModelVersion> {
+        let v = registry::parse_version(&version)?;
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                registry::update_version(c, &name, v, description.as_deref(), &actor)
+            })
+            .await
+    }
+    async fn delete_model_version(&self, name: String, version: String, actor: String) -> Result<()> {
+        let v = registry::parse_version(&version)?;
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                registry::delete_version(c, &name, v, &actor)
+            })
+            .await
+    }
+    async fn transition_model_version_stage(
+        &self,
+        name: String,
+        version: String,
+        stage: String,
+        archive_existing: bool,
+        actor: String,
+    ) -> Result<ModelVersion> {
+        let v = registry::parse_version(&version)?;
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                registry::transition_stage(c, &name, v, &stage, archive_existing, &actor)
+            })
+            .await
+    }
+    async fn set_model_version_tag(&self, name: String, version: String, tag: KeyValue, actor: String) -> Result<()> {
+        let v = registry::parse_version(&version)?;
+        validate::registry_tag(&tag)?;
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                registry::set_version_tag(c, &name, v, &tag, &actor)
+            })
+            .await
+    }
+    async fn delete_model_version_tag(&self, name: String, version: String, key: String, actor: String) -> Result<()> {
+        let v = registry::parse_version(&version)?;
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                registry::delete_version_tag(c, &name, v, &key, &actor)
+            })
+            .await
+    }
+    async fn search_model_versions(&self, req: RegistrySearch) -> Result<Page<ModelVersion>> {
+        self.backend.read(move |c| registry::search_versions(c, &req)).await
+    }
+    async fn set_alias(&self, name: String, alias: String, version: String, actor: String) -> Result<()> {
+        let v = registry::parse_version(&version)?;
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                registry::set_alias(c, &name, &alias, v, &actor)
+            })
+            .await
+    }
+    async fn delete_alias(&self, name: String, alias: String, actor: String) -> Result<()> {
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                registry::delete_alias(c, &name, &alias, &actor)
+            })
+            .await
+    }
+    async fn get_model_version_by_alias(&self, name: String, alias: String) -> Result<ModelVersion> {
+        self.backend.read(move |c| registry::version_by_alias(c, &name, &alias)).await
+    }
+    async fn lineage(&self, name: String, version: String) -> Result<Lineage> {
+        let v = registry::parse_version(&version)?;
+        self.backend.read(move |c| lineage::of_version(c, &name, v)).await
+    }
+    async fn model_versions_by_dataset(&self, digest: String) -> Result<Vec<ModelVersion>> {
+        self.backend.read(move |c| lineage::versions_by_dataset(c, &digest)).await
+    }
+    async fn audit_log(&self, query: AuditQuery) -> Result<Page<AuditRecord>> {
+        self.backend.read(move |c| audit::list(c, &query)).await
+    }
+
+    async fn create_deployment(&self, spec: DeploymentSpec, actor: String) -> Result<Deployment> {
+        validate::deployment(&spec)?;
+        self.backend
+            .write(move |c| {
+                c.lock("deployment", &spec.name)?;
+                deployments::create(c, &spec, &actor)
+            })
+            .await
+    }
+    async fn get_deployment(&self, name: String) -> Result<Deployment> {
+        self.backend.read(move |c| deployments::get(c, &name)).await
+    }
+    async fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        self.backend.read(deployments::list).await
+    }
+    async fn update_deployment(&self, spec: DeploymentSpec, actor: String) -> Result<Deployment> {
+        validate::deployment(&spec)?;
+        self.backend
+            .write(move |c| {
+                c.lock("deployment", &spec.name)?;
+                deployments::update(c, &spec, &actor)
+            })
+            .await
+    }
+    async fn delete_deployment(&self, name: String, actor: String) -> Result<()> {
+        self.backend
+            .write(move |c| {
+                c.lock("deployment", &name)?;
+                deployments::delete(c, &name, &actor)
+            })
+            .await
+    }
+
+    async fn create_monitor(&self, spec: MonitorSpec, actor: String) -> Result<Monitor> {
+        validate::monitor(&spec)?;
+        self.backend
+            .write(move |c| {
+                c.lock("monitor", &spec.name)?;
+                monitoring::create(c, &spec, &actor)
+            })
+            .await
+    }
+    async fn get_monitor(&self, name: String) -> Result<Monitor> {
+        self.backend.read(move |c| monitoring::get(c, &name)).await
+    }
+    async fn list_monitors(&self) -> Result<Vec<Monitor>> {
+        self.backend.read(monitoring::list).await
+    }
+    async fn update_monitor(&self, spec: MonitorSpec, actor: String) -> Result<Monitor> {
+        validate::monitor(&spec)?;
+        self.backend
+            .write(move |c| {
+                c.lock("monitor", &spec.name)?;
+                monitoring::update(c, &spec, &actor)
+            })
+            .await
+    }
+    async fn delete_monitor(&self, name: String, actor: String) -> Result<()> {
+        self.backend
+            .write(move |c| {
+                c.lock("monitor", &name)?;
+                monitoring::delete(c, &name, &actor)
+            })
+            .await
+    }
+    async fn put_monitor_window(&self, window: MonitorWindow) -> Result<()> {
+        self.backend.write(move |c| monitoring::put_window(c, &window)).await
+    }
+    async fn list_monitor_windows(&self, monitor: String, from_ms: i64, to_ms: i64) -> Result<Vec<MonitorWindow>> {
+        self.backend.read(move |c| monitoring::windows(c, &monitor, from_ms, to_ms)).await
+    }
+    async fn put_ground_truth(&self, deployment: String, labels: Vec<GroundTruth>) -> Result<u64> {
+        validate::deployment_name(&deployment)?;
+        self.backend.write(move |c| monitoring::put_ground_truth(c, &deployment, &labels)).await
+    }
+    async fn get_ground_truth(&self, deployment: String, request_ids: Vec<String>) -> Result<Vec<GroundTruth>> {
+        self.backend.read(move |c| monitoring::ground_truth(c, &deployment, &request_ids)).await
+    }
+    async fn ground_truth_updated(&self, deployment: String) -> Result<Option<i64>> {
+        self.backend.read(move |c| monitoring::ground_truth_updated(c, &deployment)).await
+    }
+    async fn record_alert(&self, event: AlertEvent) -> Result<Option<AlertEvent>> {
+        self.backend.write(move |c| monitoring::record_alert(c, &event)).await
+    }
+    async fn update_alert(
+        &self,
+        id: i64,
+        status: String,
+        attempts: u32,
+        last_error: Option<String>,
+        delivered_at: Option<i64>,
+    ) -> Result<()> {
+        self.backend
+            .write(move |c| monitoring::update_alert(c, id, &status, attempts, last_error.as_deref(), delivered_at))
+            .await
+    }
+    async fn list_alerts(&self, monitor: String) -> Result<Vec<AlertEvent>> {
+        self.backend.read(move |c| monitoring::alerts(c, &monitor)).await
+    }
+    async fn pending_alerts(&self) -> Result<Vec<AlertEvent>> {
+        self.backend.read(monitoring::pending_alerts).await
+    }
+
+    async fn gc_plan(&self, deleted_before_ms: i64) -> Result<GcPlan> {
+        self.backend.read(move |c| gc::plan(c, deleted_before_ms)).await
+    }
+    async fn purge_experiment(&self, experiment_id: String) -> Result<bool> {
+        self.backend.write(move |c| gc::purge_experiment(c, &experiment_id)).await
+    }
+    async fn purge_run(&self, run_id: String) -> Result<bool> {
+        self.backend.write(move |c| gc::purge_run(c, &run_id)).await
+    }
+    async fn purge_logged_model(&self, model_id: String) -> Result<bool> {
+        self.backend.write(move |c| gc::purge_logged_model(c, &model_id)).await
+    }
+    async fn purge_model_version(&self, name: String, version: i64) -> Result<bool> {
+        self.backend
+            .write(move |c| {
+                c.lock("model", &name)?;
+                gc::purge_model_version(c, &name, version)
+            })
+            .await
+    }
+
+    async fn close(&self) {
+        self.backend.close().await
+    }
+}
