@@ -159,6 +159,8 @@ impl Backend for Postgres {
         self.session(move |session| {
             let mut attempt = 0;
             loop {
+                // A failure left over from an earlier request on this session says nothing here.
+                session.take_last_code();
                 let result = in_transaction(session, "BEGIN", &work);
                 let code = session.take_last_code();
                 match (&result, code) {
