@@ -15,10 +15,13 @@ scripts/evidently-env.sh
 export VIRTUAL_ENV="$PWD/.venv"
 
 # The PostgreSQL backend's tests run against a throwaway server started here (installed from
-# Debian's package when missing); it is stopped when this script exits.
+# Debian's package when missing), the S3 ones against moto (from PyPI, in .venv-s3) on
+# loopback; both are stopped when this script exits.
 . scripts/postgres.sh
+. scripts/s3.sh
+trap 'slipway_pg_stop; slipway_s3_stop' EXIT
 slipway_pg_start
-trap slipway_pg_stop EXIT
+slipway_s3_start
 
 echo "== rust tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
@@ -32,7 +35,11 @@ cargo build --locked -p slipway
 export SLIPWAY_BIN="$CARGO_TARGET_DIR/debug/slipway"
 .venv/bin/python -m pytest tests/compat -q -p no:cacheprovider
 
-echo "== compatibility suite on PostgreSQL (tracking, registry, errors, durability, audit)" >&2
-SLIPWAY_TEST_BACKEND=postgres .venv/bin/python -m pytest -q -p no:cacheprovider \
+echo "== compatibility suite on PostgreSQL with artifacts on S3 (proxied)" >&2
+SLIPWAY_TEST_BACKEND=postgres SLIPWAY_TEST_ARTIFACTS=s3 .venv/bin/python -m pytest -q -p no:cacheprovider \
   tests/compat/test_tracking.py tests/compat/test_registry.py tests/compat/test_errors.py \
-  tests/compat/test_durability.py tests/compat/test_audit_lineage.py
+  tests/compat/test_durability.py tests/compat/test_audit_lineage.py tests/compat/test_artifacts.py \
+  tests/compat/test_registry_sources.py tests/compat/test_serving_hotswap.py tests/compat/test_monitoring.py
+
+echo "== artifact tests with clients writing S3 directly" >&2
+SLIPWAY_TEST_ARTIFACTS=s3-direct .venv/bin/python -m pytest -q -p no:cacheprovider tests/compat/test_artifacts.py

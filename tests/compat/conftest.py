@@ -57,6 +57,18 @@ def backend_store_uri():
     return admin.rsplit("/", 1)[0] + "/" + name
 
 
+def artifact_args():
+    """With SLIPWAY_TEST_ARTIFACTS=s3 (proxied) or s3-direct, a fresh prefix in the bucket
+    SLIPWAY_TEST_S3_BUCKET that scripts/s3.sh made (kept across restarts of one server);
+    else none, and artifacts live in the data dir."""
+    mode = os.environ.get("SLIPWAY_TEST_ARTIFACTS", "local")
+    if mode == "local":
+        return []
+    assert mode in ("s3", "s3-direct"), f"SLIPWAY_TEST_ARTIFACTS={mode}: expected local, s3 or s3-direct"
+    root = f"s3://{os.environ['SLIPWAY_TEST_S3_BUCKET']}/c-{uuid.uuid4().hex}"
+    return ["--artifact-root", root] + (["--artifact-mode", "direct"] if mode == "s3-direct" else [])
+
+
 class SlipwayServer:
     """One server process on a data dir that survives restarts."""
 
@@ -70,6 +82,7 @@ class SlipwayServer:
         self._generation = 0
         self._stderr_path = None
         self.store_uri = backend_store_uri()
+        self.artifact_args = artifact_args()
 
     @property
     def url(self) -> str:
@@ -100,7 +113,8 @@ class SlipwayServer:
                     "--data-dir",
                     str(self.data_dir),
                 ]
-                + (["--backend-store-uri", self.store_uri] if self.store_uri else []),
+                + (["--backend-store-uri", self.store_uri] if self.store_uri else [])
+                + self.artifact_args,
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,

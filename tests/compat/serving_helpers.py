@@ -98,6 +98,8 @@ class ServingServer(SlipwayServer):
             str(self.data_dir),
             "--onnxruntime-lib",
             onnxruntime_lib(),
+            *(["--backend-store-uri", self.store_uri] if self.store_uri else []),
+            *self.artifact_args,
             *self.extra_args,
         ]
         with open(self._stderr_path, "wb") as err, open(stdout_path, "wb") as out:

@@ -158,7 +158,9 @@ def test_sklearn_log_model_and_load(client, experiment_id):
     assert lm.experiment_id == experiment_id
     assert lm.source_run_id == rid
     assert lm.status == LoggedModelStatus.READY
-    assert lm.artifact_location.startswith("mlflow-artifacts:/")
+    # Under the experiment's location: mlflow-artifacts:/<id> when proxied, s3://... when direct.
+    exp_location = client.get_experiment(experiment_id).artifact_location
+    assert lm.artifact_location == f"{exp_location}/models/{info.model_id}/artifacts"
 
     found = client.search_logged_models([experiment_id])
     assert [m.model_id for m in found] == [info.model_id]

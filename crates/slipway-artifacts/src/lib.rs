@@ -4,8 +4,10 @@
 //! a store; nothing here assumes a file system except the extra symlink guard that only a
 //! local root needs.
 
+mod s3;
 mod sanitize;
 
+pub use s3::S3Location;
 pub use sanitize::{ArtifactPath, sanitize};
 
 use std::path::PathBuf;
@@ -48,7 +50,8 @@ pub type Result<T, E = ArtifactError> = std::result::Result<T, E>;
 /// Bytes read per ranged request when streaming a download.
 const DOWNLOAD_CHUNK: u64 = 4 << 20;
 /// Bytes per uploaded part, and parts in flight: bounds an upload's memory to a few parts.
-const UPLOAD_PART: usize = 4 << 20;
+/// S3 refuses parts under 5 MiB (all but the last).
+const UPLOAD_PART: usize = 8 << 20;
 const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
 
 /// The URI scheme of artifacts proxied through the server: `mlflow-artifacts:/<path>` (or
@@ -66,6 +69,16 @@ pub fn proxied_path(uri: &str) -> Result<ArtifactPath> {
     };
     // The URI is already decoded text: keep '%' literal so the sanitiser sees it once.
     sanitize(&rest.replace('%', "%25"))
+}
+
+/// A stored object's path as text: object_store keeps some characters percent-encoded in its
+/// paths (`%`, non-ASCII, ...); entries and comparisons use the names clients gave.
+fn decoded(path: &ObjectPath) -> String {
+    let parts: Vec<String> = path
+        .parts()
+        .map(|p| percent_encoding::percent_decode_str(p.as_ref()).decode_utf8_lossy().into_owned())
+        .collect();
+    parts.join("/")
 }
 
 /// What a tree removal took away (or, in a dry run, would take).
@@ -96,14 +109,31 @@ pub struct Download {
     pub stream: BoxStream<'static, Result<Bytes>>,
 }
 
-/// An artifact root: a store and, for local disk, the directory it lives in.
+/// An artifact root: a store, the URI that names it, and, for local disk, its directory.
 #[derive(Clone)]
 pub struct Artifacts {
     store: Arc<dyn ObjectStore>,
+    /// `file:///abs/dir` or `s3://bucket/prefix`, no trailing slash: stored locations that
+    /// start with it name objects in this root, as `mlflow-artifacts:/` ones do.
+    uri: Arc<str>,
     local_root: Option<PathBuf>,
 }
 
 impl Artifacts {
+    /// The root a configuration names: `s3://bucket/prefix`, `file:///dir` or a directory.
+    pub fn open(root: &str) -> Result<Self> {
+        if root.starts_with("s3://") {
+            let location = S3Location::parse(root)?;
+            return Ok(Self { store: s3::open(&location)?, uri: location.uri().into(), local_root: None });
+        }
+        if root.contains("://") && !root.starts_with("file://") {
+            return Err(ArtifactError::InvalidPath(format!(
+                "unsupported artifact root '{root}': expected a directory, file:///dir or s3://bucket/prefix"
+            )));
+        }
+        Self::local(root.strip_prefix("file://").unwrap_or(root))
+    }
+
     /// A root on local disk; the directory is created if missing.
     pub fn local(root: impl Into<PathBuf>) -> Result<Self> {
         let root: PathBuf = root.into();
@@ -112,12 +142,44 @@ impl Artifacts {
         let root =
             root.canonicalize().map_err(|e| ArtifactError::Backend(format!("resolve {}: {e}", root.display())))?;
         let store = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
-        Ok(Self { store: Arc::new(store), local_root: Some(root) })
+        let uri = format!("file://{}", root.display()).trim_end_matches('/').into();
+        Ok(Self { store: Arc::new(store), uri, local_root: Some(root) })
     }
 
-    /// Any other `object_store` backend (S3, memory, ...).
-    pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store, local_root: None }
+    /// Any other `object_store` backend, named by `uri` in stored locations.
+    pub fn from_store(store: Arc<dyn ObjectStore>, uri: &str) -> Self {
+        Self { store, uri: uri.trim_end_matches('/').into(), local_root: None }
+    }
+
+    /// The URI that names this root in stored locations (`file:///dir`, `s3://bucket/prefix`).
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// Whether a stored location names something in this root: a proxied
+    /// `mlflow-artifacts:` URI, or one under the root's own URI.
+    pub fn owns(&self, location: &str) -> bool {
+        location.starts_with(PROXY_SCHEME) || self.direct_rest(location).is_some()
+    }
+
+    /// The place in this root that a stored location names, through the sanitiser; a location
+    /// elsewhere, or one that would leave the root, is refused.
+    pub fn locate(&self, location: &str) -> Result<ArtifactPath> {
+        if location.starts_with(PROXY_SCHEME) {
+            return proxied_path(location);
+        }
+        let rest = self.direct_rest(location).ok_or_else(|| {
+            ArtifactError::InvalidPath(format!("artifact location '{location}' is not in this server's artifact store"))
+        })?;
+        sanitize(&rest.replace('%', "%25"))
+    }
+
+    /// What follows the root's URI and a `/` (or nothing, for the root itself).
+    fn direct_rest<'a>(&self, location: &'a str) -> Option<&'a str> {
+        match location.strip_prefix(&*self.uri)? {
+            "" => Some(""),
+            rest => rest.strip_prefix('/'),
+        }
     }
 
     /// On local disk a symlink inside the root could point outside it: refuse any path whose
@@ -212,9 +274,9 @@ impl Artifacts {
         let mut out: Vec<Entry> = listed
             .common_prefixes
             .into_iter()
-            .map(|p| Entry { path: p.to_string(), is_dir: true, size: None })
+            .map(|p| Entry { path: decoded(&p), is_dir: true, size: None })
             .chain(listed.objects.into_iter().map(|o| Entry {
-                path: o.location.to_string(),
+                path: decoded(&o.location),
                 is_dir: false,
                 size: Some(o.size),
             }))
@@ -235,7 +297,7 @@ impl Artifacts {
         let objects: Vec<object_store::ObjectMeta> = self.store.list(Some(&prefix)).try_collect().await?;
         let mut removed = Removal::default();
         for o in objects {
-            let path = o.location.to_string();
+            let path = decoded(&o.location);
             if keep.iter().any(|k| path == *k || path.starts_with(&format!("{k}/"))) {
                 continue;
             }
@@ -258,8 +320,12 @@ impl Artifacts {
         let location = self.object(path)?;
         let children: Vec<ObjectPath> = self.store.list(Some(&location)).map_ok(|m| m.location).try_collect().await?;
         if children.is_empty() {
-            return match self.store.delete(&location).await {
-                Ok(()) => Ok(1),
+            // S3 answers a delete of nothing with success: ask first, to count truthfully.
+            return match self.store.head(&location).await {
+                Ok(_) => match self.store.delete(&location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(1),
+                    Err(e) => Err(e.into()),
+                },
                 Err(object_store::Error::NotFound { .. }) => Ok(0),
                 Err(e) => Err(e.into()),
             };
@@ -280,51 +346,6 @@ mod tests {
         futures::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p))))
     }
 
-    #[tokio::test]
-    async fn put_get_list_delete_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let art = Artifacts::local(dir.path().join("root")).unwrap();
-        let p = sanitize("1/run/artifacts/sub/file.bin").unwrap();
-        assert_eq!(art.put_stream(&p, body(vec![b"hello ", b"world"])).await.unwrap(), 11);
-        let got = art.get_stream(&p).await.unwrap();
-        assert_eq!(got.size, 11);
-        let bytes: Vec<Bytes> = got.stream.try_collect().await.unwrap();
-        assert_eq!(bytes.concat(), b"hello world");
-
-        let listed = art.list(&sanitize("1/run/artifacts").unwrap()).await.unwrap();
-        assert_eq!(listed, vec![Entry { path: "1/run/artifacts/sub".into(), is_dir: true, size: None }]);
-
-        assert_eq!(art.delete(&sanitize("1/run").unwrap()).await.unwrap(), 1);
-        assert!(matches!(art.get_stream(&p).await, Err(ArtifactError::NotFound(_))));
-    }
-
-    #[tokio::test]
-    async fn remove_tree_keeps_protected_subtrees() {
-        let dir = tempfile::tempdir().unwrap();
-        let art = Artifacts::local(dir.path()).unwrap();
-        for p in [
-            "1/run/artifacts/model/MLmodel",
-            "1/run/artifacts/model/model.pkl",
-            "1/run/artifacts/plot.png",
-            "1/other/x",
-        ] {
-            art.put_stream(&sanitize(p).unwrap(), body(vec![b"12345"])).await.unwrap();
-        }
-        let run = sanitize("1/run").unwrap();
-        let keep = [sanitize("1/run/artifacts/model").unwrap()];
-        let dry = art.remove_tree(&run, &keep, true).await.unwrap();
-        assert_eq!(dry, Removal { files: 1, bytes: 5 });
-        assert!(
-            art.get_stream(&sanitize("1/run/artifacts/plot.png").unwrap()).await.is_ok(),
-            "dry run removes nothing"
-        );
-        assert_eq!(art.remove_tree(&run, &keep, false).await.unwrap(), Removal { files: 1, bytes: 5 });
-        assert!(art.get_stream(&sanitize("1/run/artifacts/model/MLmodel").unwrap()).await.is_ok());
-        assert!(art.get_stream(&sanitize("1/run/artifacts/plot.png").unwrap()).await.is_err());
-        assert!(art.get_stream(&sanitize("1/other/x").unwrap()).await.is_ok());
-        assert_eq!(art.remove_tree(&run, &keep, false).await.unwrap(), Removal::default(), "a second run is a no-op");
-    }
-
     #[test]
     fn proxied_uris_map_into_the_root() {
         assert_eq!(proxied_path("mlflow-artifacts:/1/abc/artifacts").unwrap().to_string(), "1/abc/artifacts");
@@ -334,16 +355,24 @@ mod tests {
         assert!(proxied_path("file:///etc/passwd").is_err());
     }
 
-    #[tokio::test]
-    async fn broken_upload_leaves_nothing() {
+    #[test]
+    fn locate_accepts_proxied_uris_and_the_roots_own_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let art = Artifacts::local(dir.path()).unwrap();
-        let p = sanitize("x/broken.bin").unwrap();
-        let parts: Vec<Result<Bytes, std::io::Error>> =
-            vec![Ok(Bytes::from_static(b"partial")), Err(std::io::Error::other("client went away"))];
-        let err = art.put_stream(&p, futures::stream::iter(parts)).await.unwrap_err();
-        assert!(matches!(err, ArtifactError::Upload(_)));
-        assert!(matches!(art.get_stream(&p).await, Err(ArtifactError::NotFound(_))));
+        let art = Artifacts::local(dir.path().join("root")).unwrap();
+        let own = art.uri().to_string();
+        assert!(own.starts_with("file:///") && own.ends_with("/root"), "{own}");
+        assert_eq!(art.locate(&format!("{own}/1/r/artifacts")).unwrap().to_string(), "1/r/artifacts");
+        assert_eq!(art.locate("mlflow-artifacts:/1/r").unwrap().to_string(), "1/r");
+        assert!(art.locate(&own).unwrap().is_root());
+        assert!(art.owns(&format!("{own}/x")) && art.owns("mlflow-artifacts:/x"));
+        for foreign in [format!("{own}x/1"), "s3://other/1".to_string(), "file:///etc/passwd".to_string()] {
+            assert!(!art.owns(&foreign), "{foreign}");
+            assert!(art.locate(&foreign).is_err(), "{foreign}");
+        }
+        assert!(art.locate(&format!("{own}/../escape")).is_err());
+        assert!(art.locate(&format!("{own}/%2e%2e/escape")).is_err());
+        assert!(Artifacts::open("gs://bucket/x").is_err());
+        assert_eq!(Artifacts::open(&own).unwrap().uri(), own, "file:// roots open the same directory");
     }
 
     #[cfg(unix)]

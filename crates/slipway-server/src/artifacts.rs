@@ -102,14 +102,15 @@ struct RunArtifactsQuery {
     path: Option<String>,
 }
 
-/// Maps a `mlflow-artifacts:/...` URI to its place in the artifact root.
-pub fn proxied_location(uri: &str) -> ApiResult<ArtifactPath> {
-    Ok(slipway_artifacts::proxied_path(uri)?)
+/// Maps a stored location (`mlflow-artifacts:/...`, or under the root's own URI) to its place
+/// in the artifact root.
+pub fn locate(s: &AppState, uri: &str) -> ApiResult<ArtifactPath> {
+    Ok(s.artifacts.locate(uri)?)
 }
 
-pub fn validate_artifact_location(loc: &str) -> ApiResult<()> {
-    if loc.starts_with(SCHEME) {
-        proxied_location(loc).map(|_| ())
+pub fn validate_artifact_location(s: &AppState, loc: &str) -> ApiResult<()> {
+    if s.artifacts.owns(loc) {
+        locate(s, loc).map(|_| ())
     } else if loc.split(['/', '\\']).any(|seg| seg == "..") {
         Err(ApiError::invalid(format!("artifact location '{loc}' must not contain '..'")))
     } else {
@@ -123,7 +124,7 @@ async fn list_run_artifacts(
 ) -> ApiResult<Json<Value>> {
     let run_id = q.run_id.or(q.run_uuid).filter(|r| !r.is_empty()).ok_or_else(|| ApiError::missing("run_id"))?;
     let run = s.store.get_run(run_id).await?;
-    let root = proxied_location(&run.info.artifact_uri)?;
+    let root = locate(&s, &run.info.artifact_uri)?;
     let sub = sanitize(&percent_encode_path(q.path.as_deref().unwrap_or("")))?;
     let prefix = sub.to_string();
     let files: Vec<FileInfo> = list_dir(&s, &root.join(&sub))

@@ -18,7 +18,7 @@ use slipway_types::json::{de_opt_bool, de_opt_i64};
 
 use crate::AppState;
 use crate::actor::Actor;
-use crate::artifacts::proxied_location;
+use crate::artifacts::locate;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Paged, QueryArgs, one_or_many};
 
@@ -289,8 +289,7 @@ async fn resolve_source(s: &AppState, source: &str) -> ApiResult<Resolved> {
             .get_logged_model(rest.to_string(), false)
             .await
             .map_err(|_| bad_source(source, "no such logged model"))?;
-        proxied_location(&model.info.artifact_uri)
-            .map_err(|_| bad_source(source, "the logged model is stored elsewhere"))?;
+        locate(s, &model.info.artifact_uri).map_err(|_| bad_source(source, "the logged model is stored elsewhere"))?;
         return Ok(Resolved {
             storage_location: model.info.artifact_uri,
             run_id: model.info.source_run_id,
@@ -304,20 +303,18 @@ async fn resolve_source(s: &AppState, source: &str) -> ApiResult<Resolved> {
             slipway_artifacts::sanitize(path).map_err(|_| bad_source(source, "the path leaves the run's artifacts"))?;
         let root = run.info.artifact_uri.trim_end_matches('/');
         let storage_location = if sub.is_root() { root.to_string() } else { format!("{root}/{sub}") };
-        proxied_location(&storage_location)
-            .map_err(|_| bad_source(source, "the run's artifacts are stored elsewhere"))?;
+        locate(s, &storage_location).map_err(|_| bad_source(source, "the run's artifacts are stored elsewhere"))?;
         return Ok(Resolved { storage_location, run_id: Some(run.info.run_id), model_id: None });
     }
-    if source.starts_with(crate::artifacts::SCHEME) {
-        let path = proxied_location(source).map_err(|_| bad_source(source, "the path leaves the artifact root"))?;
+    if s.artifacts.owns(source) {
+        let path = locate(s, source).map_err(|_| bad_source(source, "the path leaves the artifact root"))?;
         if path.is_root() {
             return Err(bad_source(source, "the artifact root itself is not a model"));
         }
-        return Ok(Resolved {
-            storage_location: format!("{}/{path}", crate::artifacts::SCHEME),
-            run_id: None,
-            model_id: None,
-        });
+        // One spelling per object: the one the client used, normalised.
+        let root =
+            if source.starts_with(crate::artifacts::SCHEME) { crate::artifacts::SCHEME } else { s.artifacts.uri() };
+        return Ok(Resolved { storage_location: format!("{root}/{path}"), run_id: None, model_id: None });
     }
     Err(bad_source(source, "unsupported location"))
 }

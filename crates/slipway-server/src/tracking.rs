@@ -112,7 +112,7 @@ async fn create_experiment(
 ) -> ApiResult<Json<Value>> {
     let name = required_str(r.name, "name")?;
     if let Some(loc) = r.artifact_location.as_deref().filter(|l| !l.is_empty()) {
-        crate::artifacts::validate_artifact_location(loc)?;
+        crate::artifacts::validate_artifact_location(&s, loc)?;
     }
     let id = s.store.create_experiment(name, r.artifact_location, key_values(r.tags, "tags")?).await?;
     Ok(Json(json!({ "experiment_id": id })))

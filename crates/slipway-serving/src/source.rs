@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use slipway_artifacts::{ArtifactError, ArtifactPath, Artifacts, proxied_path, sanitize};
+use slipway_artifacts::{ArtifactError, ArtifactPath, Artifacts, sanitize};
 use slipway_store::{MetadataStore, StoreError};
 use tokio::io::AsyncWriteExt;
 
@@ -119,7 +119,7 @@ impl ModelSource for StoreSource {
 
     async fn fetch(&self, model: &str, version: &str, scratch: &Path) -> Result<PathBuf, ServingError> {
         let mv = self.store.get_model_version(model.into(), version.into()).await?;
-        let root = proxied_path(&mv.storage_location)?;
+        let root = self.artifacts.locate(&mv.storage_location)?;
         download_tree(&self.artifacts, &root, scratch).await?;
         Ok(scratch.to_path_buf())
     }

@@ -17,8 +17,14 @@ pub struct Config {
     /// `sqlite:///relative.db`, `sqlite:////absolute.db` or
     /// `postgresql://user:password@host:port/database`; default `<data_dir>/slipway.db`.
     pub backend_store_uri: Option<String>,
-    /// Directory of proxied artifacts; default `<data_dir>/artifacts`.
-    pub artifact_root: Option<PathBuf>,
+    /// Where artifacts live: a directory, `file:///dir` or `s3://bucket/prefix`; default
+    /// `<data_dir>/artifacts`.
+    pub artifact_root: Option<String>,
+    /// `proxied`: clients upload and download through this server (`mlflow-artifacts:/`
+    /// locations, MLflow's `--serve-artifacts`). `direct`: new experiments get locations under
+    /// the root's own URI (`s3://bucket/prefix/<id>`) and clients read and write there
+    /// themselves (MLflow's `--no-serve-artifacts`).
+    pub artifact_mode: String,
     /// `text` or `json`.
     pub log_format: String,
     /// A tracing filter such as `info` or `slipway_server=debug`.
@@ -58,6 +64,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./slipway-data"),
             backend_store_uri: None,
             artifact_root: None,
+            artifact_mode: "proxied".into(),
             log_format: "text".into(),
             log_level: "info".into(),
             read_connections: 4,
@@ -84,7 +91,8 @@ pub struct Layer {
     pub port: Option<u16>,
     pub data_dir: Option<PathBuf>,
     pub backend_store_uri: Option<String>,
-    pub artifact_root: Option<PathBuf>,
+    pub artifact_root: Option<String>,
+    pub artifact_mode: Option<String>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
     pub read_connections: Option<usize>,
@@ -106,7 +114,7 @@ impl Config {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = l.$f { self.$f = v; } )* };
         }
-        set!(host, port, data_dir, log_format, log_level, read_connections, db_pool_size);
+        set!(host, port, data_dir, artifact_mode, log_format, log_level, read_connections, db_pool_size);
         set!(serving_queue_capacity, serving_max_batch_rows, serving_request_timeout_ms, serving_max_body_bytes);
         set!(serving_poll_ms, prediction_log_roll_secs, monitor_interval_secs);
         if l.serving_memory_budget.is_some() {
@@ -142,13 +150,22 @@ impl Config {
         }
     }
 
-    pub fn artifact_dir(&self) -> PathBuf {
-        self.artifact_root.clone().unwrap_or_else(|| self.data_dir.join("artifacts"))
+    /// The artifact root: as configured, else `<data_dir>/artifacts`.
+    pub fn artifact_root(&self) -> String {
+        self.artifact_root.clone().unwrap_or_else(|| self.data_dir.join("artifacts").display().to_string())
+    }
+
+    /// Whether clients read and write artifacts at the root themselves.
+    pub fn direct_artifacts(&self) -> bool {
+        self.artifact_mode == "direct"
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!("log_format must be 'text' or 'json', got '{}'", self.log_format);
+        }
+        if !matches!(self.artifact_mode.as_str(), "proxied" | "direct") {
+            bail!("artifact_mode must be 'proxied' or 'direct', got '{}'", self.artifact_mode);
         }
         if self.read_connections == 0 || self.read_connections > 64 {
             bail!("read_connections must be between 1 and 64");

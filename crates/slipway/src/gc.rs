@@ -5,9 +5,10 @@
 //! next run finds the same rows and finishes. Anything under a live model version's storage
 //! location is never removed.
 
+use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use slipway_artifacts::{ArtifactPath, Removal, proxied_path};
+use slipway_artifacts::{ArtifactPath, Removal};
 
 use crate::server::{StoreArgs, open_stores};
 
@@ -77,13 +78,18 @@ async fn collect(config: &crate::config::Config, older_than_ms: i64, dry_run: bo
     let (store, artifacts) = open_stores(config).await?;
     let cutoff = slipway_store::now_ms() - older_than_ms;
     let plan = store.gc_plan(cutoff).await?;
-    let keep: Vec<ArtifactPath> = plan.protected.iter().filter_map(|l| proxied_path(l).ok()).collect();
+    // A protected location in our store that cannot be read stops GC: dropping it from the
+    // keep-list could remove a registered model's files.
+    let mut keep: Vec<ArtifactPath> = Vec::new();
+    for location in plan.protected.iter().filter(|l| artifacts.owns(l)) {
+        keep.push(artifacts.locate(location).with_context(|| format!("protected artifact location '{location}'"))?);
+    }
     let mut report = Report { dry_run, ..Report::default() };
     let mut removed = Removal::default();
 
     // Removes the artifacts under one location, or notes that it is not ours to remove.
     let mut sweep = async |location: &str, report: &mut Report| -> anyhow::Result<()> {
-        match proxied_path(location) {
+        match artifacts.locate(location) {
             Ok(path) if !path.is_root() => removed += artifacts.remove_tree(&path, &keep, dry_run).await?,
             _ => report.skipped.push(location.to_string()),
         }

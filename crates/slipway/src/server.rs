@@ -32,9 +32,14 @@ pub struct StoreArgs {
     /// postgresql://user:password@host:5432/slipway.
     #[arg(long, env = "SLIPWAY_BACKEND_STORE_URI")]
     backend_store_uri: Option<String>,
-    /// Folder that holds proxied artifacts.
+    /// Where artifacts live: a folder, file:///folder or s3://bucket/prefix (credentials and
+    /// endpoint from the usual AWS_* variables).
     #[arg(long, env = "SLIPWAY_ARTIFACT_ROOT")]
-    artifact_root: Option<PathBuf>,
+    artifact_root: Option<String>,
+    /// proxied (clients transfer artifacts through the server) or direct (clients read and
+    /// write the artifact root themselves).
+    #[arg(long, env = "SLIPWAY_ARTIFACT_MODE")]
+    artifact_mode: Option<String>,
 }
 
 impl StoreArgs {
@@ -47,6 +52,7 @@ impl StoreArgs {
         layer.data_dir = self.data_dir.clone();
         layer.backend_store_uri = self.backend_store_uri.clone();
         layer.artifact_root = self.artifact_root.clone();
+        layer.artifact_mode = self.artifact_mode.clone();
         config.apply(layer);
         config.validate()?;
         Ok(config)
@@ -59,8 +65,12 @@ impl StoreArgs {
 
 /// Opens the metadata store and artifact root a configuration names.
 pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn MetadataStore>, Artifacts)> {
+    let artifact_root = config.artifact_root();
+    let artifacts =
+        Artifacts::open(&artifact_root).with_context(|| format!("opening the artifact root {artifact_root}"))?;
+    // What new experiments' artifact locations start with.
+    let root = if config.direct_artifacts() { artifacts.uri() } else { slipway_server::artifacts::SCHEME };
     let uri = config.metadata_store()?;
-    let root = slipway_server::artifacts::SCHEME;
     let opened: slipway_store::Result<Arc<dyn MetadataStore>> = match &uri {
         MetadataUri::Sqlite(db) => SqliteStore::open(db, root, config.read_connections).map(|s| Arc::new(s) as _),
         MetadataUri::Postgres(url) => {
@@ -68,9 +78,6 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn MetadataSto
         }
     };
     let store = opened.with_context(|| format!("opening the metadata store at {uri}"))?;
-    let artifact_dir = config.artifact_dir();
-    let artifacts = Artifacts::local(&artifact_dir)
-        .with_context(|| format!("opening the artifact root {}", artifact_dir.display()))?;
     Ok((store, artifacts))
 }
 
@@ -171,7 +178,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             MetadataUri::Sqlite(path) => format!("sqlite:///{}", path.display()),
             MetadataUri::Postgres(uri) => uri,
         });
-        effective.artifact_root = Some(config.artifact_dir());
+        effective.artifact_root = Some(config.artifact_root());
         print!("{}", toml::to_string(&effective)?);
         return Ok(());
     }
@@ -192,19 +199,20 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let (store, artifacts) = open_stores(&config).await?;
-    let (db, artifact_dir) = (config.metadata_store()?, config.artifact_dir());
+    let db = config.metadata_store()?;
     let serving = start_serving(&config, store.clone(), artifacts.clone())?;
     let state = AppState::new(store.clone(), artifacts, Some(serving.clone()));
     slipway_server::deployments::sync(state.clone(), Duration::from_millis(config.serving_poll_ms));
     slipway_server::monitors::run(state.clone(), Duration::from_secs(config.monitor_interval_secs));
-    let app = build_app(state);
+    let app = build_app(state.clone());
 
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(
         address = %listener.local_addr()?,
         database = %db,
-        artifacts = %artifact_dir.display(),
+        artifacts = %state.artifacts.uri(),
+        artifact_mode = %config.artifact_mode,
         "slipway server listening"
     );
     slipway_server::serve(listener, app, shutdown_signal()).await?;

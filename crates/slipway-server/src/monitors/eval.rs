@@ -95,12 +95,12 @@ fn artifact_path(text: &str) -> ApiResult<ArtifactPath> {
 async fn resolve(state: &AppState, spec: &MonitorSpec) -> ApiResult<ArtifactPath> {
     let run_file = |run_id: String, path: String| async move {
         let run = state.store.get_run(run_id).await?;
-        let root = crate::artifacts::proxied_location(&run.info.artifact_uri)?;
+        let root = crate::artifacts::locate(state, &run.info.artifact_uri)?;
         Ok::<_, ApiError>(root.join(&artifact_path(&path)?))
     };
     if let Some(uri) = &spec.reference.uri {
-        if uri.starts_with(slipway_artifacts::PROXY_SCHEME) {
-            return crate::artifacts::proxied_location(uri);
+        if state.artifacts.owns(uri) {
+            return crate::artifacts::locate(state, uri);
         }
         let rest = uri.strip_prefix("runs:/").unwrap_or(uri);
         let (run_id, path) = rest
