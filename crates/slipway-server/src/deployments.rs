@@ -152,7 +152,8 @@ async fn flush(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 }
 
 /// Keeps serving's deployments in step with the store until the process ends: every
-/// `interval`, and at once when this server moved an alias.
+/// `interval`, and at once when `registry_changed` is poked (this server changed the registry,
+/// or the store's change watch saw another replica commit a change).
 pub fn sync(state: AppState, interval: Duration) {
     let Some(serving) = state.serving.clone() else { return };
     tokio::spawn(async move {

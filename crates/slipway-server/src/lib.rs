@@ -42,7 +42,8 @@ pub struct AppState {
     pub artifacts: Artifacts,
     /// Model serving, when this server runs it.
     pub serving: Option<Arc<Serving>>,
-    /// Woken when an alias moves, so deployments follow at once instead of at the next poll.
+    /// Woken when the registry changes here or (through the store's change watch) on another
+    /// replica, so deployments follow at once instead of at the next poll.
     pub registry_changed: Arc<Notify>,
     /// What monitor evaluation keeps between passes.
     pub monitoring: Arc<monitors::Monitoring>,

@@ -247,6 +247,9 @@ impl Serving {
     /// now names another version is reloaded and swapped. Failures are logged and retried on
     /// the next call; the old route keeps serving.
     pub async fn reconcile(&self, specs: &[DeploymentSpec]) {
+        // A reconcile follows a change (here or on another replica): lazily served aliases
+        // are resolved afresh too.
+        self.resolved.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let current: Vec<Arc<Deployment>> = self.deployments();
         for d in &current {
             if !specs.iter().any(|s| s.name == d.spec.name) {

@@ -340,6 +340,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn purge_logged_model(&self, model_id: String) -> Result<bool>;
     async fn purge_model_version(&self, name: String, version: i64) -> Result<bool>;
 
+    /// Pokes `changed` whenever another process commits a change to the registry, deployments
+    /// or monitors of this store, and once after each (re)connect of the watch, when changes
+    /// may have been missed: what a replica caches then follows at once. On SQLite, where one
+    /// process writes, it does nothing.
+    fn watch_changes(&self, changed: std::sync::Arc<tokio::sync::Notify>);
+
     /// Flushes and closes the backend; later calls fail.
     async fn close(&self);
 }

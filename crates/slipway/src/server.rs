@@ -202,6 +202,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let db = config.metadata_store()?;
     let serving = start_serving(&config, store.clone(), artifacts.clone())?;
     let state = AppState::new(store.clone(), artifacts, Some(serving.clone()));
+    // Changes other replicas commit wake the deployment sync as this server's own do.
+    store.watch_changes(state.registry_changed.clone());
     slipway_server::deployments::sync(state.clone(), Duration::from_millis(config.serving_poll_ms));
     slipway_server::monitors::run(state.clone(), Duration::from_secs(config.monitor_interval_secs));
     let app = build_app(state.clone());

@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::{AsyncMessage, Config, NoTls};
 
 use crate::sql::conn::{Connection, PgSession};
 use crate::sql::{Backend, SqlStore, experiments};
@@ -46,6 +46,8 @@ pub struct Postgres {
     idle: Arc<Mutex<Vec<PgSession>>>,
     permits: Arc<Semaphore>,
     runtime: Handle,
+    /// The change watches started, stopped by `close`.
+    watches: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl SqlStore<Postgres> {
@@ -63,6 +65,7 @@ impl SqlStore<Postgres> {
             idle: Arc::default(),
             permits: Arc::new(Semaphore::new(pool_size.max(1))),
             runtime: Handle::current(),
+            watches: Mutex::default(),
         };
         let root = artifact_root.trim_end_matches('/').to_string();
         backend
@@ -194,11 +197,65 @@ impl Backend for Postgres {
             .await
     }
 
+    fn watch_changes(&self, changed: Arc<Notify>) {
+        let config = self.config.clone();
+        let task = self.runtime.spawn(async move {
+            let mut pause = Duration::from_millis(100);
+            loop {
+                match listen(&config, &changed).await {
+                    Ok(()) => pause = Duration::from_millis(100),
+                    Err(e) => tracing::warn!(error = %e, "watching PostgreSQL for changes failed; reconnecting"),
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        });
+        if let Ok(mut watches) = self.watches.lock() {
+            watches.push(task.abort_handle());
+        }
+    }
+
     async fn close(&self) {
+        if let Ok(mut watches) = self.watches.lock() {
+            watches.drain(..).for_each(|w| w.abort());
+        }
         self.permits.close();
         if let Ok(mut idle) = self.idle.lock() {
             idle.clear();
         }
+    }
+}
+
+/// One connection that LISTENs on `slipway_changes_<schema>`, where `Connection::lock`
+/// announces every registry, deployment and monitor change (PostgreSQL delivers it at commit,
+/// drops it on rollback), and pokes `changed` for each notification, until the connection ends. Notifications are not kept while nobody listens,
+/// so each (re)connect pokes once too.
+async fn listen(config: &Config, changed: &Notify) -> std::result::Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let poked = changed;
+    let messages = async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(_))) => poked.notify_one(),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            }
+        }
+    };
+    let subscribe = async {
+        // The name `Connection::lock` notifies, cut to an identifier's 63 bytes as it is there.
+        let channel: String =
+            client.query_one("SELECT left('slipway_changes_' || current_schema(), 63)", &[]).await?.get(0);
+        let channel = channel.replace('"', "\"\"");
+        client.batch_execute(&format!("LISTEN \"{channel}\"")).await?;
+        changed.notify_one();
+        // Keep the client (and so the connection) alive while messages are read.
+        std::future::pending::<std::result::Result<(), tokio_postgres::Error>>().await
+    };
+    tokio::select! {
+        r = messages => r,
+        r = subscribe => r,
     }
 }
 

@@ -313,11 +313,21 @@ impl<'c> Connection<'c> {
     /// requests on one object take turns and each reads what the previous one wrote. SQLite's
     /// single writer already takes turns; PostgreSQL takes a transaction-level advisory lock
     /// (which exists before the object does, so two creations of one name take turns too).
+    ///
+    /// On PostgreSQL a lock on anything replicas cache (everything but experiments) also
+    /// announces the change on `slipway_changes_<schema>` (one channel per schema, as the
+    /// tables are), delivered only if the transaction commits, so other replicas re-read it at
+    /// once.
     pub fn lock(&self, kind: &str, name: &str) -> Result<()> {
         match self {
             Connection::Sqlite(_) => Ok(()),
-            Connection::Postgres(_) => self.query_row(
+            Connection::Postgres(_) if kind == "experiment" => self.query_row(
                 "SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))",
+                [format!("{kind}/{name}")],
+                |_| Ok(()),
+            ),
+            Connection::Postgres(_) => self.query_row(
+                "SELECT pg_advisory_xact_lock(hashtextextended(?1, 0)), pg_notify(left('slipway_changes_' || current_schema(), 63), ?1)",
                 [format!("{kind}/{name}")],
                 |_| Ok(()),
             ),

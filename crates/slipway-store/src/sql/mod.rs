@@ -48,6 +48,9 @@ pub trait Backend: Send + Sync + 'static {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static;
 
+    /// See [`MetadataStore::watch_changes`].
+    fn watch_changes(&self, changed: std::sync::Arc<tokio::sync::Notify>);
+
     /// Finishes what is in flight and releases the database; later calls fail.
     fn close(&self) -> impl Future<Output = ()> + Send;
 }
@@ -520,6 +523,10 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
                 gc::purge_model_version(c, &name, version)
             })
             .await
+    }
+
+    fn watch_changes(&self, changed: Arc<tokio::sync::Notify>) {
+        self.backend.watch_changes(changed)
     }
 
     async fn close(&self) {

@@ -176,6 +176,9 @@ impl Backend for Sqlite {
         .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
     }
 
+    /// One process writes a SQLite file: it learns of its own changes where it makes them.
+    fn watch_changes(&self, _changed: std::sync::Arc<tokio::sync::Notify>) {}
+
     async fn close(&self) {
         let sender = self.writer.lock().ok().and_then(|mut w| w.take());
         drop(sender);

@@ -133,3 +133,21 @@ async fn an_alias_moved_by_many_replicas_ends_on_one_version_with_every_move_aud
     }
     assert_eq!(chain.last().unwrap().2.as_ref().unwrap()["version"], serde_json::json!(now[0]));
 }
+
+/// A registry change committed on one replica wakes the others' watches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_on_one_replica_wakes_the_others_watch() {
+    let stores = replicas().await;
+    let changed = Arc::new(tokio::sync::Notify::new());
+    stores[1].watch_changes(changed.clone());
+    // The watch pokes once when it starts listening (changes before that could be missed).
+    let wait = || tokio::time::timeout(std::time::Duration::from_secs(20), changed.notified());
+    wait().await.expect("the watch started");
+
+    stores[0].create_registered_model("watched".into(), None, vec![], "a".into()).await.unwrap();
+    wait().await.expect("creating a model on another replica wakes the watch");
+    stores[2].create_model_version(version("watched"), "a".into()).await.unwrap();
+    stores[2].set_alias("watched".into(), "champion".into(), "1".into(), "a".into()).await.unwrap();
+    wait().await.expect("moving an alias on another replica wakes the watch");
+    stores[1].close().await;
+}
