@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use object_store::aws::AmazonS3Builder;
 use object_store::client::{
     ClientOptions, HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpRequestBody, HttpResponse,
@@ -24,6 +24,8 @@ use crate::{ArtifactError, Result};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest one S3 request may take, body included: parts and ranged reads are a few MiB.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an unused connection is kept for the next request.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A bucket and the key prefix under it, from `s3://bucket/prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +96,12 @@ impl HttpConnector for HyperConnector {
             }
         };
         let https = tls.https_or_http().enable_http1().wrap_connector(tcp);
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(https);
+        // Idle connections go before servers drop them (S3 closes them after about 20 s), so a
+        // request rarely meets a connection closed under it.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(https);
         Ok(HttpClient::new(HyperService(client)))
     }
 }
