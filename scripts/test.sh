@@ -31,7 +31,8 @@ else
 fi
 
 echo "== compatibility suite (mlflow client against the slipway binary)" >&2
-cargo build --locked -p slipway
+# The same build as the tests above (feature sets unified across the workspace): no rebuild.
+cargo build --locked --workspace --all-targets
 export SLIPWAY_BIN="$CARGO_TARGET_DIR/debug/slipway"
 .venv/bin/python -m pytest tests/compat -q -p no:cacheprovider
 
