@@ -47,13 +47,19 @@ def replicas(tmp_path_factory, server):
     tmp = tmp_path_factory.mktemp("replicas")
     servers = []
     for i in range(N_REPLICAS):
-        srv = sh.ServingServer(tmp / f"r{i}" / "data", tmp / f"r{i}" / "logs", ["--serving-poll-ms", "60000"])
+        srv = sh.ServingServer(
+            tmp / f"r{i}" / "data",
+            tmp / f"r{i}" / "logs",
+            ["--serving-poll-ms", "60000", "--monitor-interval-secs", "1"],
+        )
         srv.store_uri = db
         srv.artifact_args = ["--artifact-root", root]
         servers.append(srv)
     # Started together: their migrations race on the empty database.
     with ThreadPoolExecutor(N_REPLICAS) as pool:
         list(pool.map(lambda s: s.start(), servers))
+    for s in servers:
+        s.database = db
     yield servers
     for s in servers:
         s.stop()
@@ -257,3 +263,39 @@ def test_a_change_on_one_replica_reaches_the_others_serving(replicas):
         while requests.get(f"{srv.url}/serving/rep/ping", timeout=10).status_code != 404:
             assert time.monotonic() < deadline, f"{srv.url} still serves a deleted deployment"
             time.sleep(0.1)
+
+
+def lease_holders(db):
+    """(holder, seconds until it expires) of the monitor lease rows in the replicas' database."""
+    out = subprocess.run(
+        ["psql", db, "-XAtc", "SELECT holder, (expires_ms - (extract(epoch FROM now()) * 1000)::bigint) FROM leases "
+         "WHERE name = 'monitors'"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()
+    return [tuple(line.split("|")) for line in out]
+
+
+def test_one_replica_evaluates_monitors_and_another_takes_over_when_it_dies(replicas):
+    by_pid = {s.proc.pid: s for s in replicas}
+    rows = lease_holders(replicas[0].database)
+    assert len(rows) == 1, rows
+    leader = by_pid.get(int(rows[0][0].split("-")[0]))
+    assert leader is not None, f"the lease holder {rows[0][0]} is none of the replicas {sorted(by_pid)}"
+    others = [s for s in replicas if s is not leader]
+    # Only the leader says it evaluates monitors.
+    assert "now evaluates monitors" in leader.stderr_text()
+    assert all("now evaluates monitors" not in s.stderr_text() for s in others)
+
+    leader.kill()  # SIGKILL: no step-down; the lease (3 intervals = 3 s) lapses on its own
+    deadline = time.monotonic() + PROPAGATION_S
+    while True:
+        rows = lease_holders(replicas[0].database)
+        new = by_pid.get(int(rows[0][0].split("-")[0])) if rows else None
+        if new is not None and new is not leader:
+            break
+        assert time.monotonic() < deadline, f"no replica took the monitor lease over: {rows}"
+        time.sleep(0.2)
+    assert new.alive() and "now evaluates monitors" in new.stderr_text()
+    leader.start()  # back as a follower
+    time.sleep(2.5)
+    assert "now evaluates monitors" not in leader.stderr_text(), "two replicas evaluating at once"

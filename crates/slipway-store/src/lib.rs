@@ -333,6 +333,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Events of every monitor whose delivery has not finished.
     async fn pending_alerts(&self) -> Result<Vec<AlertEvent>>;
 
+    // leases: one holder at a time for work that must not run on every replica
+    /// Takes or renews the lease `name` for `holder` until `now + ttl_ms`; `false` while
+    /// another holder's lease has not expired.
+    async fn take_lease(&self, name: String, holder: String, ttl_ms: i64) -> Result<bool>;
+    /// Gives the lease up, if `holder` has it, so another may take it at once.
+    async fn release_lease(&self, name: String, holder: String) -> Result<()>;
+
     // garbage collection: each purge removes one whole soft-deleted object, or nothing
     async fn gc_plan(&self, deleted_before_ms: i64) -> Result<GcPlan>;
     async fn purge_experiment(&self, experiment_id: String) -> Result<bool>;

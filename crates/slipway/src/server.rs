@@ -218,6 +218,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "slipway server listening"
     );
     slipway_server::serve(listener, app, shutdown_signal()).await?;
+    slipway_server::monitors::step_down(&state).await;
     if let Some(log) = serving.predlog() {
         match log.flush().await {
             Ok(files) => tracing::info!(files = files.len(), "prediction log flushed"),

@@ -31,13 +31,29 @@ pub const MAX_LABELS_PER_REQUEST: usize = 10_000;
 pub const MAX_REQUEST_ID_LENGTH: usize = 256;
 
 /// What evaluating monitors keeps between passes.
-#[derive(Default)]
 pub struct Monitoring {
     references: eval::References,
     webhooks: alerts::Webhooks,
     /// One evaluation at a time, so the loop and an explicit call do not race.
     pass: tokio::sync::Mutex<()>,
+    /// This process's name in the monitor lease.
+    holder: String,
 }
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Self {
+            references: eval::References::default(),
+            webhooks: alerts::Webhooks::default(),
+            pass: tokio::sync::Mutex::default(),
+            holder: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+        }
+    }
+}
+
+/// The lease under which one server process, of all sharing a database, evaluates monitors
+/// and delivers their alerts.
+const LEASE: &str = "monitors";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -225,6 +241,15 @@ fn recent(m: &Monitor) -> i64 {
 }
 
 /// Publishes every monitor's latest evaluated window (with rows) on `/metrics`.
+/// Gives the monitor lease up at shutdown, so another replica takes over at its next pass
+/// instead of after the lease lapses.
+pub async fn step_down(state: &AppState) {
+    let holder = state.monitoring.holder.clone();
+    if let Err(e) = state.store.release_lease(LEASE.into(), holder).await {
+        tracing::warn!(error = %e, "cannot release the monitor lease; it lapses on its own");
+    }
+}
+
 async fn publish(s: &AppState) {
     let Some(serving) = &s.serving else { return };
     let Ok(monitors) = s.store.list_monitors().await else { return };
@@ -263,14 +288,30 @@ async fn publish(s: &AppState) {
     serving.publish_gauges(gauges);
 }
 
-/// Evaluates every monitor every `interval` until the process ends, after resuming the
-/// alert deliveries a previous process left pending.
+/// Evaluates every monitor every `interval` until the process ends, on whichever server
+/// process holds the monitor lease (one of all the replicas on a database; it lapses after
+/// three intervals without renewal). A process that becomes the holder first resumes the alert
+/// deliveries a previous holder left pending. Every process publishes the stored results.
 pub fn run(state: AppState, interval: Duration) {
     tokio::spawn(async move {
-        alerts::resume(&state, &state.monitoring.webhooks).await;
+        let ttl_ms = i64::try_from(interval.as_millis() * 3).unwrap_or(i64::MAX);
+        let mut leading = false;
         loop {
+            let holder = state.monitoring.holder.clone();
+            let lead = match state.store.take_lease(LEASE.into(), holder, ttl_ms).await {
+                Ok(lead) => lead,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the monitor lease; not evaluating this pass");
+                    false
+                }
+            };
+            if lead && !leading {
+                tracing::info!("this server now evaluates monitors");
+                alerts::resume(&state, &state.monitoring.webhooks).await;
+            }
+            leading = lead;
             match state.store.list_monitors().await {
-                Ok(all) => {
+                Ok(all) if lead => {
                     let _pass = state.monitoring.pass.lock().await;
                     for m in all {
                         if let Err(e) = evaluate_one(&state, &m).await {
@@ -283,6 +324,7 @@ pub fn run(state: AppState, interval: Duration) {
                     drop(_pass);
                     publish(&state).await;
                 }
+                Ok(_) => publish(&state).await,
                 Err(e) => tracing::warn!(error = %e, "cannot list monitors"),
             }
             tokio::time::sleep(interval).await;

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_registry.sql")),
     (3, include_str!("migrations/0003_deployments.sql")),
     (4, include_str!("migrations/0004_monitoring.sql")),
+    (5, include_str!("migrations/0005_leases.sql")),
 ];
 /// Key of the advisory lock migrations hold ("slipway" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0073_6c69_7077_6179;

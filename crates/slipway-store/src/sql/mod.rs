@@ -482,6 +482,12 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
     async fn ground_truth_updated(&self, deployment: String) -> Result<Option<i64>> {
         self.backend.read(move |c| monitoring::ground_truth_updated(c, &deployment)).await
     }
+    async fn take_lease(&self, name: String, holder: String, ttl_ms: i64) -> Result<bool> {
+        self.backend.write(move |c| monitoring::take_lease(c, &name, &holder, ttl_ms)).await
+    }
+    async fn release_lease(&self, name: String, holder: String) -> Result<()> {
+        self.backend.write(move |c| monitoring::release_lease(c, &name, &holder)).await
+    }
     async fn record_alert(&self, event: AlertEvent) -> Result<Option<AlertEvent>> {
         self.backend.write(move |c| monitoring::record_alert(c, &event)).await
     }

@@ -207,6 +207,28 @@ pub fn record_alert(conn: &Connection, e: &AlertEvent) -> Result<Option<AlertEve
     ))
 }
 
+/// One statement, so two takers cannot both win: the row is replaced only when its lease
+/// expired or is the taker's own.
+pub fn take_lease(conn: &Connection, name: &str, holder: &str, ttl_ms: i64) -> Result<bool> {
+    let now = now_ms();
+    let taken: Option<String> = conn
+        .query_row(
+            "INSERT INTO leases (name, holder, expires_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
+             WHERE leases.expires_ms < ?4 OR leases.holder = excluded.holder
+             RETURNING holder",
+            params![name, holder, now + ttl_ms.max(1), now],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(taken.is_some())
+}
+
+pub fn release_lease(conn: &Connection, name: &str, holder: &str) -> Result<()> {
+    conn.execute("DELETE FROM leases WHERE name = ?1 AND holder = ?2", params![name, holder])?;
+    Ok(())
+}
+
 pub fn update_alert(
     conn: &Connection,
     id: i64,

@@ -151,3 +151,17 @@ async fn a_change_on_one_replica_wakes_the_others_watch() {
     wait().await.expect("moving an alias on another replica wakes the watch");
     stores[1].close().await;
 }
+
+/// Replicas competing for one lease at once: exactly one gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_taken_by_many_replicas_at_once_has_one_holder() {
+    let stores = replicas().await;
+    let taken = join_all((0..12).map(|i| {
+        let s = stores[i % 3].clone();
+        async move { s.take_lease("monitors".into(), format!("holder-{i}"), 60_000).await }
+    }))
+    .await;
+    let won: Vec<usize> = taken.iter().enumerate().filter(|(_, t)| matches!(t, Ok(true))).map(|(i, _)| i).collect();
+    assert_eq!(won.len(), 1, "{taken:?}");
+    assert!(taken.iter().all(|t| t.is_ok()), "{taken:?}");
+}

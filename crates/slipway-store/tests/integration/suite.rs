@@ -1076,6 +1076,22 @@ macro_rules! store_test_suite {
             }
 
             #[tokio::test]
+            async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
+                let f = fixture().await;
+                let take = |h: &str, ttl| f.store.take_lease("monitors".into(), h.into(), ttl);
+                assert!(take("a", 60_000).await.unwrap());
+                assert!(!take("b", 60_000).await.unwrap(), "held by a");
+                assert!(take("a", 60_000).await.unwrap(), "a renews its own");
+                f.store.release_lease("monitors".into(), "b".into()).await.unwrap();
+                assert!(!take("b", 60_000).await.unwrap(), "only the holder can release");
+                f.store.release_lease("monitors".into(), "a".into()).await.unwrap();
+                assert!(take("b", 1).await.unwrap(), "released: b takes it");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                assert!(take("c", 60_000).await.unwrap(), "b's lease expired");
+                assert!(f.store.take_lease("other".into(), "b".into(), 60_000).await.unwrap(), "leases are per name");
+            }
+
+            #[tokio::test]
             async fn an_alert_fires_once_per_window_and_records_delivery() {
                 let f = fixture().await;
                 let s = &f.store;
