@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import requests
 import serving_helpers as sh
-from conftest import slipway_bin, unique
+from conftest import free_port, slipway_bin, unique
 
 ART = "/api/2.0/mlflow-artifacts/artifacts"
 
@@ -214,11 +214,18 @@ def test_gc_removes_deleted_runs_objects_and_keeps_registered_ones(tmp_path, res
     )
 
 
-def test_an_unreachable_or_malformed_root_stops_start_up_with_a_message(tmp_path):
-    for root, needle in [("s3://Bad_Bucket/x", "bucket name"), ("gs://b/x", "unsupported artifact root")]:
+def test_an_unreachable_missing_or_malformed_root_stops_start_up_with_a_message(tmp_path):
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for root, env, needle in [
+        ("s3://Bad_Bucket/x", {}, "bucket name"),
+        ("gs://b/x", {}, "unsupported artifact root"),
+        (f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/x", {}, "reading the artifact root"),
+        (f"s3://{bucket()}/x", {"AWS_ENDPOINT_URL": closed}, "reading the artifact root"),
+    ]:
         p = subprocess.run(
             [slipway_bin(), "server", "--port", "0", "--data-dir", str(tmp_path / "d"), "--artifact-root", root],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True, text=True, timeout=90, env={**os.environ, **env},
         )
-        assert p.returncode != 0
+        assert p.returncode != 0, root
         assert needle in p.stderr, p.stderr
+        assert "listening" not in p.stderr

@@ -156,6 +156,13 @@ impl Artifacts {
         &self.uri
     }
 
+    /// Lists the root once: a missing bucket, wrong credentials or an unreachable endpoint
+    /// show at start-up instead of at a client's first upload.
+    pub async fn check(&self) -> Result<()> {
+        self.store.list_with_delimiter(None).await?;
+        Ok(())
+    }
+
     /// Whether a stored location names something in this root: a proxied
     /// `mlflow-artifacts:` URI, or one under the root's own URI.
     pub fn owns(&self, location: &str) -> bool {

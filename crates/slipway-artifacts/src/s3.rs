@@ -24,6 +24,9 @@ use crate::{ArtifactError, Result};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest one S3 request may take, body included: parts and ranged reads are a few MiB.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest a failing request is retried before its error reaches the caller (object_store's
+/// default of three minutes would hold a client's upload, or start-up, that long).
+const RETRY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an unused connection is kept for the next request.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -71,7 +74,7 @@ pub fn open(location: &S3Location) -> Result<Arc<dyn ObjectStore>> {
     let s3 = AmazonS3Builder::from_env()
         .with_bucket_name(&location.bucket)
         .with_http_connector(HyperConnector)
-        .with_retry(RetryConfig::default())
+        .with_retry(RetryConfig { max_retries: 4, retry_timeout: RETRY_TIMEOUT, ..RetryConfig::default() })
         .build()
         .map_err(|e| ArtifactError::Backend(format!("configuring {}: {e}", location.uri())))?;
     Ok(if location.prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, location.prefix.as_str())) })

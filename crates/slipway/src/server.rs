@@ -68,6 +68,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn MetadataSto
     let artifact_root = config.artifact_root();
     let artifacts =
         Artifacts::open(&artifact_root).with_context(|| format!("opening the artifact root {artifact_root}"))?;
+    artifacts.check().await.with_context(|| format!("reading the artifact root {}", artifacts.uri()))?;
     // What new experiments' artifact locations start with.
     let root = if config.direct_artifacts() { artifacts.uri() } else { slipway_server::artifacts::SCHEME };
     let uri = config.metadata_store()?;
