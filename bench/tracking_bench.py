@@ -136,10 +136,19 @@ class RssSampler:
         self.peak = max(self.peak, tree_rss(self.pid))
 
 
+def fresh_pg_database(admin_url: str, prefix: str) -> str:
+    """A new, empty database on the PostgreSQL server at admin_url; its URI."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    subprocess.run(["psql", admin_url, "-qXc", f"CREATE DATABASE {name}"], check=True)
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
 class Server:
-    def __init__(self, kind: str, slipway_bin: str, log_dir: Path):
+    def __init__(self, kind: str, slipway_bin: str, log_dir: Path, pg_url: str | None = None):
         self.kind = kind
         self.slipway_bin = slipway_bin
+        # On PostgreSQL each server gets a database of its own on the one server.
+        self.store_uri = fresh_pg_database(pg_url, f"bench_{kind}") if pg_url else None
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-", dir=log_dir))
@@ -152,14 +161,14 @@ class Server:
             return [
                 str(REPO / ".venv/bin/mlflow"), "server",
                 "--host", "127.0.0.1", "--port", str(self.port),
-                "--backend-store-uri", f"sqlite:///{self.data_dir}/mlflow.db",
+                "--backend-store-uri", self.store_uri or f"sqlite:///{self.data_dir}/mlflow.db",
                 "--artifacts-destination", str(self.data_dir / "art"),
             ]
         return [
             self.slipway_bin, "server",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--data-dir", str(self.data_dir),
-        ]
+        ] + (["--backend-store-uri", self.store_uri] if self.store_uri else [])
 
     def start(self, timeout: float):
         self._log = open(self.log_path, "wb")
@@ -813,7 +822,7 @@ def machine_description(slipway_bin: str, servers: list[str]) -> list[str]:
 
 def run_server(kind: str, args, sz: Sizes, res: Results, anom: Anomalies, tmp: Path,
                search_fingerprints: dict):
-    srv = Server(kind, args.slipway_bin, tmp)
+    srv = Server(kind, args.slipway_bin, tmp, args.pg_url if args.backend == "postgres" else None)
     print(f"\n== {kind}: starting ({' '.join(srv.cmd())})", flush=True)
     try:
         srv.start(timeout=180 if kind == "mlflow" else 60)
@@ -856,7 +865,13 @@ def main() -> int:
                     help="run only these workloads (default: all)")
     ap.add_argument("--slipway-bin", default=os.environ.get("SLIPWAY_BIN") or
                     str(REPO / "target/release/slipway"))
+    ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite",
+                    help="metadata store of both servers (postgres: a fresh database each on --pg-url)")
+    ap.add_argument("--pg-url", default=os.environ.get("SLIPWAY_TEST_PG_URL"),
+                    help="PostgreSQL admin URI (default $SLIPWAY_TEST_PG_URL, as scripts/postgres.sh exports)")
     args = ap.parse_args()
+    if args.backend == "postgres" and not args.pg_url:
+        sys.exit("--backend postgres needs --pg-url or SLIPWAY_TEST_PG_URL (. scripts/postgres.sh && slipway_pg_start)")
 
     servers = [args.only] if args.only else ["mlflow", "slipway"]
     if "slipway" in servers and not os.access(args.slipway_bin, os.X_OK):
@@ -866,8 +881,12 @@ def main() -> int:
         sys.exit(f"{REPO / '.venv/bin/mlflow'} missing (pip install mlflow==3.17.2 into .venv)")
 
     sz = sizes_for(args.quick)
-    mode = "quick" if args.quick else "full"
+    mode = ("quick" if args.quick else "full") + (", PostgreSQL" if args.backend == "postgres" else "")
     desc = machine_description(args.slipway_bin, servers)
+    if args.backend == "postgres":
+        pg = subprocess.run(["psql", args.pg_url, "-XAtc", "SHOW server_version"], capture_output=True, text=True)
+        desc.append(f"- metadata store: PostgreSQL {pg.stdout.strip()} on loopback, a fresh database per server "
+                    "(mlflow through psycopg 3, SQLAlchemy's default pool)")
     print(f"# Slipway tracking benchmark ({mode})")
     print("\n".join(desc), flush=True)
     load = os.getloadavg()
