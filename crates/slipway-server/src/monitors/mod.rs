@@ -240,7 +240,6 @@ fn recent(m: &Monitor) -> i64 {
     slipway_store::now_ms() - eval::LOOKBACK_WINDOWS * m.spec.window_ms().max(1)
 }
 
-/// Publishes every monitor's latest evaluated window (with rows) on `/metrics`.
 /// Gives the monitor lease up at shutdown, so another replica takes over at its next pass
 /// instead of after the lease lapses.
 pub async fn step_down(state: &AppState) {
@@ -250,6 +249,7 @@ pub async fn step_down(state: &AppState) {
     }
 }
 
+/// Publishes every monitor's latest evaluated window (with rows) on `/metrics`.
 async fn publish(s: &AppState) {
     let Some(serving) = &s.serving else { return };
     let Ok(monitors) = s.store.list_monitors().await else { return };

@@ -229,15 +229,14 @@ impl Backend for Postgres {
 
 /// One connection that LISTENs on `slipway_changes_<schema>`, where `Connection::lock`
 /// announces every registry, deployment and monitor change (PostgreSQL delivers it at commit,
-/// drops it on rollback), and pokes `changed` for each notification, until the connection ends. Notifications are not kept while nobody listens,
-/// so each (re)connect pokes once too.
+/// drops it on rollback), and pokes `changed` for each notification until the connection
+/// ends. Notifications are not kept while nobody listens, so each (re)connect pokes once too.
 async fn listen(config: &Config, changed: &Notify) -> std::result::Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
-    let poked = changed;
     let messages = async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(_))) => poked.notify_one(),
+                Some(Ok(AsyncMessage::Notification(_))) => changed.notify_one(),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),
