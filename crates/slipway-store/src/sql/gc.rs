@@ -74,6 +74,7 @@ fn purge_run_rows(conn: &Connection, run_key: i64) -> Result<()> {
         "DELETE FROM input_tags WHERE input_uuid IN (SELECT input_uuid FROM dataset_inputs WHERE run_key = ?1)",
         "DELETE FROM dataset_inputs WHERE run_key = ?1",
         "DELETE FROM run_model_links WHERE run_key = ?1",
+        "DELETE FROM logged_model_metrics WHERE run_id = (SELECT run_uuid FROM runs WHERE run_key = ?1)",
         "DELETE FROM runs WHERE run_key = ?1",
     ] {
         conn.execute(sql, [run_key])?;
@@ -98,6 +99,7 @@ pub fn purge_run(conn: &Connection, run_id: &str) -> Result<bool> {
 fn purge_model_rows(conn: &Connection, model_id: &str) -> Result<usize> {
     conn.execute("DELETE FROM logged_model_params WHERE model_id = ?1", [model_id])?;
     conn.execute("DELETE FROM logged_model_tags WHERE model_id = ?1", [model_id])?;
+    conn.execute("DELETE FROM logged_model_metrics WHERE model_id = ?1", [model_id])?;
     Ok(conn.execute("DELETE FROM logged_models WHERE model_id = ?1", [model_id])?)
 }
 

@@ -1,7 +1,7 @@
 //! MLflow 3 logged models: created before their artifacts are uploaded, finalized after.
 
 use super::conn::{Connection, OptionalExtension, params};
-use slipway_types::{KeyValue, LIFECYCLE_ACTIVE, LoggedModel, LoggedModelData, LoggedModelInfo};
+use slipway_types::{KeyValue, LIFECYCLE_ACTIVE, LoggedModel, LoggedModelData, LoggedModelInfo, Metric};
 
 use super::experiments;
 use super::query::{self, Sql};
@@ -131,6 +131,10 @@ fn load(conn: &Connection, ids: &[String]) -> Result<Vec<LoggedModel>> {
         conn.prepare_cached("SELECT key, value FROM logged_model_tags WHERE model_id = ?1 ORDER BY key")?;
     let mut param_stmt =
         conn.prepare_cached("SELECT key, value FROM logged_model_params WHERE model_id = ?1 ORDER BY key")?;
+    let mut metric_stmt = conn.prepare_cached(
+        "SELECT key, value, timestamp, step, is_nan, run_id, dataset_name, dataset_digest FROM logged_model_metrics
+         WHERE model_id = ?1 ORDER BY key, step, timestamp",
+    )?;
     for id in ids {
         let Some(mut info) = info_stmt
             .query_row([id], |r| {
@@ -156,7 +160,21 @@ fn load(conn: &Connection, ids: &[String]) -> Result<Vec<LoggedModel>> {
         let kv = |r: &super::conn::Row| Ok(KeyValue { key: r.get(0)?, value: r.get(1)? });
         info.tags = tag_stmt.query_map([id], kv)?.collect::<super::conn::Result<_>>()?;
         let params = param_stmt.query_map([id], kv)?.collect::<super::conn::Result<_>>()?;
-        out.push(LoggedModel { info, data: LoggedModelData { params, metrics: Vec::new() } });
+        let metrics = metric_stmt
+            .query_map([id], |r| {
+                Ok(Metric {
+                    key: r.get(0)?,
+                    value: if r.get::<_, i64>(4)? != 0 { f64::NAN } else { r.get(1)? },
+                    timestamp: r.get(2)?,
+                    step: r.get(3)?,
+                    run_id: r.get(5)?,
+                    dataset_name: r.get(6)?,
+                    dataset_digest: r.get(7)?,
+                    model_id: Some(id.clone()),
+                })
+            })?
+            .collect::<super::conn::Result<_>>()?;
+        out.push(LoggedModel { info, data: LoggedModelData { params, metrics } });
     }
     Ok(out)
 }

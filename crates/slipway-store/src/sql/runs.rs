@@ -180,6 +180,36 @@ pub fn log_batch(
         }
     }
 
+    insert_metrics(conn, run_key, metrics)?;
+    update_latest(conn, run_key, metrics)?;
+    for m in metrics {
+        if let Some(model_id) = &m.model_id {
+            insert_model_metric(conn, model_id, run_id, m)?;
+        }
+    }
+    Ok(())
+}
+
+/// Records a point for a logged model's metrics (it is in the run's history as well); an exact
+/// repeat is kept once. Returns whether it was new.
+pub(crate) fn insert_model_metric(conn: &Connection, model_id: &str, run_id: &str, m: &Metric) -> Result<usize> {
+    let (value, is_nan) = if m.value.is_nan() { (0.0, 1) } else { (m.value, 0) };
+    Ok(conn.execute(
+        "INSERT INTO logged_model_metrics (model_id, key, step, timestamp, value, is_nan, run_id, dataset_name,
+                                           dataset_digest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+        params![model_id, m.key, m.step, m.timestamp, value, is_nan, run_id, m.dataset_name, m.dataset_digest],
+    )?)
+}
+
+/// Rows per multi-row INSERT of metric points, largest first: a batch of 1,000 points is 10
+/// statements (one round trip each on PostgreSQL, where one per point made a batch take
+/// longer than MLflow's), and only this many distinct statement texts get prepared.
+const METRIC_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// Moves each key's latest value forward to the newest of `metrics` where it is newer, by
+/// (step, timestamp, value) as MLflow orders them.
+pub(crate) fn update_latest(conn: &Connection, run_key: i64, metrics: &[Metric]) -> Result<()> {
     let mut upsert_latest = conn.prepare_cached(
         "INSERT INTO latest_metrics (run_key, key, step, timestamp, value, is_nan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (run_key, key) DO UPDATE SET
@@ -189,7 +219,6 @@ pub fn log_batch(
     // The latest value per key of this batch, by (step, timestamp, value) as SQLite compares
     // the stored rows: one upsert per key instead of one per point.
     let mut latest: HashMap<&str, (i64, i64, f64, i64)> = HashMap::new();
-    insert_metrics(conn, run_key, metrics)?;
     for m in metrics {
         let (value, is_nan) = if m.value.is_nan() { (0.0, 1) } else { (m.value, 0) };
         let candidate = (m.step, m.timestamp, value, is_nan);
@@ -208,15 +237,12 @@ pub fn log_batch(
     Ok(())
 }
 
-/// Rows per multi-row INSERT of metric points, largest first: a batch of 1,000 points is 10
-/// statements (one round trip each on PostgreSQL, where one per point made a batch take
-/// longer than MLflow's), and only this many distinct statement texts get prepared.
-const METRIC_CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
-
-/// Appends points to the history; an exact repeat of a stored point is kept once.
-fn insert_metrics(conn: &Connection, run_key: i64, metrics: &[Metric]) -> Result<()> {
+/// Appends points to the history; an exact repeat of a stored point is kept once. Returns how
+/// many points were new.
+pub(crate) fn insert_metrics(conn: &Connection, run_key: i64, metrics: &[Metric]) -> Result<usize> {
     use rusqlite::types::Value;
     let mut rest = metrics;
+    let mut inserted = 0;
     while !rest.is_empty() {
         let n = METRIC_CHUNKS.into_iter().find(|&c| c <= rest.len()).unwrap_or(1);
         let (chunk, tail) = rest.split_at(n);
@@ -241,10 +267,10 @@ fn insert_metrics(conn: &Connection, run_key: i64, metrics: &[Metric]) -> Result
                 Value::Integer(is_nan),
             ]
         });
-        conn.execute(&sql, params_from_iter(args))?;
+        inserted += conn.execute(&sql, params_from_iter(args))?;
         rest = tail;
     }
-    Ok(())
+    Ok(inserted)
 }
 
 pub fn delete_tag(conn: &Connection, run_id: &str, key: &str) -> Result<()> {

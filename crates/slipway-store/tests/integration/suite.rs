@@ -714,6 +714,16 @@ macro_rules! store_test_suite {
                 assert_eq!(m.info.status, "LOGGED_MODEL_READY");
                 assert!(s.finalize_logged_model(id.clone(), "BOGUS".into()).await.is_err());
                 s.log_outputs(run.clone(), vec![(id.clone(), 0)]).await.unwrap();
+                // A metric that names the model is the model's as well as the run's, once.
+                let for_model = Metric { model_id: Some(id.clone()), dataset_name: Some("eval".into()), ..metric("acc", 0.9, 2) };
+                for _ in 0..2 {
+                    s.log_batch(run.clone(), vec![for_model.clone(), metric("loss", 0.1, 2)], vec![], vec![]).await.unwrap();
+                }
+                let metrics = s.get_logged_model(id.clone(), false).await.unwrap().data.metrics;
+                assert_eq!(metrics.len(), 1, "{metrics:?}");
+                assert_eq!((metrics[0].key.as_str(), metrics[0].value, metrics[0].run_id.as_deref()), ("acc", 0.9, Some(run.as_str())));
+                assert_eq!(metrics[0].dataset_name.as_deref(), Some("eval"));
+                assert_eq!(s.get_run(run.clone()).await.unwrap().data.metrics.len(), 2);
                 assert_eq!(s.get_run(run.clone()).await.unwrap().outputs.model_outputs[0].model_id, id);
                 let found = s
                     .search_logged_models(LoggedModelSearch {
