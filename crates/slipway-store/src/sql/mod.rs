@@ -12,6 +12,7 @@ pub mod conn;
 mod deployments;
 pub(crate) mod experiments;
 mod gc;
+mod import;
 mod lineage;
 mod models;
 mod monitoring;
@@ -53,6 +54,25 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Finishes what is in flight and releases the database; later calls fail.
     fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+#[async_trait]
+impl<B: Backend> crate::import::ImportStore for SqlStore<B> {
+    async fn import(&self, item: crate::import::Imported, actor: String) -> Result<crate::import::Outcome> {
+        use crate::import::Imported;
+        let item = Arc::new(item);
+        self.backend
+            .write(move |c| match &*item {
+                Imported::Experiment(e) => import::experiment(c, e),
+                Imported::Run(r) => import::run(c, r),
+                Imported::LoggedModel(m) => import::logged_model(c, m),
+                Imported::RegisteredModel(m) => import::registered_model(c, m, &actor),
+            })
+            .await
+    }
+    async fn finish_import(&self) -> Result<()> {
+        self.backend.write(import::finish).await
+    }
 }
 
 /// A metadata store over a SQL [`Backend`].

@@ -1,25 +1,30 @@
 //! The metadata-store test suite, written once against the `MetadataStore` trait and
 //! instantiated per backend by `store_test_suite!`.
 
+mod import;
 mod replicas;
 mod suite;
 
 use std::sync::Arc;
 
 use slipway_store::MetadataStore;
+use slipway_store::import::ImportStore;
 use slipway_store::postgres::PostgresStore;
 use slipway_store::sqlite::SqliteStore;
 
 /// A fresh store, with the temporary directory a SQLite store lives in.
 pub struct Fixture {
     pub store: Arc<dyn MetadataStore>,
+    /// The same store, as `slipway import` writes to it.
+    pub import: Arc<dyn ImportStore>,
     _dir: Option<tempfile::TempDir>,
 }
 
 pub async fn sqlite_fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("meta.db"), "mlflow-artifacts:", 4).expect("open store");
-    Fixture { store: Arc::new(store), _dir: Some(dir) }
+    let store = Arc::new(store);
+    Fixture { store: store.clone(), import: store, _dir: Some(dir) }
 }
 
 /// The PostgreSQL server `scripts/test.sh` starts (`SLIPWAY_TEST_PG_URL`).
@@ -44,7 +49,8 @@ pub async fn pg_schema() -> tokio_postgres::Config {
 
 pub async fn postgres_fixture() -> Fixture {
     let store = PostgresStore::connect_with(pg_schema().await, "mlflow-artifacts:", 8).await.expect("open store");
-    Fixture { store: Arc::new(store), _dir: None }
+    let store = Arc::new(store);
+    Fixture { store: store.clone(), import: store, _dir: None }
 }
 
 store_test_suite!(sqlite, crate::sqlite_fixture);

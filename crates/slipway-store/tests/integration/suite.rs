@@ -1131,6 +1131,11 @@ macro_rules! store_test_suite {
                 assert!(s.pending_alerts().await.unwrap().is_empty());
                 assert!(matches!(s.update_alert(999, "failed".into(), 1, None, None).await, Err(StoreError::NotFound(_))));
             }
+
+            #[tokio::test]
+            async fn import_keeps_ids_and_a_repeat_changes_nothing() {
+                $crate::import::import_keeps_ids_and_a_repeat_changes_nothing(fixture().await).await;
+            }
         }
     };
 }
