@@ -6,6 +6,7 @@ mod deployments;
 mod drift;
 mod drift_html;
 mod gc;
+mod import;
 mod models;
 mod monitors;
 mod serve;
@@ -38,6 +39,8 @@ enum Command {
     Monitors(monitors::MonitorsArgs),
     /// Permanently remove soft-deleted objects and their artifacts.
     Gc(gc::GcArgs),
+    /// Copy another tracking server's history into this store: `slipway import mlflow`.
+    Import(import::ImportArgs),
     /// Compare a current dataset with a reference one: per-column drift tests that match
     /// Evidently, as JSON or a self-contained HTML report.
     Drift(drift::DriftArgs),
@@ -55,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::Deployments(args) => deployments::run(args),
         Command::Monitors(args) => monitors::run(args),
         Command::Gc(args) => gc::run(args),
+        Command::Import(args) => import::run(args),
         Command::Drift(args) => drift::run(args),
         Command::Validate(args) => validate::run(args),
     }

@@ -12,6 +12,7 @@ use slipway_server::{AppState, build_app};
 use slipway_serving::Serving;
 use slipway_serving::source::StoreSource;
 use slipway_store::MetadataStore;
+use slipway_store::import::ImportStore;
 use slipway_store::postgres::PostgresStore;
 use slipway_store::sqlite::SqliteStore;
 use tracing_subscriber::EnvFilter;
@@ -63,8 +64,19 @@ impl StoreArgs {
     }
 }
 
+/// Both faces of an opened store: servers get the [`MetadataStore`], `slipway import` the
+/// [`ImportStore`] as well.
+pub trait Store: MetadataStore + ImportStore {}
+impl<T: MetadataStore + ImportStore> Store for T {}
+
 /// Opens the metadata store and artifact root a configuration names.
 pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn MetadataStore>, Artifacts)> {
+    let (store, artifacts) = open_store(config).await?;
+    Ok((store, artifacts))
+}
+
+/// [`open_stores`], keeping the import face.
+pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Artifacts)> {
     let artifact_root = config.artifact_root();
     let artifacts =
         Artifacts::open(&artifact_root).with_context(|| format!("opening the artifact root {artifact_root}"))?;
@@ -72,7 +84,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn MetadataSto
     // What new experiments' artifact locations start with.
     let root = if config.direct_artifacts() { artifacts.uri() } else { slipway_server::artifacts::SCHEME };
     let uri = config.metadata_store()?;
-    let opened: slipway_store::Result<Arc<dyn MetadataStore>> = match &uri {
+    let opened: slipway_store::Result<Arc<dyn Store>> = match &uri {
         MetadataUri::Sqlite(db) => SqliteStore::open(db, root, config.read_connections).map(|s| Arc::new(s) as _),
         MetadataUri::Postgres(url) => {
             PostgresStore::connect(url, root, config.db_pool_size).await.map(|s| Arc::new(s) as _)

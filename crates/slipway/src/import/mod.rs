@@ -1,0 +1,486 @@
+//! `slipway import mlflow`: copies an MLflow tracking server's database and artifacts into
+//! the configured store, keeping every id.
+//!
+//! A blocking task reads the source (one snapshot transaction) and hands items, in the order
+//! they depend on each other, through a short channel to the writer, which upserts each one in
+//! its own transaction ([`ImportStore`]) and copies its artifacts. Everything is upserted by id,
+//! so an interrupted import is finished by running it again, and a repeated one reports every
+//! item unchanged and copies no file twice.
+
+mod mlflow;
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use slipway_artifacts::{ArtifactPath, Artifacts, sanitize};
+use slipway_store::import::{Imported, Outcome};
+
+use crate::server::{StoreArgs, open_store};
+
+#[derive(Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    source: Source,
+}
+
+#[derive(Subcommand)]
+enum Source {
+    /// Copy an MLflow tracking server (its database and artifact root) into this store.
+    Mlflow(MlflowArgs),
+}
+
+#[derive(Args)]
+struct MlflowArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// MLflow's --backend-store-uri: sqlite:////path/mlflow.db or postgresql://user:pw@host/db.
+    #[arg(long = "from", value_name = "URI")]
+    from: String,
+    /// Where MLflow keeps artifacts: its --artifacts-destination (a folder or s3://bucket/prefix),
+    /// or the folder its file:// artifact locations point into. Without it only metadata is copied.
+    #[arg(long, value_name = "DIR|S3_URI")]
+    artifacts_from: Option<String>,
+    /// The MLflow workspace to import (MLflow 3.17 and later).
+    #[arg(long, default_value = "default")]
+    workspace: String,
+    /// Who the registry's audit log names for imported changes.
+    #[arg(long, default_value = "import")]
+    actor: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What happened to one kind of object.
+#[derive(Debug, Default, Serialize)]
+struct Counts {
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    skipped: u64,
+}
+
+impl Counts {
+    fn add(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Created => self.created += 1,
+            Outcome::Updated => self.updated += 1,
+            Outcome::Unchanged => self.unchanged += 1,
+            Outcome::Conflict(_) => self.skipped += 1,
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    source: String,
+    schema_revision: Option<String>,
+    experiments: Counts,
+    runs: Counts,
+    logged_models: Counts,
+    registered_models: Counts,
+    model_versions: u64,
+    metric_points: u64,
+    artifact_files_copied: u64,
+    artifact_bytes_copied: u64,
+    /// Files the target already held with the same size.
+    artifact_files_present: u64,
+    /// Everything not imported, and why.
+    skipped: Vec<String>,
+}
+
+pub fn run(args: ImportArgs) -> anyhow::Result<()> {
+    let Source::Mlflow(args) = args.source;
+    let config = args.store.config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(import(&config, &args))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+/// What the reading task sends.
+enum Message {
+    /// First: what the source is, for the report and the progress line.
+    Start {
+        revision: Option<String>,
+        runs: i64,
+        unmapped: Vec<String>,
+    },
+    Item(Box<Imported>),
+}
+
+async fn import(config: &crate::config::Config, args: &MlflowArgs) -> anyhow::Result<Report> {
+    let (store, ours) = open_store(config).await?;
+    let root =
+        if config.direct_artifacts() { ours.uri().to_string() } else { slipway_server::artifacts::SCHEME.into() };
+    let from = args.artifacts_from.as_deref().map(open_source_artifacts).transpose()?;
+    let mut artifacts = ArtifactCopy { from, ours, root, present: HashMap::new() };
+    let mut report = Report { source: args.from.clone(), ..Report::default() };
+    if artifacts.from.is_none() {
+        report.skipped.push("artifacts: no --artifacts-from was given, only metadata was copied".into());
+    }
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(8);
+    let (uri, workspace) = (args.from.clone(), args.workspace.clone());
+    let handle = tokio::runtime::Handle::current();
+    let reading = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let db = mlflow::Database::open(&uri, &handle)?;
+        let reader = mlflow::Reader::new(&db, &workspace)?;
+        let start =
+            Message::Start { revision: reader.revision(), runs: reader.run_count()?, unmapped: reader.unmapped()? };
+        if tx.blocking_send(start).is_err() {
+            return Ok(());
+        }
+        mlflow::read_all(&reader, |item| tx.blocking_send(Message::Item(Box::new(item))).is_ok())
+    });
+
+    let mut progress = Progress::new();
+    let mut locations = Vec::new();
+    while let Some(message) = rx.recv().await {
+        let mut item = match message {
+            Message::Start { revision, runs, unmapped } => {
+                report.schema_revision = revision;
+                report.skipped.extend(unmapped);
+                progress.runs_total = runs;
+                continue;
+            }
+            Message::Item(item) => *item,
+        };
+        let tree = artifacts.rewrite(&mut item, &mut locations);
+        let tally = Tally::of(&item);
+        let outcome =
+            store.import(item, args.actor.clone()).await.with_context(|| format!("importing {}", tally.what))?;
+        report.counts(tally.kind).add(&outcome);
+        progress.runs_done += u64::from(matches!(tally.kind, Kind::Run));
+        if let Outcome::Conflict(why) = &outcome {
+            report.skipped.push(format!("{}: {why}", tally.what));
+            continue;
+        }
+        report.metric_points += tally.points;
+        report.model_versions += tally.versions;
+        match tree {
+            Tree::Copy(location) => artifacts.copy_tree(&location, &mut report, &mut progress).await?,
+            Tree::Elsewhere(location) => {
+                report.skipped.push(format!("artifacts of {} at {location}: not under --artifacts-from", tally.what))
+            }
+            Tree::None => {}
+        }
+        progress.points = report.metric_points;
+        progress.draw(false);
+    }
+    reading.await.context("the reading task failed")??;
+    store.finish_import().await?;
+    // A version whose files lie outside every run and logged model copied above.
+    for location in locations {
+        artifacts.copy_tree(&location, &mut report, &mut progress).await?;
+    }
+    progress.draw(true);
+    Ok(report)
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Experiment,
+    Run,
+    LoggedModel,
+    RegisteredModel,
+}
+
+/// What an item adds to the report once imported.
+struct Tally {
+    kind: Kind,
+    what: String,
+    points: u64,
+    versions: u64,
+}
+
+impl Tally {
+    fn of(item: &Imported) -> Self {
+        let tally = |kind, what, points, versions| Tally { kind, what, points, versions };
+        match item {
+            Imported::Experiment(e) => tally(Kind::Experiment, format!("experiment {} '{}'", e.id, e.name), 0, 0),
+            Imported::Run(r) => tally(Kind::Run, format!("run {}", r.run_id), r.metrics.len() as u64, 0),
+            Imported::LoggedModel(m) => tally(Kind::LoggedModel, format!("logged model {}", m.model_id), 0, 0),
+            Imported::RegisteredModel(m) => {
+                tally(Kind::RegisteredModel, format!("registered model '{}'", m.name), 0, m.versions.len() as u64)
+            }
+        }
+    }
+}
+
+impl Report {
+    fn counts(&mut self, kind: Kind) -> &mut Counts {
+        match kind {
+            Kind::Experiment => &mut self.experiments,
+            Kind::Run => &mut self.runs,
+            Kind::LoggedModel => &mut self.logged_models,
+            Kind::RegisteredModel => &mut self.registered_models,
+        }
+    }
+}
+
+fn open_source_artifacts(root: &str) -> anyhow::Result<Artifacts> {
+    if !root.starts_with("s3://") {
+        let dir = root.strip_prefix("file://").unwrap_or(root);
+        anyhow::ensure!(std::path::Path::new(dir).is_dir(), "--artifacts-from {root}: no such folder");
+    }
+    Artifacts::open(root).with_context(|| format!("opening --artifacts-from {root}"))
+}
+
+/// What to copy for one item.
+enum Tree {
+    /// The tree at this path of both roots.
+    Copy(String),
+    /// Stored outside what `--artifacts-from` names.
+    Elsewhere(String),
+    None,
+}
+
+/// Maps MLflow's artifact locations into our root and copies the files behind them. MLflow's
+/// layout (`<experiment>/<run>/artifacts`, `<experiment>/models/<id>/artifacts`) is ours, so a
+/// location keeps its path and only changes its root.
+struct ArtifactCopy {
+    from: Option<Artifacts>,
+    ours: Artifacts,
+    /// What our stored locations start with: `mlflow-artifacts:` or the direct root's URI.
+    root: String,
+    /// Sizes of the files our root holds, per directory listed so far.
+    present: HashMap<String, HashMap<String, u64>>,
+}
+
+impl ArtifactCopy {
+    /// The path under the artifact root that an MLflow location names, if it is in reach.
+    fn relative(&self, location: &str) -> Option<String> {
+        if let Some(rest) = location.strip_prefix(slipway_artifacts::PROXY_SCHEME) {
+            // mlflow-artifacts:/p, or mlflow-artifacts://host:port/p
+            let path = match rest.strip_prefix("//") {
+                Some(hosted) => hosted.split_once('/').map_or("", |(_, p)| p),
+                None => rest,
+            };
+            return Some(path.trim_matches('/').to_string());
+        }
+        let from = self.from.as_ref()?;
+        let location = if location.starts_with('/') { format!("file://{location}") } else { location.to_string() };
+        match location.strip_prefix(from.uri())? {
+            "" => Some(String::new()),
+            rest => rest.strip_prefix('/').map(|p| p.trim_end_matches('/').to_string()),
+        }
+    }
+
+    fn ours(&self, relative: &str) -> String {
+        format!("{}/{relative}", self.root.trim_end_matches('/'))
+    }
+
+    /// Rewrites the item's locations to ours; returns the tree to copy. Model versions'
+    /// storage locations are collected into `later`.
+    fn rewrite(&self, item: &mut Imported, later: &mut Vec<String>) -> Tree {
+        let tree_of = |location: &mut String| match self.relative(location) {
+            Some(rel) => {
+                *location = self.ours(&rel);
+                Tree::Copy(rel)
+            }
+            None if location.is_empty() => Tree::None,
+            None => Tree::Elsewhere(location.clone()),
+        };
+        match item {
+            Imported::Experiment(e) => {
+                tree_of(&mut e.artifact_location);
+                Tree::None
+            }
+            Imported::Run(r) => tree_of(&mut r.artifact_uri),
+            Imported::LoggedModel(m) => tree_of(&mut m.artifact_location),
+            Imported::RegisteredModel(m) => {
+                for v in &mut m.versions {
+                    if let Some(rel) = self.relative(&v.source) {
+                        v.source = self.ours(&rel);
+                    }
+                    if let Some(rel) = self.relative(&v.storage_location) {
+                        v.storage_location = self.ours(&rel);
+                        later.push(rel);
+                    }
+                }
+                Tree::None
+            }
+        }
+    }
+
+    /// Copies every file under `relative` that our root lacks (or holds with another size),
+    /// four at a time, each streamed.
+    async fn copy_tree(&mut self, relative: &str, report: &mut Report, progress: &mut Progress) -> anyhow::Result<()> {
+        let Some(from) = self.from.clone() else { return Ok(()) };
+        let mut dirs = vec![path(relative)?];
+        let mut files = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            for entry in from.list(&dir).await.with_context(|| format!("listing {dir} in --artifacts-from"))? {
+                if entry.is_dir {
+                    dirs.push(path(&entry.path)?);
+                } else {
+                    files.push((entry.path, entry.size.unwrap_or(0)));
+                }
+            }
+        }
+        let mut todo = Vec::new();
+        for (file, size) in files {
+            let (parent, _) = file.rsplit_once('/').unwrap_or(("", &file));
+            if !self.present.contains_key(parent) {
+                let listed = self.ours.list(&path(parent)?).await.unwrap_or_default();
+                let sizes = listed.into_iter().filter_map(|e| Some((e.path, e.size?))).collect();
+                self.present.insert(parent.to_string(), sizes);
+            }
+            if self.present.get(parent).and_then(|p| p.get(&file)) == Some(&size) {
+                report.artifact_files_present += 1;
+            } else {
+                todo.push(file);
+            }
+        }
+        let ours = &self.ours;
+        let mut copies = futures::stream::iter(todo)
+            .map(|file| {
+                let from = from.clone();
+                async move {
+                    let p = path(&file)?;
+                    let download = from.get_stream(&p).await.with_context(|| format!("reading {file}"))?;
+                    let bytes =
+                        ours.put_stream(&p, download.stream).await.with_context(|| format!("writing {file}"))?;
+                    anyhow::Ok(bytes)
+                }
+            })
+            .buffer_unordered(4);
+        while let Some(bytes) = copies.try_next().await? {
+            report.artifact_files_copied += 1;
+            report.artifact_bytes_copied += bytes;
+            progress.bytes += bytes;
+            progress.draw(false);
+        }
+        Ok(())
+    }
+}
+
+/// A path relative to an artifact root, as listings name it (already decoded).
+fn path(relative: &str) -> anyhow::Result<ArtifactPath> {
+    Ok(sanitize(&relative.replace('%', "%25"))?)
+}
+
+/// One stderr line, redrawn at most 10 times a second, when stderr is a terminal.
+struct Progress {
+    runs_total: i64,
+    runs_done: u64,
+    points: u64,
+    bytes: u64,
+    drawn: Option<Instant>,
+    enabled: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            runs_total: 0,
+            runs_done: 0,
+            points: 0,
+            bytes: 0,
+            drawn: None,
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn draw(&mut self, last: bool) {
+        if !self.enabled || (!last && self.drawn.is_some_and(|t| t.elapsed() < Duration::from_millis(100))) {
+            return;
+        }
+        self.drawn = Some(Instant::now());
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\rimporting: runs {}/{}  metric points {}  artifacts {:.1} MB{}",
+            self.runs_done,
+            self.runs_total,
+            self.points,
+            self.bytes as f64 / 1e6,
+            if last { "\n" } else { "" }
+        );
+        let _ = err.flush();
+    }
+}
+
+fn print_report(r: &Report) {
+    println!("imported {} (schema {})", r.source, r.schema_revision.as_deref().unwrap_or("unknown"));
+    println!("{:<18} {:>8} {:>8} {:>10} {:>8}", "", "created", "updated", "unchanged", "skipped");
+    for (name, c) in [
+        ("experiments", &r.experiments),
+        ("runs", &r.runs),
+        ("logged models", &r.logged_models),
+        ("registered models", &r.registered_models),
+    ] {
+        println!("{name:<18} {:>8} {:>8} {:>10} {:>8}", c.created, c.updated, c.unchanged, c.skipped);
+    }
+    println!("model versions: {}, metric points: {}", r.model_versions, r.metric_points);
+    println!(
+        "artifacts: {} files copied ({} bytes), {} already present",
+        r.artifact_files_copied, r.artifact_bytes_copied, r.artifact_files_present
+    );
+    if !r.skipped.is_empty() {
+        println!("skipped:");
+        for s in &r.skipped {
+            println!("  {s}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copier(from: Option<&std::path::Path>, root: &str) -> ArtifactCopy {
+        let dir = tempfile::tempdir().unwrap();
+        ArtifactCopy {
+            from: from.map(|p| Artifacts::local(p).unwrap()),
+            ours: Artifacts::local(dir.keep()).unwrap(),
+            root: root.into(),
+            present: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn mlflow_locations_map_into_our_root_by_their_path() {
+        let src = tempfile::tempdir().unwrap();
+        let c = copier(Some(src.path()), "mlflow-artifacts:");
+        let abs = src.path().canonicalize().unwrap();
+        assert_eq!(c.relative("mlflow-artifacts:/1/abc/artifacts").as_deref(), Some("1/abc/artifacts"));
+        assert_eq!(c.relative("mlflow-artifacts://host:5000/1/abc/artifacts/").as_deref(), Some("1/abc/artifacts"));
+        assert_eq!(c.relative(&format!("file://{}/2/r/artifacts", abs.display())).as_deref(), Some("2/r/artifacts"));
+        assert_eq!(c.relative(&format!("{}/2/r/artifacts", abs.display())).as_deref(), Some("2/r/artifacts"));
+        assert_eq!(c.relative("s3://elsewhere/2/r/artifacts"), None);
+        assert_eq!(c.relative("/not/under/the/source/root"), None);
+        assert_eq!(c.ours("1/abc/artifacts"), "mlflow-artifacts:/1/abc/artifacts");
+        let direct = copier(None, "s3://bucket/prefix");
+        assert_eq!(direct.ours("1/abc/artifacts"), "s3://bucket/prefix/1/abc/artifacts");
+        // Without a source root only the proxied scheme can be placed.
+        assert_eq!(direct.relative("file:///x/1/abc"), None);
+    }
+
+    #[tokio::test]
+    async fn copying_a_tree_twice_copies_each_file_once() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(src.path().join("1/r/artifacts/model")).unwrap();
+        std::fs::write(src.path().join("1/r/artifacts/model/MLmodel"), b"flavors: {}").unwrap();
+        std::fs::write(src.path().join("1/r/artifacts/notes v1.txt"), b"hello").unwrap();
+        let mut c = copier(Some(src.path()), "mlflow-artifacts:");
+        let (mut report, mut progress) = (Report::default(), Progress::new());
+        c.copy_tree("1/r/artifacts", &mut report, &mut progress).await.unwrap();
+        assert_eq!((report.artifact_files_copied, report.artifact_bytes_copied), (2, 16));
+        let copied = c.ours.list(&path("1/r/artifacts/model").unwrap()).await.unwrap();
+        assert_eq!(copied[0].path, "1/r/artifacts/model/MLmodel");
+        c.present.clear();
+        c.copy_tree("1/r/artifacts", &mut report, &mut progress).await.unwrap();
+        assert_eq!((report.artifact_files_copied, report.artifact_files_present), (2, 2));
+    }
+}
