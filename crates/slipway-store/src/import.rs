@@ -114,7 +114,14 @@ pub struct ImportedVersion {
 /// One unit of an import: written whole or not at all.
 pub enum Imported {
     Experiment(ImportedExperiment),
+    /// A run, with its history or the first part of it.
     Run(Box<ImportedRun>),
+    /// More of an imported run's history: long histories come in parts, so neither side holds
+    /// all of one in memory.
+    RunMetrics {
+        run_id: String,
+        metrics: Vec<Metric>,
+    },
     LoggedModel(ImportedLoggedModel),
     RegisteredModel(ImportedRegisteredModel),
 }

@@ -5,7 +5,7 @@
 //! so the affected-row counts of an item's statements add up to zero exactly when the store
 //! already held it. Import adds and updates; it never deletes what the source no longer has.
 
-use slipway_types::KeyValue;
+use slipway_types::{KeyValue, Metric};
 
 use super::conn::{Connection, OptionalExtension, params};
 use super::{audit, registry, runs};
@@ -129,12 +129,7 @@ pub fn run(conn: &Connection, r: &ImportedRun) -> Result<Outcome> {
     let run_key: i64 = conn.query_row("SELECT run_key FROM runs WHERE run_uuid = ?1", [&r.run_id], |row| row.get(0))?;
     changed += key_values(conn, "params", ("run_key", &run_key), &r.params)?;
     changed += key_values(conn, "tags", ("run_key", &run_key), &r.tags)?;
-    // The latest values follow from the history: only new points can move them.
-    let new_points = runs::insert_metrics(conn, run_key, &r.metrics)?;
-    if new_points > 0 {
-        runs::update_latest(conn, run_key, &r.metrics)?;
-    }
-    changed += new_points;
+    changed += points(conn, run_key, &r.metrics)?;
     changed += inputs(conn, r, run_key)?;
     let mut link = conn.prepare_cached(&upsert(
         "run_model_links",
@@ -146,6 +141,25 @@ pub fn run(conn: &Connection, r: &ImportedRun) -> Result<Outcome> {
         changed += link.execute(params![run_key, l.model_id, direction, l.step])?;
     }
     Ok(outcome(existing.is_some(), changed))
+}
+
+/// Appends to the history; the latest values follow from it, so only new points can move them.
+fn points(conn: &Connection, run_key: i64, metrics: &[Metric]) -> Result<usize> {
+    let new_points = runs::insert_metrics(conn, run_key, metrics)?;
+    if new_points > 0 {
+        runs::update_latest(conn, run_key, metrics)?;
+    }
+    Ok(new_points)
+}
+
+/// A later part of a run's history. `Updated` when it held new points.
+pub fn run_metrics(conn: &Connection, run_id: &str, metrics: &[Metric]) -> Result<Outcome> {
+    let run_key: Option<i64> =
+        conn.query_row("SELECT run_key FROM runs WHERE run_uuid = ?1", [run_id], |row| row.get(0)).optional()?;
+    let Some(run_key) = run_key else {
+        return Ok(Outcome::Conflict(format!("run {run_id} was not imported")));
+    };
+    Ok(outcome(true, points(conn, run_key, metrics)?))
 }
 
 /// Datasets are one per (experiment, name, digest) and inputs one per (run, dataset): where

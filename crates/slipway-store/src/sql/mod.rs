@@ -65,6 +65,7 @@ impl<B: Backend> crate::import::ImportStore for SqlStore<B> {
             .write(move |c| match &*item {
                 Imported::Experiment(e) => import::experiment(c, e),
                 Imported::Run(r) => import::run(c, r),
+                Imported::RunMetrics { run_id, metrics } => import::run_metrics(c, run_id, metrics),
                 Imported::LoggedModel(m) => import::logged_model(c, m),
                 Imported::RegisteredModel(m) => import::registered_model(c, m, &actor),
             })

@@ -209,6 +209,13 @@ pub async fn import_keeps_ids_and_a_repeat_changes_nothing(f: Fixture) {
     changed.metrics.push(point("loss", 0.1, 4, 13));
     assert_eq!(i.import(Imported::Run(Box::new(changed)), "importer".into()).await.unwrap(), Outcome::Updated);
     assert_eq!(s.get_run(run_id.into()).await.unwrap().data.metrics[0].value, 0.1);
+    // A long history's later parts: new points update, a repeat does not, an unknown run conflicts.
+    let more = || Imported::RunMetrics { run_id: run_id.into(), metrics: vec![point("loss", 0.05, 5, 14)] };
+    assert_eq!(i.import(more(), "importer".into()).await.unwrap(), Outcome::Updated);
+    assert_eq!(i.import(more(), "importer".into()).await.unwrap(), Outcome::Unchanged);
+    assert_eq!(s.get_run(run_id.into()).await.unwrap().data.metrics[0].value, 0.05);
+    let stray = Imported::RunMetrics { run_id: "fedcba9876543210fedcba9876543210".into(), metrics: vec![] };
+    assert!(matches!(i.import(stray, "importer".into()).await.unwrap(), Outcome::Conflict(_)));
     let clash = i.import(experiment(8, "someone-else"), "importer".into()).await.unwrap();
     assert!(matches!(clash, Outcome::Conflict(ref why) if why.contains("after-import")), "{clash:?}");
     let clash = i.import(experiment(9, "imported"), "importer".into()).await.unwrap();

@@ -46,6 +46,10 @@ const MAPPED: [&str; 21] = [
 const LOGGED_MODEL_STATUSES: [&str; 4] =
     ["LOGGED_MODEL_STATUS_UNSPECIFIED", "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"];
 
+/// Metric points per item: bounds the memory a long history takes on both sides of the
+/// channel, and the size of one write transaction.
+pub const POINTS_PER_ITEM: usize = 100_000;
+
 /// A deleted version's source and run, as MLflow overwrites them.
 const REDACTED: [&str; 2] = ["REDACTED-SOURCE-PATH", "REDACTED-RUN-ID"];
 
@@ -118,6 +122,21 @@ fn rows<T>(
 
 fn text(s: &str) -> Value {
     Value::Text(s.to_string())
+}
+
+/// A metric point as MLflow stores it: NaN as value 0 with `is_nan`.
+fn point(r: &Row) -> conn::Result<Metric> {
+    let is_nan = r.get::<_, Option<i64>>(4)?.unwrap_or(0) != 0;
+    Ok(Metric {
+        key: r.get(0)?,
+        value: if is_nan { f64::NAN } else { r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN) },
+        timestamp: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+        step: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+        dataset_name: None,
+        dataset_digest: None,
+        model_id: None,
+        run_id: None,
+    })
 }
 
 fn key_value(r: &Row) -> conn::Result<KeyValue> {
@@ -296,28 +315,45 @@ impl<'d> Reader<'d> {
         {
             run.name = tag.value.clone();
         }
-        run.metrics = rows(
-            &self.conn,
-            "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ?1",
-            id(),
-            |r| {
-                let is_nan = r.get::<_, Option<i64>>(4)?.unwrap_or(0) != 0;
-                Ok(Metric {
-                    key: r.get(0)?,
-                    value: if is_nan { f64::NAN } else { r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN) },
-                    timestamp: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-                    step: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
-                    dataset_name: None,
-                    dataset_digest: None,
-                    model_id: None,
-                    run_id: None,
-                })
-            },
-        )?;
         if self.has_table("inputs") && self.has_table("datasets") {
             self.read_inputs(&mut run)?;
         }
         Ok(run)
+    }
+
+    /// A run's metric history in parts of at most `n` points, each handed to `f` as it is read
+    /// (a cursor, not one result set); stops when `f` returns false.
+    fn metric_parts(&self, run_id: &str, n: usize, mut f: impl FnMut(Vec<Metric>) -> bool) -> anyhow::Result<()> {
+        const SELECT: &str = "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ";
+        let context = || format!("reading the metric history of run {run_id}");
+        if self.conn.is_postgres() {
+            // A cursor is declared with its query as text; run ids are MLflow's hex uuids.
+            anyhow::ensure!(run_id.chars().all(|c| c.is_ascii_alphanumeric()), "unexpected run id '{run_id}'");
+            let declare = format!("DECLARE import_points NO SCROLL CURSOR FOR {SELECT}'{run_id}'");
+            self.conn.prepare(&declare)?.execute(params_from_iter(Vec::<Value>::new())).with_context(context)?;
+            loop {
+                let part = rows(&self.conn, &format!("FETCH FORWARD {n} FROM import_points"), vec![], point)?;
+                let last = part.len() < n;
+                if (!part.is_empty() && !f(part)) || last {
+                    break;
+                }
+            }
+            self.conn.prepare("CLOSE import_points")?.execute(params_from_iter(Vec::<Value>::new()))?;
+            return Ok(());
+        }
+        let mut stmt = self.conn.prepare(&format!("{SELECT}?1")).with_context(context)?;
+        let mut cursor = stmt.query([run_id]).with_context(context)?;
+        let mut part = Vec::new();
+        while let Some(row) = cursor.next().with_context(context)? {
+            part.push(point(&row).with_context(context)?);
+            if part.len() == n && !f(std::mem::take(&mut part)) {
+                return Ok(());
+            }
+        }
+        if !part.is_empty() {
+            f(part);
+        }
+        Ok(())
     }
 
     fn read_inputs(&self, run: &mut ImportedRun) -> anyhow::Result<()> {
@@ -546,15 +582,32 @@ impl<'d> Reader<'d> {
 }
 
 /// Every item of the source in import order: each experiment, its runs and its logged models,
-/// then the registry. `send` returns false when the importer stopped listening.
-pub fn read_all(reader: &Reader, mut send: impl FnMut(Imported) -> bool) -> anyhow::Result<()> {
+/// then the registry; at most `points_per_item` metric points in one item. `send` returns false
+/// when the importer stopped listening.
+pub fn read_all(reader: &Reader, points_per_item: usize, mut send: impl FnMut(Imported) -> bool) -> anyhow::Result<()> {
     for experiment in reader.experiments()? {
         let id = experiment.id;
         if !send(Imported::Experiment(experiment)) {
             return Ok(());
         }
         for run_id in reader.run_ids(id)? {
-            if !send(Imported::Run(Box::new(reader.run(&run_id)?))) {
+            // The run travels with the first part of its history, the rest follows it.
+            let mut run = Some(reader.run(&run_id)?);
+            let mut listening = true;
+            reader.metric_parts(&run_id, points_per_item, |metrics| {
+                listening = match run.take() {
+                    Some(mut run) => {
+                        run.metrics = metrics;
+                        send(Imported::Run(Box::new(run)))
+                    }
+                    None => send(Imported::RunMetrics { run_id: run_id.clone(), metrics }),
+                };
+                listening
+            })?;
+            if let Some(run) = run {
+                listening = send(Imported::Run(Box::new(run)));
+            }
+            if !listening {
                 return Ok(());
             }
         }
@@ -575,6 +628,87 @@ pub fn read_all(reader: &Reader, mut send: impl FnMut(Imported) -> bool) -> anyh
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tables of an MLflow 2-era database that the reader needs (no workspaces, no logged
+    /// models, no inputs: probed, not required).
+    fn mlflow_db(path: &std::path::Path) {
+        let db = rusqlite::Connection::open(path).unwrap();
+        db.execute_batch(
+            "CREATE TABLE experiments (experiment_id INTEGER PRIMARY KEY, name TEXT, artifact_location TEXT,
+                                       lifecycle_stage TEXT, creation_time INTEGER, last_update_time INTEGER);
+             CREATE TABLE experiment_tags (key TEXT, value TEXT, experiment_id INTEGER);
+             CREATE TABLE runs (run_uuid TEXT PRIMARY KEY, name TEXT, user_id TEXT, status TEXT, start_time INTEGER,
+                                end_time INTEGER, lifecycle_stage TEXT, artifact_uri TEXT, experiment_id INTEGER);
+             CREATE TABLE params (key TEXT, value TEXT, run_uuid TEXT);
+             CREATE TABLE tags (key TEXT, value TEXT, run_uuid TEXT);
+             CREATE TABLE metrics (key TEXT, value REAL, timestamp INTEGER, step INTEGER, is_nan BOOLEAN,
+                                   run_uuid TEXT);
+             CREATE TABLE trace_info (request_id TEXT);
+             INSERT INTO trace_info VALUES ('t1');
+             INSERT INTO experiments VALUES (0, 'Default', 'mlflow-artifacts:/0', 'active', 1, 2);
+             INSERT INTO runs VALUES ('aaaa', NULL, 'ana', 'FINISHED', 5, 6, 'active', 'mlflow-artifacts:/0/aaaa/artifacts', 0);
+             INSERT INTO runs VALUES ('bbbb', 'empty', 'ana', 'FAILED', 7, NULL, 'deleted', 'mlflow-artifacts:/0/bbbb/artifacts', 0);
+             INSERT INTO tags VALUES ('mlflow.runName', 'from-tag', 'aaaa');",
+        )
+        .unwrap();
+        for step in 0..7 {
+            let is_nan = step == 3;
+            let value = if is_nan { 0.0 } else { step as f64 };
+            db.execute(
+                "INSERT INTO metrics VALUES ('loss', ?1, ?2, ?2, ?3, 'aaaa')",
+                rusqlite::params![value, step, is_nan],
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_long_history_comes_in_parts_after_its_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mlflow.db");
+        mlflow_db(&path);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let db = Database::open(&format!("sqlite:///{}", path.display()), rt.handle()).unwrap();
+        let reader = Reader::new(&db, "default").unwrap();
+        assert_eq!(reader.revision(), None);
+        assert_eq!(reader.unmapped().unwrap(), ["1 row of table trace_info: Slipway has no counterpart"]);
+        let mut items = Vec::new();
+        read_all(&reader, 3, |item| {
+            items.push(match item {
+                Imported::Experiment(e) => format!("experiment {}", e.id),
+                Imported::Run(r) => {
+                    let nan = r.metrics.iter().filter(|m| m.value.is_nan()).count();
+                    format!("run {} '{}' {} points {nan} nan", r.run_id, r.name, r.metrics.len())
+                }
+                Imported::RunMetrics { run_id, metrics } => {
+                    let nan = metrics.iter().filter(|m| m.value.is_nan()).count();
+                    format!("more of {run_id}: {} points {nan} nan", metrics.len())
+                }
+                Imported::LoggedModel(m) => format!("logged model {}", m.model_id),
+                Imported::RegisteredModel(m) => format!("registered model {}", m.name),
+            });
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            items,
+            [
+                "experiment 0",
+                "run aaaa 'from-tag' 3 points 0 nan",
+                "more of aaaa: 3 points 1 nan",
+                "more of aaaa: 1 points 0 nan",
+                "run bbbb 'empty' 0 points 0 nan",
+            ]
+        );
+        // A reader that stops listening stops reading.
+        let mut taken = 0;
+        read_all(&reader, 3, |_| {
+            taken += 1;
+            taken < 2
+        })
+        .unwrap();
+        assert_eq!(taken, 2);
+    }
 
     #[test]
     fn only_sqlite_and_postgresql_sources_are_accepted() {

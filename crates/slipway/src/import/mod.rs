@@ -129,7 +129,7 @@ async fn import(config: &crate::config::Config, args: &MlflowArgs) -> anyhow::Re
         report.skipped.push("artifacts: no --artifacts-from was given, only metadata was copied".into());
     }
 
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(8);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(4);
     let (uri, workspace) = (args.from.clone(), args.workspace.clone());
     let handle = tokio::runtime::Handle::current();
     let reading = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -140,11 +140,15 @@ async fn import(config: &crate::config::Config, args: &MlflowArgs) -> anyhow::Re
         if tx.blocking_send(start).is_err() {
             return Ok(());
         }
-        mlflow::read_all(&reader, |item| tx.blocking_send(Message::Item(Box::new(item))).is_ok())
+        mlflow::read_all(&reader, mlflow::POINTS_PER_ITEM, |item| {
+            tx.blocking_send(Message::Item(Box::new(item))).is_ok()
+        })
     });
 
     let mut progress = Progress::new();
     let mut locations = Vec::new();
+    // What the last run's first part did, for the parts of its history that follow.
+    let mut last_run = None;
     while let Some(message) = rx.recv().await {
         let mut item = match message {
             Message::Start { revision, runs, unmapped } => {
@@ -159,7 +163,24 @@ async fn import(config: &crate::config::Config, args: &MlflowArgs) -> anyhow::Re
         let tally = Tally::of(&item);
         let outcome =
             store.import(item, args.actor.clone()).await.with_context(|| format!("importing {}", tally.what))?;
+        if let Kind::Points = tally.kind {
+            // More of the run just counted: new points make an unchanged run an updated one.
+            if outcome == Outcome::Updated && last_run == Some(Outcome::Unchanged) {
+                report.runs.unchanged -= 1;
+                report.runs.updated += 1;
+                last_run = Some(Outcome::Updated);
+            }
+            if !matches!(outcome, Outcome::Conflict(_)) {
+                report.metric_points += tally.points;
+            }
+            progress.points = report.metric_points;
+            progress.draw(false);
+            continue;
+        }
         report.counts(tally.kind).add(&outcome);
+        if let Kind::Run = tally.kind {
+            last_run = Some(outcome.clone());
+        }
         progress.runs_done += u64::from(matches!(tally.kind, Kind::Run));
         if let Outcome::Conflict(why) = &outcome {
             report.skipped.push(format!("{}: {why}", tally.what));
@@ -191,6 +212,8 @@ async fn import(config: &crate::config::Config, args: &MlflowArgs) -> anyhow::Re
 enum Kind {
     Experiment,
     Run,
+    /// More of the last run's history.
+    Points,
     LoggedModel,
     RegisteredModel,
 }
@@ -209,6 +232,9 @@ impl Tally {
         match item {
             Imported::Experiment(e) => tally(Kind::Experiment, format!("experiment {} '{}'", e.id, e.name), 0, 0),
             Imported::Run(r) => tally(Kind::Run, format!("run {}", r.run_id), r.metrics.len() as u64, 0),
+            Imported::RunMetrics { run_id, metrics } => {
+                tally(Kind::Points, format!("metric history of run {run_id}"), metrics.len() as u64, 0)
+            }
             Imported::LoggedModel(m) => tally(Kind::LoggedModel, format!("logged model {}", m.model_id), 0, 0),
             Imported::RegisteredModel(m) => {
                 tally(Kind::RegisteredModel, format!("registered model '{}'", m.name), 0, m.versions.len() as u64)
@@ -221,7 +247,7 @@ impl Report {
     fn counts(&mut self, kind: Kind) -> &mut Counts {
         match kind {
             Kind::Experiment => &mut self.experiments,
-            Kind::Run => &mut self.runs,
+            Kind::Run | Kind::Points => &mut self.runs,
             Kind::LoggedModel => &mut self.logged_models,
             Kind::RegisteredModel => &mut self.registered_models,
         }
@@ -297,6 +323,7 @@ impl ArtifactCopy {
                 Tree::None
             }
             Imported::Run(r) => tree_of(&mut r.artifact_uri),
+            Imported::RunMetrics { .. } => Tree::None,
             Imported::LoggedModel(m) => tree_of(&mut m.artifact_location),
             Imported::RegisteredModel(m) => {
                 for v in &mut m.versions {
