@@ -70,6 +70,14 @@ impl Database {
             db.execute_batch("BEGIN").context("starting a read snapshot")?;
             return Ok(Database::Sqlite(db));
         }
+        let local = uri.strip_prefix("file://").unwrap_or(uri);
+        if std::path::Path::new(local).is_dir() {
+            anyhow::bail!(
+                "'{uri}' is an MLflow file store (mlruns), not a database: convert it first with \
+                 `mlflow migrate-filestore --source <folder holding mlruns> --target sqlite:///mlflow.db`, then \
+                 import sqlite:///mlflow.db with --artifacts-from <the mlruns folder>"
+            );
+        }
         let Some((scheme, rest)) = uri.split_once("://") else {
             anyhow::bail!("unsupported MLflow backend '{uri}': expected sqlite:///… or postgresql://…");
         };
@@ -167,6 +175,9 @@ impl<'d> Reader<'d> {
         }
         if !tables.contains_key("experiments") || !tables.contains_key("runs") {
             anyhow::bail!("this database has no MLflow tracking tables (experiments, runs)");
+        }
+        if tables.get("runs").is_some_and(|c| c.contains("run_key")) {
+            anyhow::bail!("this is a Slipway database, not an MLflow one: nothing to import");
         }
         Ok(Self { conn, tables, workspace: workspace.to_string() })
     }
@@ -713,9 +724,24 @@ mod tests {
     #[test]
     fn only_sqlite_and_postgresql_sources_are_accepted() {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        for uri in ["mysql://u@h/db", "file:///tmp/mlruns", "mlruns"] {
+        for uri in ["mysql://u@h/db", "file:///nowhere/mlruns", "mlruns"] {
             let err = Database::open(uri, rt.handle()).err().unwrap().to_string();
             assert!(err.contains("unsupported MLflow backend"), "{uri}: {err}");
         }
+        let store = tempfile::tempdir().unwrap();
+        let err = Database::open(&format!("file://{}", store.path().display()), rt.handle()).err().unwrap();
+        assert!(err.to_string().contains("mlflow migrate-filestore"), "{err}");
+    }
+
+    #[test]
+    fn a_slipway_database_is_not_taken_for_mlflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = slipway_store::sqlite::SqliteStore::open(&dir.path().join("slipway.db"), "mlflow-artifacts:", 1);
+        drop(store.unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let uri = format!("sqlite:///{}", dir.path().join("slipway.db").display());
+        let db = Database::open(&uri, rt.handle()).unwrap();
+        let err = Reader::new(&db, "default").err().unwrap().to_string();
+        assert!(err.contains("Slipway database"), "{err}");
     }
 }
