@@ -177,6 +177,25 @@ def test_sklearn_log_model_and_load(client, experiment_id):
     assert "MLmodel" in files
 
 
+def test_logged_model_lists_the_metrics_logged_for_it(client, experiment_id):
+    """log_model links the run's metrics to the new model, and a metric can name a model: both
+    show as the model's metrics, each with its run, as MLflow 3 keeps them."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.arange(12, dtype=float).reshape(6, 2)
+    model = LogisticRegression().fit(X, [0, 1, 0, 1, 0, 1])
+    with mlflow.start_run() as run:
+        mlflow.log_metric("acc", 0.75)
+        info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
+        mlflow.log_metric("f1", 0.5, step=3, model_id=info.model_id)
+    found = {(m.key, m.value, m.step, m.run_id) for m in client.get_logged_model(info.model_id).metrics}
+    assert found == {("acc", 0.75, 0, run.info.run_id), ("f1", 0.5, 3, run.info.run_id)}, found
+    (listed,) = client.search_logged_models([experiment_id])
+    assert {m.key for m in listed.metrics} == {"acc", "f1"}
+    # The run's own history has them too, once.
+    assert {k: v for k, v in client.get_run(run.info.run_id).data.metrics.items()} == {"acc": 0.75, "f1": 0.5}
+
+
 def test_artifact_edge_cases(client, experiment_id, tmp_path):
     rid = client.create_run(experiment_id).info.run_id
     assert client.list_artifacts(rid) == []
