@@ -53,9 +53,10 @@ def populate(db_path: Path, art_root: Path, size: dict) -> float:
                                f"run-{i}")
         rid = run.info.run_id
         params = [Param(f"p{j}", str(i * j)) for j in range(5)]
+        store.log_batch(rid, [], params, [RunTag("stage", "bench")])
         for start in range(0, len(points), 1000):
             batch = [Metric(f"m{k}", (k + 1) * s / (i + 1), 1_700_000_000_000 + s, s) for k, s in points[start:start + 1000]]
-            store.log_batch(rid, batch, params if start == 0 else [], [RunTag("stage", "bench")] if start == 0 else [])
+            store.log_batch(rid, batch, [], [])
         store.update_run_info(rid, RunStatus.FINISHED, 1_700_000_100_000 + i, f"run-{i}")
         folder = art_root / exp / rid / "artifacts"
         folder.mkdir(parents=True)
