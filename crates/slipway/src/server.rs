@@ -21,7 +21,7 @@ use crate::config::{Config, Layer, MetadataUri};
 use crate::serving::Settings;
 
 /// Where the data lives: shared by every command that opens the store directly.
-#[derive(Args)]
+#[derive(Args, Default)]
 pub struct StoreArgs {
     /// TOML config file; its settings sit under environment variables and flags.
     #[arg(long, env = "SLIPWAY_CONFIG")]

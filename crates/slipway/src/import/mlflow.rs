@@ -637,12 +637,12 @@ pub fn read_all(reader: &Reader, points_per_item: usize, mut send: impl FnMut(Im
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// The tables of an MLflow 2-era database that the reader needs (no workspaces, no logged
     /// models, no inputs: probed, not required).
-    fn mlflow_db(path: &std::path::Path) {
+    pub(in crate::import) fn mlflow_db(path: &std::path::Path) {
         let db = rusqlite::Connection::open(path).unwrap();
         db.execute_batch(
             "CREATE TABLE experiments (experiment_id INTEGER PRIMARY KEY, name TEXT, artifact_location TEXT,

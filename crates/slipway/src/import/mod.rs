@@ -9,8 +9,9 @@
 
 mod mlflow;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -20,7 +21,7 @@ use serde::Serialize;
 use slipway_artifacts::{ArtifactPath, Artifacts, sanitize};
 use slipway_store::import::{Imported, Outcome};
 
-use crate::server::{StoreArgs, open_store};
+use crate::server::{Store, StoreArgs, open_store};
 
 #[derive(Args)]
 pub struct ImportArgs {
@@ -123,7 +124,7 @@ async fn import(config: &crate::config::Config, args: &MlflowArgs) -> anyhow::Re
     let root =
         if config.direct_artifacts() { ours.uri().to_string() } else { slipway_server::artifacts::SCHEME.into() };
     let from = args.artifacts_from.as_deref().map(open_source_artifacts).transpose()?;
-    let mut artifacts = ArtifactCopy { from, ours, root, present: HashMap::new() };
+    let artifacts = ArtifactCopy { from, ours, root, present: HashMap::new() };
     let mut report = Report { source: args.from.clone(), ..Report::default() };
     if artifacts.from.is_none() {
         report.skipped.push("artifacts: no --artifacts-from was given, only metadata was copied".into());
@@ -145,72 +146,134 @@ async fn import(config: &crate::config::Config, args: &MlflowArgs) -> anyhow::Re
         })
     });
 
-    let mut progress = Progress::new();
-    let mut locations = Vec::new();
-    // What the last run's first part did, for the parts of its history that follow.
-    let mut last_run = None;
+    let mut import = Importer {
+        store,
+        actor: args.actor.clone(),
+        artifacts,
+        report,
+        progress: Progress::new(),
+        locations: Vec::new(),
+        last_run: None,
+        refused_experiments: HashSet::new(),
+    };
     while let Some(message) = rx.recv().await {
-        let mut item = match message {
+        match message {
             Message::Start { revision, runs, unmapped } => {
-                report.schema_revision = revision;
-                report.skipped.extend(unmapped);
-                progress.runs_total = runs;
-                continue;
+                import.report.schema_revision = revision;
+                import.report.skipped.extend(unmapped);
+                import.progress.runs_total = runs;
             }
-            Message::Item(item) => *item,
-        };
-        let tree = artifacts.rewrite(&mut item, &mut locations);
+            Message::Item(item) => import.take(*item).await?,
+        }
+    }
+    reading.await.context("the reading task failed")??;
+    import.finish().await
+}
+
+/// The writing side: items in, report out.
+struct Importer {
+    store: Arc<dyn Store>,
+    actor: String,
+    artifacts: ArtifactCopy,
+    report: Report,
+    progress: Progress,
+    /// Versions' storage locations, copied at the end (most lie inside a run or logged model
+    /// copied already).
+    locations: Vec<String>,
+    /// What the last run's first part did, for the parts of its history that follow.
+    last_run: Option<Outcome>,
+    /// Source experiments refused here: their runs and logged models are refused with them,
+    /// or they would land in whatever holds that id here.
+    refused_experiments: HashSet<i64>,
+}
+
+impl Importer {
+    async fn take(&mut self, mut item: Imported) -> anyhow::Result<()> {
         let tally = Tally::of(&item);
+        if let Some(why) = self.refused_parent(&item) {
+            return self.record(tally, Outcome::Conflict(why), Tree::None).await;
+        }
+        let tree = self.artifacts.rewrite(&mut item, &mut self.locations);
         let outcome =
-            store.import(item, args.actor.clone()).await.with_context(|| format!("importing {}", tally.what))?;
-        if let Kind::Points = tally.kind {
-            // More of the run just counted: new points make an unchanged run an updated one.
-            if outcome == Outcome::Updated && last_run == Some(Outcome::Unchanged) {
-                report.runs.unchanged -= 1;
-                report.runs.updated += 1;
-                last_run = Some(Outcome::Updated);
+            self.store.import(item, self.actor.clone()).await.with_context(|| format!("importing {}", tally.what))?;
+        self.record(tally, outcome, tree).await
+    }
+
+    fn refused_parent(&self, item: &Imported) -> Option<String> {
+        let refused = |id: &i64| self.refused_experiments.contains(id);
+        match item {
+            Imported::Run(r) if refused(&r.experiment_id) => {
+                Some(format!("its experiment {} was skipped", r.experiment_id))
             }
-            if !matches!(outcome, Outcome::Conflict(_)) {
+            Imported::LoggedModel(m) if refused(&m.experiment_id) => {
+                Some(format!("its experiment {} was skipped", m.experiment_id))
+            }
+            Imported::RunMetrics { .. } if matches!(self.last_run, Some(Outcome::Conflict(_))) => {
+                Some("its run was skipped".into())
+            }
+            _ => None,
+        }
+    }
+
+    async fn record(&mut self, tally: Tally, outcome: Outcome, tree: Tree) -> anyhow::Result<()> {
+        let report = &mut self.report;
+        match (tally.kind, &outcome) {
+            // A later part of the run just counted (a refused run was reported already).
+            (Kind::Points, Outcome::Conflict(_)) => return Ok(()),
+            (Kind::Points, _) => {
+                // New points make an unchanged run an updated one.
+                if outcome == Outcome::Updated && self.last_run == Some(Outcome::Unchanged) {
+                    report.runs.unchanged -= 1;
+                    report.runs.updated += 1;
+                    self.last_run = Some(Outcome::Updated);
+                }
                 report.metric_points += tally.points;
+                self.progress.points = report.metric_points;
+                self.progress.draw(false);
+                return Ok(());
             }
-            progress.points = report.metric_points;
-            progress.draw(false);
-            continue;
+            (Kind::Experiment(id), Outcome::Conflict(_)) => {
+                self.refused_experiments.insert(id);
+            }
+            (Kind::Run, _) => {
+                self.last_run = Some(outcome.clone());
+                self.progress.runs_done += 1;
+            }
+            _ => {}
         }
         report.counts(tally.kind).add(&outcome);
-        if let Kind::Run = tally.kind {
-            last_run = Some(outcome.clone());
-        }
-        progress.runs_done += u64::from(matches!(tally.kind, Kind::Run));
         if let Outcome::Conflict(why) = &outcome {
             report.skipped.push(format!("{}: {why}", tally.what));
-            continue;
+            return Ok(());
         }
         report.metric_points += tally.points;
         report.model_versions += tally.versions;
         match tree {
-            Tree::Copy(location) => artifacts.copy_tree(&location, &mut report, &mut progress).await?,
+            Tree::Copy(location) => self.artifacts.copy_tree(&location, report, &mut self.progress).await?,
             Tree::Elsewhere(location) => {
                 report.skipped.push(format!("artifacts of {} at {location}: not under --artifacts-from", tally.what))
             }
             Tree::None => {}
         }
-        progress.points = report.metric_points;
-        progress.draw(false);
+        self.progress.points = report.metric_points;
+        self.progress.draw(false);
+        Ok(())
     }
-    reading.await.context("the reading task failed")??;
-    store.finish_import().await?;
-    // A version whose files lie outside every run and logged model copied above.
-    for location in locations {
-        artifacts.copy_tree(&location, &mut report, &mut progress).await?;
+
+    async fn finish(mut self) -> anyhow::Result<Report> {
+        self.store.finish_import().await?;
+        for location in std::mem::take(&mut self.locations) {
+            self.artifacts.copy_tree(&location, &mut self.report, &mut self.progress).await?;
+        }
+        self.progress.draw(true);
+        Ok(self.report)
     }
-    progress.draw(true);
-    Ok(report)
 }
 
 #[derive(Clone, Copy)]
 enum Kind {
-    Experiment,
+    /// With the source's id.
+    Experiment(i64),
     Run,
     /// More of the last run's history.
     Points,
@@ -230,7 +293,7 @@ impl Tally {
     fn of(item: &Imported) -> Self {
         let tally = |kind, what, points, versions| Tally { kind, what, points, versions };
         match item {
-            Imported::Experiment(e) => tally(Kind::Experiment, format!("experiment {} '{}'", e.id, e.name), 0, 0),
+            Imported::Experiment(e) => tally(Kind::Experiment(e.id), format!("experiment {} '{}'", e.id, e.name), 0, 0),
             Imported::Run(r) => tally(Kind::Run, format!("run {}", r.run_id), r.metrics.len() as u64, 0),
             Imported::RunMetrics { run_id, metrics } => {
                 tally(Kind::Points, format!("metric history of run {run_id}"), metrics.len() as u64, 0)
@@ -246,7 +309,7 @@ impl Tally {
 impl Report {
     fn counts(&mut self, kind: Kind) -> &mut Counts {
         match kind {
-            Kind::Experiment => &mut self.experiments,
+            Kind::Experiment(_) => &mut self.experiments,
             Kind::Run | Kind::Points => &mut self.runs,
             Kind::LoggedModel => &mut self.logged_models,
             Kind::RegisteredModel => &mut self.registered_models,
@@ -492,6 +555,44 @@ mod tests {
         assert_eq!(direct.ours("1/abc/artifacts"), "s3://bucket/prefix/1/abc/artifacts");
         // Without a source root only the proxied scheme can be placed.
         assert_eq!(direct.relative("file:///x/1/abc"), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_runs_of_a_refused_experiment_are_refused_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("mlflow.db");
+        mlflow::tests::mlflow_db(&source);
+        rusqlite::Connection::open(&source)
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO experiments VALUES (1, 'theirs', 'mlflow-artifacts:/1', 'active', 3, 4);
+                 INSERT INTO runs VALUES ('cccc', 'r', 'bo', 'FINISHED', 8, 9, 'active', 'mlflow-artifacts:/1/cccc/artifacts', 1);
+                 INSERT INTO metrics VALUES ('loss', 1.0, 1, 1, 0, 'cccc');",
+            )
+            .unwrap();
+        let config = crate::config::Config { data_dir: dir.path().join("target"), ..Default::default() };
+        {
+            // Slipway already has an experiment 1 of its own.
+            let (store, _) = open_store(&config).await.unwrap();
+            assert_eq!(store.create_experiment("mine".into(), None, vec![]).await.unwrap(), "1");
+            store.close().await;
+        }
+        let args = MlflowArgs {
+            store: StoreArgs::default(),
+            from: format!("sqlite:///{}", source.display()),
+            artifacts_from: None,
+            workspace: "default".into(),
+            actor: "import".into(),
+            json: true,
+        };
+        let report = import(&config, &args).await.unwrap();
+        assert_eq!((report.experiments.updated, report.experiments.skipped), (1, 1), "{report:?}");
+        assert_eq!((report.runs.created, report.runs.skipped), (2, 1), "{report:?}");
+        assert!(report.skipped.iter().any(|s| s.contains("run cccc: its experiment 1 was skipped")), "{report:?}");
+        let (store, _) = open_store(&config).await.unwrap();
+        let mine = store.search_runs(vec!["1".into()], Default::default()).await.unwrap();
+        assert!(mine.items.is_empty(), "the source's runs must not land in our experiment 1");
+        assert_eq!(store.get_experiment("1".into()).await.unwrap().name, "mine");
     }
 
     #[tokio::test]
