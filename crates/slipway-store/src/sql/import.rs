@@ -271,6 +271,22 @@ pub fn registered_model(conn: &Connection, m: &ImportedRegisteredModel, actor: &
         Err(StoreError::NotFound(_)) => None,
         Err(e) => return Err(e),
     };
+    // A name is all that ties a registered model to the source's: one that Slipway users made
+    // themselves is a different model, and importing over it would overwrite its versions.
+    if before.is_some() {
+        let imported: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM audit_log WHERE object_type = 'registered_model' AND name = ?1
+                                                     AND action = 'import')",
+            [&m.name],
+            |r| r.get(0),
+        )?;
+        if !imported {
+            return Ok(Outcome::Conflict(format!(
+                "a registered model '{}' that no import wrote exists here: rename one of them first",
+                m.name
+            )));
+        }
+    }
     let stored_max: i64 = conn
         .query_row("SELECT max_version FROM registered_models WHERE name = ?1", [&m.name], |r| r.get(0))
         .optional()?

@@ -216,6 +216,13 @@ pub async fn import_keeps_ids_and_a_repeat_changes_nothing(f: Fixture) {
     assert_eq!(s.get_run(run_id.into()).await.unwrap().data.metrics[0].value, 0.05);
     let stray = Imported::RunMetrics { run_id: "fedcba9876543210fedcba9876543210".into(), metrics: vec![] };
     assert!(matches!(i.import(stray, "importer".into()).await.unwrap(), Outcome::Conflict(_)));
+    // A registered model that Slipway's users made is not the source's, whatever its name.
+    s.create_registered_model("native".into(), None, vec![], "ana".into()).await.unwrap();
+    let Imported::RegisteredModel(mut native) = registered_model() else { unreachable!() };
+    native.name = "native".into();
+    let clash = i.import(Imported::RegisteredModel(native), "importer".into()).await.unwrap();
+    assert!(matches!(clash, Outcome::Conflict(ref why) if why.contains("no import wrote")), "{clash:?}");
+    assert!(s.get_model_version("native".into(), "1".into()).await.is_err());
     let clash = i.import(experiment(8, "someone-else"), "importer".into()).await.unwrap();
     assert!(matches!(clash, Outcome::Conflict(ref why) if why.contains("after-import")), "{clash:?}");
     let clash = i.import(experiment(9, "imported"), "importer".into()).await.unwrap();
