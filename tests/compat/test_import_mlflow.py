@@ -35,10 +35,10 @@ MODEL = "import-clf"
 class MlflowServer:
     """`mlflow server` in its own process group (it spawns workers and huey consumers)."""
 
-    def __init__(self, root: Path, store_uri: str):
+    def __init__(self, root: Path, store_uri: str, artifacts=None):
         self.root = root
         self.store_uri = store_uri
-        self.artifacts = root / "mlartifacts"
+        self.artifacts = artifacts or root / "mlartifacts"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / "mlflow-server.log"
@@ -232,9 +232,21 @@ def mlflow_store(kind, root):
     return (admin.rsplit("/", 1)[0] + "/" + name).replace("postgresql://", "postgresql+psycopg://", 1)
 
 
-@pytest.mark.parametrize("source", ["sqlite", "postgresql"])
+def mlflow_artifacts(source, root):
+    """MLflow's --artifacts-destination: a folder, or, for the `+s3` variant, a fresh prefix of
+    the bucket scripts/s3.sh made (MLflow writes it with boto3, Slipway reads it with
+    object_store)."""
+    if not source.endswith("+s3"):
+        return root / "mlartifacts"
+    bucket = os.environ.get("SLIPWAY_TEST_S3_BUCKET")
+    assert bucket, "SLIPWAY_TEST_S3_BUCKET is not set: scripts/test.sh starts an S3 server for this test"
+    return f"s3://{bucket}/mlflow-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.mark.parametrize("source", ["sqlite", "postgresql", "sqlite+s3"])
 def test_import_copies_everything_the_client_reads(source, tmp_path):
-    mlflow_srv = MlflowServer(tmp_path, mlflow_store(source, tmp_path))
+    kind = source.split("+")[0]
+    mlflow_srv = MlflowServer(tmp_path, mlflow_store(kind, tmp_path), mlflow_artifacts(source, tmp_path))
     mlflow_srv.start()
     try:
         made = populate(mlflow_srv.url)

@@ -7,6 +7,7 @@
 //! so an interrupted import is finished by running it again, and a repeated one reports every
 //! item unchanged and copies no file twice.
 
+mod files;
 mod mlflow;
 
 use std::collections::{HashMap, HashSet};
@@ -16,12 +17,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
-use slipway_artifacts::{ArtifactPath, Artifacts, sanitize};
 use slipway_store::import::{Imported, Outcome};
 
 use crate::server::{Store, StoreArgs, open_store};
+use files::{ArtifactCopy, SourceRoot, Tree};
 
 #[derive(Args)]
 pub struct ImportArgs {
@@ -123,7 +123,7 @@ async fn import(config: &crate::config::Config, args: &MlflowArgs) -> anyhow::Re
     let (store, ours) = open_store(config).await?;
     let root =
         if config.direct_artifacts() { ours.uri().to_string() } else { slipway_server::artifacts::SCHEME.into() };
-    let from = args.artifacts_from.as_deref().map(open_source_artifacts).transpose()?;
+    let from = args.artifacts_from.as_deref().map(SourceRoot::open).transpose()?;
     let artifacts = ArtifactCopy { from, ours, root, present: HashMap::new() };
     let mut report = Report { source: args.from.clone(), ..Report::default() };
     if artifacts.from.is_none() {
@@ -317,149 +317,6 @@ impl Report {
     }
 }
 
-fn open_source_artifacts(root: &str) -> anyhow::Result<Artifacts> {
-    if !root.starts_with("s3://") {
-        let dir = root.strip_prefix("file://").unwrap_or(root);
-        anyhow::ensure!(std::path::Path::new(dir).is_dir(), "--artifacts-from {root}: no such folder");
-    }
-    Artifacts::open(root).with_context(|| format!("opening --artifacts-from {root}"))
-}
-
-/// What to copy for one item.
-enum Tree {
-    /// The tree at this path of both roots.
-    Copy(String),
-    /// Stored outside what `--artifacts-from` names.
-    Elsewhere(String),
-    None,
-}
-
-/// Maps MLflow's artifact locations into our root and copies the files behind them. MLflow's
-/// layout (`<experiment>/<run>/artifacts`, `<experiment>/models/<id>/artifacts`) is ours, so a
-/// location keeps its path and only changes its root.
-struct ArtifactCopy {
-    from: Option<Artifacts>,
-    ours: Artifacts,
-    /// What our stored locations start with: `mlflow-artifacts:` or the direct root's URI.
-    root: String,
-    /// Sizes of the files our root holds, per directory listed so far.
-    present: HashMap<String, HashMap<String, u64>>,
-}
-
-impl ArtifactCopy {
-    /// The path under the artifact root that an MLflow location names, if it is in reach.
-    fn relative(&self, location: &str) -> Option<String> {
-        if let Some(rest) = location.strip_prefix(slipway_artifacts::PROXY_SCHEME) {
-            // mlflow-artifacts:/p, or mlflow-artifacts://host:port/p
-            let path = match rest.strip_prefix("//") {
-                Some(hosted) => hosted.split_once('/').map_or("", |(_, p)| p),
-                None => rest,
-            };
-            return Some(path.trim_matches('/').to_string());
-        }
-        let from = self.from.as_ref()?;
-        let location = if location.starts_with('/') { format!("file://{location}") } else { location.to_string() };
-        match location.strip_prefix(from.uri())? {
-            "" => Some(String::new()),
-            rest => rest.strip_prefix('/').map(|p| p.trim_end_matches('/').to_string()),
-        }
-    }
-
-    fn ours(&self, relative: &str) -> String {
-        format!("{}/{relative}", self.root.trim_end_matches('/'))
-    }
-
-    /// Rewrites the item's locations to ours; returns the tree to copy. Model versions'
-    /// storage locations are collected into `later`.
-    fn rewrite(&self, item: &mut Imported, later: &mut Vec<String>) -> Tree {
-        let tree_of = |location: &mut String| match self.relative(location) {
-            Some(rel) => {
-                *location = self.ours(&rel);
-                Tree::Copy(rel)
-            }
-            None if location.is_empty() => Tree::None,
-            None => Tree::Elsewhere(location.clone()),
-        };
-        match item {
-            Imported::Experiment(e) => {
-                tree_of(&mut e.artifact_location);
-                Tree::None
-            }
-            Imported::Run(r) => tree_of(&mut r.artifact_uri),
-            Imported::RunMetrics { .. } => Tree::None,
-            Imported::LoggedModel(m) => tree_of(&mut m.artifact_location),
-            Imported::RegisteredModel(m) => {
-                for v in &mut m.versions {
-                    if let Some(rel) = self.relative(&v.source) {
-                        v.source = self.ours(&rel);
-                    }
-                    if let Some(rel) = self.relative(&v.storage_location) {
-                        v.storage_location = self.ours(&rel);
-                        later.push(rel);
-                    }
-                }
-                Tree::None
-            }
-        }
-    }
-
-    /// Copies every file under `relative` that our root lacks (or holds with another size),
-    /// four at a time, each streamed.
-    async fn copy_tree(&mut self, relative: &str, report: &mut Report, progress: &mut Progress) -> anyhow::Result<()> {
-        let Some(from) = self.from.clone() else { return Ok(()) };
-        let mut dirs = vec![path(relative)?];
-        let mut files = Vec::new();
-        while let Some(dir) = dirs.pop() {
-            for entry in from.list(&dir).await.with_context(|| format!("listing {dir} in --artifacts-from"))? {
-                if entry.is_dir {
-                    dirs.push(path(&entry.path)?);
-                } else {
-                    files.push((entry.path, entry.size.unwrap_or(0)));
-                }
-            }
-        }
-        let mut todo = Vec::new();
-        for (file, size) in files {
-            let (parent, _) = file.rsplit_once('/').unwrap_or(("", &file));
-            if !self.present.contains_key(parent) {
-                let listed = self.ours.list(&path(parent)?).await.unwrap_or_default();
-                let sizes = listed.into_iter().filter_map(|e| Some((e.path, e.size?))).collect();
-                self.present.insert(parent.to_string(), sizes);
-            }
-            if self.present.get(parent).and_then(|p| p.get(&file)) == Some(&size) {
-                report.artifact_files_present += 1;
-            } else {
-                todo.push(file);
-            }
-        }
-        let ours = &self.ours;
-        let mut copies = futures::stream::iter(todo)
-            .map(|file| {
-                let from = from.clone();
-                async move {
-                    let p = path(&file)?;
-                    let download = from.get_stream(&p).await.with_context(|| format!("reading {file}"))?;
-                    let bytes =
-                        ours.put_stream(&p, download.stream).await.with_context(|| format!("writing {file}"))?;
-                    anyhow::Ok(bytes)
-                }
-            })
-            .buffer_unordered(4);
-        while let Some(bytes) = copies.try_next().await? {
-            report.artifact_files_copied += 1;
-            report.artifact_bytes_copied += bytes;
-            progress.bytes += bytes;
-            progress.draw(false);
-        }
-        Ok(())
-    }
-}
-
-/// A path relative to an artifact root, as listings name it (already decoded).
-fn path(relative: &str) -> anyhow::Result<ArtifactPath> {
-    Ok(sanitize(&relative.replace('%', "%25"))?)
-}
-
 /// One stderr line, redrawn at most 10 times a second, when stderr is a terminal.
 struct Progress {
     runs_total: i64,
@@ -529,34 +386,6 @@ fn print_report(r: &Report) {
 mod tests {
     use super::*;
 
-    fn copier(from: Option<&std::path::Path>, root: &str) -> ArtifactCopy {
-        let dir = tempfile::tempdir().unwrap();
-        ArtifactCopy {
-            from: from.map(|p| Artifacts::local(p).unwrap()),
-            ours: Artifacts::local(dir.keep()).unwrap(),
-            root: root.into(),
-            present: HashMap::new(),
-        }
-    }
-
-    #[test]
-    fn mlflow_locations_map_into_our_root_by_their_path() {
-        let src = tempfile::tempdir().unwrap();
-        let c = copier(Some(src.path()), "mlflow-artifacts:");
-        let abs = src.path().canonicalize().unwrap();
-        assert_eq!(c.relative("mlflow-artifacts:/1/abc/artifacts").as_deref(), Some("1/abc/artifacts"));
-        assert_eq!(c.relative("mlflow-artifacts://host:5000/1/abc/artifacts/").as_deref(), Some("1/abc/artifacts"));
-        assert_eq!(c.relative(&format!("file://{}/2/r/artifacts", abs.display())).as_deref(), Some("2/r/artifacts"));
-        assert_eq!(c.relative(&format!("{}/2/r/artifacts", abs.display())).as_deref(), Some("2/r/artifacts"));
-        assert_eq!(c.relative("s3://elsewhere/2/r/artifacts"), None);
-        assert_eq!(c.relative("/not/under/the/source/root"), None);
-        assert_eq!(c.ours("1/abc/artifacts"), "mlflow-artifacts:/1/abc/artifacts");
-        let direct = copier(None, "s3://bucket/prefix");
-        assert_eq!(direct.ours("1/abc/artifacts"), "s3://bucket/prefix/1/abc/artifacts");
-        // Without a source root only the proxied scheme can be placed.
-        assert_eq!(direct.relative("file:///x/1/abc"), None);
-    }
-
     #[tokio::test(flavor = "multi_thread")]
     async fn the_runs_of_a_refused_experiment_are_refused_with_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -593,22 +422,5 @@ mod tests {
         let mine = store.search_runs(vec!["1".into()], Default::default()).await.unwrap();
         assert!(mine.items.is_empty(), "the source's runs must not land in our experiment 1");
         assert_eq!(store.get_experiment("1".into()).await.unwrap().name, "mine");
-    }
-
-    #[tokio::test]
-    async fn copying_a_tree_twice_copies_each_file_once() {
-        let src = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(src.path().join("1/r/artifacts/model")).unwrap();
-        std::fs::write(src.path().join("1/r/artifacts/model/MLmodel"), b"flavors: {}").unwrap();
-        std::fs::write(src.path().join("1/r/artifacts/notes v1.txt"), b"hello").unwrap();
-        let mut c = copier(Some(src.path()), "mlflow-artifacts:");
-        let (mut report, mut progress) = (Report::default(), Progress::new());
-        c.copy_tree("1/r/artifacts", &mut report, &mut progress).await.unwrap();
-        assert_eq!((report.artifact_files_copied, report.artifact_bytes_copied), (2, 16));
-        let copied = c.ours.list(&path("1/r/artifacts/model").unwrap()).await.unwrap();
-        assert_eq!(copied[0].path, "1/r/artifacts/model/MLmodel");
-        c.present.clear();
-        c.copy_tree("1/r/artifacts", &mut report, &mut progress).await.unwrap();
-        assert_eq!((report.artifact_files_copied, report.artifact_files_present), (2, 2));
     }
 }
