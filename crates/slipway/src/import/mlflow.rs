@@ -214,7 +214,8 @@ impl<'d> Reader<'d> {
         let mut names: Vec<&String> = self.tables.keys().filter(|t| !MAPPED.contains(&t.as_str())).collect();
         names.sort();
         for table in names {
-            let n = self.count(&format!("SELECT count(*) FROM {table}"), vec![])?;
+            // The name comes from the source's catalog: quoted as an identifier, whatever it holds.
+            let n = self.count(&format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\"")), vec![])?;
             if n > 0 {
                 let rows = if n == 1 { "row" } else { "rows" };
                 out.push(format!("{n} {rows} of table {table}: Slipway has no counterpart"));
@@ -656,6 +657,8 @@ pub(super) mod tests {
                                    run_uuid TEXT);
              CREATE TABLE trace_info (request_id TEXT);
              INSERT INTO trace_info VALUES ('t1');
+             CREATE TABLE \"odd \"\"name\"\"\" (x);
+             INSERT INTO \"odd \"\"name\"\"\" VALUES (1), (2);
              INSERT INTO experiments VALUES (0, 'Default', 'mlflow-artifacts:/0', 'active', 1, 2);
              INSERT INTO runs VALUES ('aaaa', NULL, 'ana', 'FINISHED', 5, 6, 'active', 'mlflow-artifacts:/0/aaaa/artifacts', 0);
              INSERT INTO runs VALUES ('bbbb', 'empty', 'ana', 'FAILED', 7, NULL, 'deleted', 'mlflow-artifacts:/0/bbbb/artifacts', 0);
@@ -682,7 +685,13 @@ pub(super) mod tests {
         let db = Database::open(&format!("sqlite:///{}", path.display()), rt.handle()).unwrap();
         let reader = Reader::new(&db, "default").unwrap();
         assert_eq!(reader.revision(), None);
-        assert_eq!(reader.unmapped().unwrap(), ["1 row of table trace_info: Slipway has no counterpart"]);
+        assert_eq!(
+            reader.unmapped().unwrap(),
+            [
+                "2 rows of table odd \"name\": Slipway has no counterpart",
+                "1 row of table trace_info: Slipway has no counterpart"
+            ]
+        );
         let mut items = Vec::new();
         read_all(&reader, 3, |item| {
             items.push(match item {
