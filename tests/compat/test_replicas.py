@@ -277,10 +277,17 @@ def lease_holders(db):
 
 def test_one_replica_evaluates_monitors_and_another_takes_over_when_it_dies(replicas):
     by_pid = {s.proc.pid: s for s in replicas}
-    rows = lease_holders(replicas[0].database)
-    assert len(rows) == 1, rows
-    leader = by_pid.get(int(rows[0][0].split("-")[0]))
-    assert leader is not None, f"the lease holder {rows[0][0]} is none of the replicas {sorted(by_pid)}"
+    # An earlier test SIGKILLed a replica: the lease may still name it until it lapses (3 s),
+    # after which a live replica must hold it.
+    deadline = time.monotonic() + PROPAGATION_S
+    while True:
+        rows = lease_holders(replicas[0].database)
+        assert len(rows) == 1, rows
+        leader = by_pid.get(int(rows[0][0].split("-")[0]))
+        if leader is not None:
+            break
+        assert time.monotonic() < deadline, f"the lease holder {rows[0][0]} is none of the replicas {sorted(by_pid)}"
+        time.sleep(0.2)
     others = [s for s in replicas if s is not leader]
     # Only the leader says it evaluates monitors.
     assert "now evaluates monitors" in leader.stderr_text()
