@@ -6,6 +6,7 @@
 
 mod s3;
 mod sanitize;
+pub mod tls;
 
 pub use s3::S3Location;
 pub use sanitize::{ArtifactPath, sanitize};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use http_body_util::BodyExt;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -80,8 +80,7 @@ pub fn open(location: &S3Location) -> Result<Arc<dyn ObjectStore>> {
     Ok(if location.prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, location.prefix.as_str())) })
 }
 
-/// Hands object_store a hyper client: HTTP/1.1, TLS through rustls with the system's roots
-/// (Mozilla's when the system has none).
+/// Hands object_store a hyper client: HTTP/1.1, TLS as [`crate::tls::roots`] sets it up.
 #[derive(Debug)]
 struct HyperConnector;
 
@@ -91,14 +90,7 @@ impl HttpConnector for HyperConnector {
         tcp.enforce_http(false);
         tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
         tcp.set_nodelay(true);
-        let tls = match HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(builder) => builder,
-            Err(e) => {
-                tracing::warn!(error = %e, "no system CA certificates; trusting Mozilla's roots for S3");
-                HttpsConnectorBuilder::new().with_webpki_roots()
-            }
-        };
-        let https = tls.https_or_http().enable_http1().wrap_connector(tcp);
+        let https = crate::tls::roots().https_or_http().enable_http1().wrap_connector(tcp);
         // Idle connections go before servers drop them (S3 closes them after about 20 s), so a
         // request rarely meets a connection closed under it.
         let client = Client::builder(TokioExecutor::new())

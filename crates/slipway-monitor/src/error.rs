@@ -34,4 +34,36 @@ pub enum MonitorError {
     BadProfile(String),
     #[error("invalid schema: {0}")]
     InvalidSchema(String),
+    /// A monitor spec that cannot be evaluated as written.
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// A monitor's reference file is missing or unreadable.
+    #[error("{0}")]
+    Reference(String),
+    #[error(transparent)]
+    Store(#[from] slipway_store::StoreError),
+    #[error(transparent)]
+    Artifacts(#[from] slipway_artifacts::ArtifactError),
+    /// The prediction log could not be read: not the caller's fault.
+    #[error("cannot read the prediction log: {0}")]
+    PredictionLog(String),
+    /// Anything else that is not the caller's fault.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl MonitorError {
+    /// Logs why a monitor was not evaluated: a fault of ours as an error, the rest (a spec or
+    /// reference the user must fix) as a warning.
+    pub fn log_for(&self, monitor: &str) {
+        match self {
+            MonitorError::PredictionLog(_)
+            | MonitorError::Internal(_)
+            | MonitorError::Store(slipway_store::StoreError::Backend(_))
+            | MonitorError::Artifacts(slipway_artifacts::ArtifactError::Backend(_)) => {
+                tracing::error!(monitor, error = %self, "monitor not evaluated")
+            }
+            _ => tracing::warn!(monitor, error = %self, "monitor not evaluated"),
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Monitoring for Slipway: data drift between a reference and a current dataset, with
-//! numbers that match Evidently 0.7.23 (its legacy stattests, which the new API delegates to).
+//! numbers that match Evidently 0.7.23 (its legacy stattests, which the new API delegates to),
+//! data validation, and the monitors that watch deployments.
 //!
 //! - [`read`] streams CSV and Parquet into per-column accumulators (numbers or counts);
 //! - [`infer`] types columns the way Evidently does without a data definition;
@@ -9,11 +10,14 @@
 //! - [`performance`] scores a model against its ground truth, as scikit-learn does;
 //! - [`profile`] builds mergeable column profiles (moments, quantile, distinct and
 //!   frequent-item sketches) in one pass, and computes drift from two profiles;
-//! - [`validate`] infers a schema from a reference profile and checks a batch against it.
+//! - [`validate`] infers a schema from a reference profile and checks a batch against it;
+//! - [`monitors`] runs monitors on deployments: windows of the prediction log evaluated
+//!   against a reference and ground truth, stored, and alert rules delivered to webhooks.
 
 pub mod drift;
 mod error;
 pub mod infer;
+pub mod monitors;
 pub mod performance;
 pub mod profile;
 pub mod read;

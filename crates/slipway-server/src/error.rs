@@ -6,6 +6,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use slipway_artifacts::ArtifactError;
+use slipway_monitor::MonitorError;
 use slipway_store::StoreError;
 use slipway_types::{ErrorCode, MlflowError};
 
@@ -65,6 +66,36 @@ impl From<ArtifactError> for ApiError {
                 tracing::error!(%detail, "artifact store failure");
                 MlflowError::internal().into()
             }
+        }
+    }
+}
+
+impl From<MonitorError> for ApiError {
+    fn from(e: MonitorError) -> Self {
+        match e {
+            MonitorError::Store(e) => e.into(),
+            MonitorError::Artifacts(e) => e.into(),
+            MonitorError::PredictionLog(detail) | MonitorError::Internal(detail) => {
+                tracing::error!(%detail, "monitor evaluation failure");
+                MlflowError::internal().into()
+            }
+            // A spec, a reference or a dataset the caller must fix.
+            e @ (MonitorError::Io { .. }
+            | MonitorError::Csv { .. }
+            | MonitorError::Parquet { .. }
+            | MonitorError::UnknownFormat(_)
+            | MonitorError::EmptyColumn { .. }
+            | MonitorError::MissingColumn(..)
+            | MonitorError::TypeMismatch { .. }
+            | MonitorError::MethodNeedsNumeric { .. }
+            | MonitorError::UnknownMethod(_)
+            | MonitorError::InvalidThreshold(_)
+            | MonitorError::NoColumns
+            | MonitorError::ProfileMerge(_)
+            | MonitorError::BadProfile(_)
+            | MonitorError::InvalidSchema(_)
+            | MonitorError::InvalidSpec(_)
+            | MonitorError::Reference(_)) => Self::invalid(e.to_string()),
         }
     }
 }

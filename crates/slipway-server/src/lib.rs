@@ -45,18 +45,18 @@ pub struct AppState {
     /// Woken when the registry changes here or (through the store's change watch) on another
     /// replica, so deployments follow at once instead of at the next poll.
     pub registry_changed: Arc<Notify>,
-    /// What monitor evaluation keeps between passes.
-    pub monitoring: Arc<monitors::Monitoring>,
+    /// Monitor evaluation and alert delivery.
+    pub monitors: Arc<slipway_monitor::monitors::Monitors>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn MetadataStore>, artifacts: Artifacts, serving: Option<Arc<Serving>>) -> Self {
         Self {
+            monitors: Arc::new(slipway_monitor::monitors::Monitors::new(store.clone(), artifacts.clone())),
             store,
             artifacts,
             serving,
             registry_changed: Arc::new(Notify::new()),
-            monitoring: Arc::new(monitors::Monitoring::default()),
         }
     }
 }

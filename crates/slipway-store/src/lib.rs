@@ -15,8 +15,9 @@ pub mod validate;
 
 use async_trait::async_trait;
 use slipway_types::{
-    AlertEvent, AuditRecord, Dataset, Deployment, DeploymentSpec, Experiment, GroundTruth, KeyValue, Lineage,
-    LoggedModel, Metric, ModelVersion, Monitor, MonitorSpec, MonitorWindow, RegisteredModel, Run, RunInfo, ViewType,
+    AlertEvent, AlertStatus, AuditRecord, Dataset, Deployment, DeploymentSpec, Experiment, GroundTruth, KeyValue,
+    Lineage, LoggedModel, Metric, ModelVersion, Monitor, MonitorSpec, MonitorWindow, RegisteredModel, Run, RunInfo,
+    ViewType,
 };
 
 /// The store's errors; the HTTP layer maps each to an MLflow error code.
@@ -324,7 +325,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn update_alert(
         &self,
         id: i64,
-        status: String,
+        status: AlertStatus,
         attempts: u32,
         last_error: Option<String>,
         delivered_at: Option<i64>,

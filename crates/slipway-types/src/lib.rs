@@ -14,7 +14,7 @@ pub mod serving;
 pub use entities::*;
 pub use error::{ErrorCode, MlflowError};
 pub use monitoring::{
-    AlertEvent, AlertRule, Comparison, GroundTruth, Monitor, MonitorSpec, MonitorWindow, Reference, Task,
+    AlertEvent, AlertRule, AlertStatus, Comparison, GroundTruth, Monitor, MonitorSpec, MonitorWindow, Reference, Task,
 };
 pub use registry::*;
 pub use serving::{Deployment, DeploymentSpec, Split};

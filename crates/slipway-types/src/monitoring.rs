@@ -150,13 +150,38 @@ pub struct AlertEvent {
     pub value: f64,
     pub threshold: f64,
     pub fired_at: i64,
-    /// `pending`, `delivered` or `failed` (every retry used up).
-    pub status: String,
+    pub status: AlertStatus,
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub delivered_at: Option<i64>,
+}
+
+/// Where an alert event's webhook delivery stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// Not delivered yet; retried, also by the next server to evaluate after a restart.
+    Pending,
+    Delivered,
+    /// Every retry used up.
+    Failed,
+}
+
+impl AlertStatus {
+    /// The stored and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Pending => "pending",
+            AlertStatus::Delivered => "delivered",
+            AlertStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AlertStatus> {
+        [AlertStatus::Pending, AlertStatus::Delivered, AlertStatus::Failed].into_iter().find(|v| v.as_str() == s)
+    }
 }
 
 /// Labels for one past request: one per row it sent.

@@ -231,7 +231,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "slipway server listening"
     );
     slipway_server::serve(listener, app, shutdown_signal()).await?;
-    slipway_server::monitors::step_down(&state).await;
+    state.monitors.step_down().await;
     if let Some(log) = serving.predlog() {
         match log.flush().await {
             Ok(files) => tracing::info!(files = files.len(), "prediction log flushed"),

@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use slipway_types::{
-    AlertEvent, AuditRecord, Deployment, DeploymentSpec, Experiment, GroundTruth, KeyValue, Lineage, LoggedModel,
-    Metric, ModelVersion, Monitor, MonitorSpec, MonitorWindow, RegisteredModel, Run, RunInfo,
+    AlertEvent, AlertStatus, AuditRecord, Deployment, DeploymentSpec, Experiment, GroundTruth, KeyValue, Lineage,
+    LoggedModel, Metric, ModelVersion, Monitor, MonitorSpec, MonitorWindow, RegisteredModel, Run, RunInfo,
 };
 
 use crate::{
@@ -515,13 +515,13 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
     async fn update_alert(
         &self,
         id: i64,
-        status: String,
+        status: AlertStatus,
         attempts: u32,
         last_error: Option<String>,
         delivered_at: Option<i64>,
     ) -> Result<()> {
         self.backend
-            .write(move |c| monitoring::update_alert(c, id, &status, attempts, last_error.as_deref(), delivered_at))
+            .write(move |c| monitoring::update_alert(c, id, status, attempts, last_error.as_deref(), delivered_at))
             .await
     }
     async fn list_alerts(&self, monitor: String) -> Result<Vec<AlertEvent>> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::conn::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use slipway_types::{AlertEvent, GroundTruth, Monitor, MonitorSpec, MonitorWindow};
+use slipway_types::{AlertEvent, AlertStatus, GroundTruth, Monitor, MonitorSpec, MonitorWindow};
 
 use super::audit;
 use crate::{Result, StoreError, now_ms};
@@ -180,7 +180,11 @@ fn alert_row(r: &super::conn::Row) -> super::conn::Result<AlertEvent> {
         value: r.get(5)?,
         threshold: r.get(6)?,
         fired_at: r.get(7)?,
-        status: r.get(8)?,
+        status: {
+            let text: String = r.get(8)?;
+            AlertStatus::parse(&text)
+                .ok_or_else(|| super::conn::DbError::Column(8, format!("unknown alert status '{text}'")))?
+        },
         attempts: r.get(9)?,
         last_error: r.get(10)?,
         delivered_at: r.get(11)?,
@@ -196,7 +200,7 @@ pub fn record_alert(conn: &Connection, e: &AlertEvent) -> Result<Option<AlertEve
             "INSERT INTO alert_events (monitor, rule, window_start_ms, series, value, threshold, fired_at, status, attempts)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0) ON CONFLICT (monitor, rule, window_start_ms) DO NOTHING
              RETURNING id",
-            params![e.monitor, e.rule, e.window_start_ms, e.series, e.value, e.threshold, e.fired_at, e.status],
+            params![e.monitor, e.rule, e.window_start_ms, e.series, e.value, e.threshold, e.fired_at, e.status.as_str()],
             |r| r.get(0),
         )
         .optional()?;
@@ -232,14 +236,14 @@ pub fn release_lease(conn: &Connection, name: &str, holder: &str) -> Result<()> 
 pub fn update_alert(
     conn: &Connection,
     id: i64,
-    status: &str,
+    status: AlertStatus,
     attempts: u32,
     last_error: Option<&str>,
     delivered_at: Option<i64>,
 ) -> Result<()> {
     let n = conn.execute(
         "UPDATE alert_events SET status = ?1, attempts = ?2, last_error = ?3, delivered_at = ?4 WHERE id = ?5",
-        params![status, attempts, last_error, delivered_at, id],
+        params![status.as_str(), attempts, last_error, delivered_at, id],
     )?;
     if n == 0 {
         return Err(StoreError::NotFound(format!("alert event {id} not found")));

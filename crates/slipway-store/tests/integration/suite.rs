@@ -1115,7 +1115,7 @@ macro_rules! store_test_suite {
                     value: 0.8,
                     threshold: 0.5,
                     fired_at: 9,
-                    status: "pending".into(),
+                    status: slipway_types::AlertStatus::Pending,
                     attempts: 0,
                     last_error: None,
                     delivered_at: None,
@@ -1123,13 +1123,13 @@ macro_rules! store_test_suite {
                 let stored = s.record_alert(e.clone()).await.unwrap().expect("first firing is recorded");
                 assert_eq!(s.record_alert(e.clone()).await.unwrap(), None, "the same firing again is a duplicate");
                 assert_eq!(s.pending_alerts().await.unwrap().len(), 1);
-                s.update_alert(stored.id, "delivered".into(), 2, Some("timeout".into()), Some(11)).await.unwrap();
+                s.update_alert(stored.id, slipway_types::AlertStatus::Delivered, 2, Some("timeout".into()), Some(11)).await.unwrap();
                 let all = s.list_alerts("m".into()).await.unwrap();
                 assert_eq!(all.len(), 1);
                 assert_eq!((all[0].status.as_str(), all[0].attempts, all[0].delivered_at), ("delivered", 2, Some(11)));
                 assert_eq!(all[0].last_error.as_deref(), Some("timeout"));
                 assert!(s.pending_alerts().await.unwrap().is_empty());
-                assert!(matches!(s.update_alert(999, "failed".into(), 1, None, None).await, Err(StoreError::NotFound(_))));
+                assert!(matches!(s.update_alert(999, slipway_types::AlertStatus::Failed, 1, None, None).await, Err(StoreError::NotFound(_))));
             }
 
             #[tokio::test]

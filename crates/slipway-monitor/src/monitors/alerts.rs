@@ -9,16 +9,19 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
-use slipway_types::{AlertEvent, AlertRule, Monitor, MonitorWindow};
+use slipway_artifacts::tls::HttpsConnector;
+use slipway_store::MetadataStore;
+use slipway_types::{AlertEvent, AlertRule, AlertStatus, Monitor, MonitorWindow};
 
-use crate::AppState;
-use crate::error::ApiResult;
+use crate::MonitorError;
 
 /// Attempts per event, and the wait before the second (doubling up to `MAX_BACKOFF`).
 pub const MAX_ATTEMPTS: u32 = 6;
@@ -56,15 +59,12 @@ pub fn history_windows(m: &Monitor) -> i64 {
     i64::from(m.spec.alerts.iter().map(|r| r.for_windows.unwrap_or(1).max(1)).max().unwrap_or(1))
 }
 
+/// Delivers firings to their webhooks, over http or https (the system's CA roots, or those
+/// `SSL_CERT_FILE` names).
 #[derive(Clone)]
 pub struct Webhooks {
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Default for Webhooks {
-    fn default() -> Self {
-        Webhooks { client: Client::builder(TokioExecutor::new()).build_http() }
-    }
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    store: Arc<dyn MetadataStore>,
 }
 
 fn payload(m: &Monitor, rule: &AlertRule, e: &AlertEvent, window_ms: i64) -> serde_json::Value {
@@ -85,6 +85,11 @@ fn payload(m: &Monitor, rule: &AlertRule, e: &AlertEvent, window_ms: i64) -> ser
 }
 
 impl Webhooks {
+    pub fn new(store: Arc<dyn MetadataStore>) -> Webhooks {
+        let https = slipway_artifacts::tls::roots().https_or_http().enable_http1().build();
+        Webhooks { client: Client::builder(TokioExecutor::new()).build(https), store }
+    }
+
     /// One POST; `Err` says why it did not count as delivered.
     async fn post(&self, url: &str, key: &str, body: &serde_json::Value) -> Result<(), String> {
         let req = hyper::Request::post(url)
@@ -104,7 +109,7 @@ impl Webhooks {
     }
 
     /// Delivers an event, retrying with backoff; records each attempt.
-    pub async fn deliver(&self, state: &AppState, m: &Monitor, rule: &AlertRule, mut e: AlertEvent) {
+    pub async fn deliver(&self, m: &Monitor, rule: &AlertRule, mut e: AlertEvent) {
         let body = payload(m, rule, &e, m.spec.window_ms());
         let key = format!("{}/{}/{}", e.monitor, e.rule, e.window_start_ms);
         let mut backoff = FIRST_BACKOFF;
@@ -112,13 +117,11 @@ impl Webhooks {
             e.attempts += 1;
             let result = self.post(&rule.webhook, &key, &body).await;
             let (status, error, delivered) = match &result {
-                Ok(()) => ("delivered", None, Some(slipway_store::now_ms())),
-                Err(why) if e.attempts >= MAX_ATTEMPTS => ("failed", Some(why.clone()), None),
-                Err(why) => ("pending", Some(why.clone()), None),
+                Ok(()) => (AlertStatus::Delivered, None, Some(slipway_store::now_ms())),
+                Err(why) if e.attempts >= MAX_ATTEMPTS => (AlertStatus::Failed, Some(why.clone()), None),
+                Err(why) => (AlertStatus::Pending, Some(why.clone()), None),
             };
-            if let Err(err) =
-                state.store.update_alert(e.id, status.to_string(), e.attempts, error.clone(), delivered).await
-            {
+            if let Err(err) = self.store.update_alert(e.id, status, e.attempts, error.clone(), delivered).await {
                 tracing::warn!(error = %err, event = e.id, "cannot record an alert delivery");
             }
             match result {
@@ -140,12 +143,11 @@ impl Webhooks {
 /// starts delivering the new ones. Only windows just evaluated can fire, so a streak longer
 /// than the history looked at never fires twice.
 pub async fn check(
-    state: &AppState,
     webhooks: &Webhooks,
     m: &Monitor,
     history: &[MonitorWindow],
     evaluated: &std::collections::HashSet<i64>,
-) -> ApiResult<()> {
+) -> Result<(), MonitorError> {
     for rule in &m.spec.alerts {
         for w in firings(rule, history).into_iter().filter(|w| evaluated.contains(&w.start_ms)) {
             let event = AlertEvent {
@@ -157,38 +159,39 @@ pub async fn check(
                 value: w.series.get(&rule.series).copied().unwrap_or(f64::NAN),
                 threshold: rule.threshold,
                 fired_at: slipway_store::now_ms(),
-                status: "pending".into(),
+                status: AlertStatus::Pending,
                 attempts: 0,
                 last_error: None,
                 delivered_at: None,
             };
-            if let Some(stored) = state.store.record_alert(event).await? {
+            if let Some(stored) = webhooks.store.record_alert(event).await? {
                 tracing::info!(monitor = %m.spec.name, rule = %rule.name, window = w.start_ms, "alert fired");
-                spawn_delivery(state, webhooks, m, rule, stored);
+                spawn_delivery(webhooks, m, rule, stored);
             }
         }
     }
     Ok(())
 }
 
-fn spawn_delivery(state: &AppState, webhooks: &Webhooks, m: &Monitor, rule: &AlertRule, e: AlertEvent) {
-    let (state, webhooks, m, rule) = (state.clone(), webhooks.clone(), m.clone(), rule.clone());
-    tokio::spawn(async move { webhooks.deliver(&state, &m, &rule, e).await });
+fn spawn_delivery(webhooks: &Webhooks, m: &Monitor, rule: &AlertRule, e: AlertEvent) {
+    let (webhooks, m, rule) = (webhooks.clone(), m.clone(), rule.clone());
+    tokio::spawn(async move { webhooks.deliver(&m, &rule, e).await });
 }
 
 /// Resumes the deliveries a stopped process left pending.
-pub async fn resume(state: &AppState, webhooks: &Webhooks) {
-    let pending = match state.store.pending_alerts().await {
+pub async fn resume(webhooks: &Webhooks) {
+    let store = &webhooks.store;
+    let pending = match store.pending_alerts().await {
         Ok(p) => p,
         Err(e) => return tracing::warn!(error = %e, "cannot list pending alerts"),
     };
     for e in pending {
-        let Ok(m) = state.store.get_monitor(e.monitor.clone()).await else { continue };
+        let Ok(m) = store.get_monitor(e.monitor.clone()).await else { continue };
         match m.spec.alerts.iter().find(|r| r.name == e.rule) {
-            Some(rule) => spawn_delivery(state, webhooks, &m, rule, e),
+            Some(rule) => spawn_delivery(webhooks, &m, rule, e),
             None => {
                 let why = Some("the rule was removed from the monitor".to_string());
-                let _ = state.store.update_alert(e.id, "failed".into(), e.attempts, why, None).await;
+                let _ = store.update_alert(e.id, AlertStatus::Failed, e.attempts, why, None).await;
             }
         }
     }

@@ -1,14 +1,7 @@
 //! `/api/v1/monitors`: monitors on deployments, their windows and alerts, and
-//! `/api/v1/deployments/{name}/ground-truth`: labels for past requests.
-//!
-//! [`run`] evaluates every monitor on an interval (see `eval` for which windows, `alerts` for
-//! firing and delivery) and publishes each monitor's latest window on `/metrics`.
-//! `POST /api/v1/monitors/{name}/evaluate` runs the same evaluation at once, after sealing
-//! this server's open prediction-log segments.
-
-pub mod alerts;
-pub mod eval;
-pub mod log;
+//! `/api/v1/deployments/{name}/ground-truth`: labels for past requests. Evaluation itself
+//! is `slipway_monitor::monitors`; this module translates, and publishes each monitor's
+//! latest window on `/metrics`.
 
 use std::time::Duration;
 
@@ -17,8 +10,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use slipway_monitor::monitors::recent;
 use slipway_serving::metrics::Gauge;
-use slipway_types::{ErrorCode, GroundTruth, Monitor, MonitorSpec, MonitorWindow};
+use slipway_types::{GroundTruth, MonitorSpec};
 
 use crate::AppState;
 use crate::actor::Actor;
@@ -30,31 +24,6 @@ pub const MAX_GROUND_TRUTH_PER_CALL: usize = 100_000;
 pub const MAX_LABELS_PER_REQUEST: usize = 10_000;
 pub const MAX_REQUEST_ID_LENGTH: usize = 256;
 
-/// What evaluating monitors keeps between passes.
-pub struct Monitoring {
-    references: eval::References,
-    webhooks: alerts::Webhooks,
-    /// One evaluation at a time, so the loop and an explicit call do not race.
-    pass: tokio::sync::Mutex<()>,
-    /// This process's name in the monitor lease.
-    holder: String,
-}
-
-impl Default for Monitoring {
-    fn default() -> Self {
-        Self {
-            references: eval::References::default(),
-            webhooks: alerts::Webhooks::default(),
-            pass: tokio::sync::Mutex::default(),
-            holder: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
-        }
-    }
-}
-
-/// The lease under which one server process, of all sharing a database, evaluates monitors
-/// and delivers their alerts.
-const LEASE: &str = "monitors";
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/monitors", get(list).post(create))
@@ -65,20 +34,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/deployments/{name}/ground-truth", post(ground_truth))
 }
 
-/// What the store cannot check: drift method names, and that the deployment exists.
-async fn check(s: &AppState, spec: &MonitorSpec) -> ApiResult<()> {
-    slipway_store::validate::monitor(spec)?;
-    eval::drift_options(spec)?;
-    s.store.get_deployment(spec.deployment.clone()).await?;
-    Ok(())
-}
-
 async fn create(
     State(s): State<AppState>,
     actor: Actor,
     JsonBody(spec): JsonBody<MonitorSpec>,
 ) -> ApiResult<Json<Value>> {
-    check(&s, &spec).await?;
+    s.monitors.check(&spec).await?;
     let m = s.store.create_monitor(spec, actor.0).await?;
     Ok(Json(json!({ "monitor": m })))
 }
@@ -103,15 +64,15 @@ async fn replace(
     if spec.name != name {
         return Err(ApiError::invalid("a monitor cannot be renamed; create a new one"));
     }
-    check(&s, &spec).await?;
+    s.monitors.check(&spec).await?;
     let m = s.store.update_monitor(spec, actor.0).await?;
-    s.monitoring.references.forget(&name);
+    s.monitors.forget(&name);
     Ok(Json(json!({ "monitor": m })))
 }
 
 async fn remove(State(s): State<AppState>, actor: Actor, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     s.store.delete_monitor(name.clone(), actor.0).await?;
-    s.monitoring.references.forget(&name);
+    s.monitors.forget(&name);
     Ok(Json(json!({})))
 }
 
@@ -151,24 +112,9 @@ async fn evaluate_now(State(s): State<AppState>, Path(name): Path<String>) -> Ap
             ApiError::from(slipway_types::MlflowError::internal())
         })?;
     }
-    let _pass = s.monitoring.pass.lock().await;
-    let evaluated = evaluate_one(&s, &m).await?;
+    let evaluated = s.monitors.evaluate_now(&m).await?;
     publish(&s).await;
     Ok(Json(json!({ "windows": evaluated })))
-}
-
-async fn evaluate_one(s: &AppState, m: &Monitor) -> ApiResult<Vec<MonitorWindow>> {
-    let evaluated = eval::evaluate(s, &s.monitoring.references, m, slipway_store::now_ms()).await?;
-    if let (Some(first), Some(last)) = (evaluated.first(), evaluated.last())
-        && !m.spec.alerts.is_empty()
-    {
-        let w = m.spec.window_ms().max(1);
-        let from = first.start_ms - alerts::history_windows(m) * w;
-        let history = s.store.list_monitor_windows(m.spec.name.clone(), from, last.end_ms).await?;
-        let starts = evaluated.iter().map(|x| x.start_ms).collect();
-        alerts::check(s, &s.monitoring.webhooks, m, &history, &starts).await?;
-    }
-    Ok(evaluated)
 }
 
 /// One label set as posted: `label` for a one-row request, or `labels`, one per row.
@@ -235,20 +181,6 @@ async fn ground_truth(
     Ok(Json(json!({ "accepted": accepted })))
 }
 
-/// The start of the windows an evaluation looks at: older ones are history, not news.
-fn recent(m: &Monitor) -> i64 {
-    slipway_store::now_ms() - eval::LOOKBACK_WINDOWS * m.spec.window_ms().max(1)
-}
-
-/// Gives the monitor lease up at shutdown, so another replica takes over at its next pass
-/// instead of after the lease lapses.
-pub async fn step_down(state: &AppState) {
-    let holder = state.monitoring.holder.clone();
-    if let Err(e) = state.store.release_lease(LEASE.into(), holder).await {
-        tracing::warn!(error = %e, "cannot release the monitor lease; it lapses on its own");
-    }
-}
-
 /// Publishes every monitor's latest evaluated window (with rows) on `/metrics`.
 async fn publish(s: &AppState) {
     let Some(serving) = &s.serving else { return };
@@ -288,46 +220,15 @@ async fn publish(s: &AppState) {
     serving.publish_gauges(gauges);
 }
 
-/// Evaluates every monitor every `interval` until the process ends, on whichever server
-/// process holds the monitor lease (one of all the replicas on a database; it lapses after
-/// three intervals without renewal). A process that becomes the holder first resumes the alert
-/// deliveries a previous holder left pending. Every process publishes the stored results.
+/// Starts evaluating monitors every `interval` (on the replica that holds the lease), and
+/// publishes the stored results on `/metrics` after every pass, on every replica.
 pub fn run(state: AppState, interval: Duration) {
+    let passes = state.monitors.passes();
+    state.monitors.clone().run(interval);
     tokio::spawn(async move {
-        let ttl_ms = i64::try_from(interval.as_millis() * 3).unwrap_or(i64::MAX);
-        let mut leading = false;
         loop {
-            let holder = state.monitoring.holder.clone();
-            let lead = match state.store.take_lease(LEASE.into(), holder, ttl_ms).await {
-                Ok(lead) => lead,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot take the monitor lease; not evaluating this pass");
-                    false
-                }
-            };
-            if lead && !leading {
-                tracing::info!("this server now evaluates monitors");
-                alerts::resume(&state, &state.monitoring.webhooks).await;
-            }
-            leading = lead;
-            match state.store.list_monitors().await {
-                Ok(all) if lead => {
-                    let _pass = state.monitoring.pass.lock().await;
-                    for m in all {
-                        if let Err(e) = evaluate_one(&state, &m).await {
-                            let code = e.error.error_code;
-                            if code != ErrorCode::InternalError {
-                                tracing::warn!(monitor = %m.spec.name, error = %e.error.message, "monitor not evaluated");
-                            }
-                        }
-                    }
-                    drop(_pass);
-                    publish(&state).await;
-                }
-                Ok(_) => publish(&state).await,
-                Err(e) => tracing::warn!(error = %e, "cannot list monitors"),
-            }
-            tokio::time::sleep(interval).await;
+            passes.notified().await;
+            publish(&state).await;
         }
     });
 }

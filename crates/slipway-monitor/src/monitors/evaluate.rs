@@ -1,46 +1,20 @@
-//! Evaluating a monitor: which windows need (re)computing, reading their rows from the
-//! prediction log, and turning rows, the reference and ground truth into a window's series.
-//!
-//! A window `[start, start + W)` is computed once it has ended, and computed again while its
-//! data may still be arriving (until `SETTLE_MS` after its end: segments are uploaded when
-//! they roll) and whenever labels for the deployment arrived after it was computed. The
-//! latest `LOOKBACK_WINDOWS` windows are considered; older ones stay as they were stored.
+//! One window's series: the prediction log's rows, the reference and ground truth turned into
+//! data quality, drift, prediction drift and performance numbers.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
-use slipway_artifacts::{ArtifactPath, sanitize};
-use slipway_monitor::drift::{DriftOptions, compare};
-use slipway_monitor::performance::{self, Scores};
-use slipway_monitor::profile::{ColumnProfile, DatasetProfile, ProfileOptions};
-use slipway_monitor::read::{ColumnData, ColumnSink, NoProgress, SourceKind, read_file};
-use slipway_monitor::stats::Method;
-use slipway_monitor::validate::{Schema, ValueType, validate};
-use slipway_types::{GroundTruth, Monitor, MonitorSpec, MonitorWindow, Task};
+use slipway_types::{GroundTruth, MonitorSpec, MonitorWindow, Task};
 
-use super::log::{Cell, Naming, WindowRows, add_batch};
-use crate::AppState;
-use crate::error::{ApiError, ApiResult};
-
-/// Windows looked at on each evaluation, the latest first.
-pub const LOOKBACK_WINDOWS: i64 = 168;
-/// How long after its end a window is still recomputed: the prediction log uploads a
-/// segment when it rolls (every minute by default), so late rows land within this.
-pub const SETTLE_MS: i64 = 90_000;
-
-/// A reference dataset read into drift columns, and the schema inferred from it, for one
-/// resolved file.
-#[derive(Clone)]
-pub struct Loaded {
-    pub columns: Arc<Vec<ColumnData>>,
-    pub schema: Arc<Schema>,
-}
-
-struct LoadedReference {
-    key: String,
-    loaded: Loaded,
-}
+use super::reference::ReferenceData;
+use super::window::{Cell, WindowRows};
+use crate::MonitorError;
+use crate::drift::{DriftOptions, compare};
+use crate::performance::{self, Scores};
+use crate::profile::{ColumnProfile, DatasetProfile, ProfileOptions};
+use crate::read::{ColumnData, ColumnSink, SourceKind};
+use crate::stats::Method;
+use crate::validate::{Schema, ValueType, validate};
 
 /// The profile of drift columns. A number counts as an integer where the schema wants
 /// integers and it is integral: models take integer features as float tensors.
@@ -70,215 +44,32 @@ fn profile_of(columns: &[ColumnData], integers: &dyn Fn(&str) -> bool) -> Datase
 
 /// The schema the reference's features must keep: `slipway validate`'s inference, without
 /// the target, which traffic does not carry.
-fn reference_schema(columns: &[ColumnData], target: Option<&str>) -> Schema {
+pub(super) fn reference_schema(columns: &[ColumnData], target: Option<&str>) -> Schema {
     let mut schema = Schema::infer(&profile_of(columns, &|_| false));
     schema.columns.retain(|c| Some(c.name.as_str()) != target);
     schema
 }
 
-/// The references read so far, by monitor.
-#[derive(Default)]
-pub struct References {
-    loaded: Mutex<HashMap<String, LoadedReference>>,
-}
-
-fn internal(what: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %what, "monitor evaluation failed");
-    ApiError::new(slipway_types::ErrorCode::InternalError, what.to_string())
-}
-
-fn artifact_path(text: &str) -> ApiResult<ArtifactPath> {
-    Ok(sanitize(&text.replace('%', "%25"))?)
-}
-
-/// Where the monitor's reference file is in the artifact store.
-async fn resolve(state: &AppState, spec: &MonitorSpec) -> ApiResult<ArtifactPath> {
-    let run_file = |run_id: String, path: String| async move {
-        let run = state.store.get_run(run_id).await?;
-        let root = crate::artifacts::locate(state, &run.info.artifact_uri)?;
-        Ok::<_, ApiError>(root.join(&artifact_path(&path)?))
-    };
-    if let Some(uri) = &spec.reference.uri {
-        if state.artifacts.owns(uri) {
-            return crate::artifacts::locate(state, uri);
-        }
-        let rest = uri.strip_prefix("runs:/").unwrap_or(uri);
-        let (run_id, path) = rest
-            .split_once('/')
-            .ok_or_else(|| ApiError::invalid(format!("reference uri '{uri}' must be runs:/<run_id>/<path>")))?;
-        return run_file(run_id.to_string(), path.to_string()).await;
-    }
-    let path = spec.reference.run_artifact.clone().unwrap_or_default();
-    let deployment = state.store.get_deployment(spec.deployment.clone()).await?.spec;
-    let version = match (&deployment.alias, &deployment.version) {
-        (Some(alias), _) => state.store.get_model_version_by_alias(deployment.model.clone(), alias.clone()).await?,
-        (None, Some(v)) => state.store.get_model_version(deployment.model.clone(), v.clone()).await?,
-        (None, None) => return Err(ApiError::invalid("the deployment names no version")),
-    };
-    let run_id = version.run_id.filter(|r| !r.is_empty()).ok_or_else(|| {
-        ApiError::invalid(format!(
-            "version {} of '{}' has no run, so 'reference.run_artifact' cannot be found; use 'reference.uri'",
-            version.version, deployment.model
-        ))
-    })?;
-    run_file(run_id, path).await
-}
-
-impl References {
-    /// The monitor's reference, read once per file (and again when the monitor changes).
-    async fn get(&self, state: &AppState, m: &Monitor) -> ApiResult<Loaded> {
-        let path = resolve(state, &m.spec).await?;
-        let key = format!("{path}@{}", m.last_updated_timestamp);
-        if let Ok(loaded) = self.loaded.lock()
-            && let Some(r) = loaded.get(&m.spec.name)
-            && r.key == key
-        {
-            return Ok(r.loaded.clone());
-        }
-        let text = path.to_string();
-        let download = state.artifacts.get_stream(&path).await.map_err(|e| match e {
-            slipway_artifacts::ArtifactError::NotFound(_) => {
-                ApiError::invalid(format!("the reference file '{text}' is not in the artifact store"))
-            }
-            other => other.into(),
-        })?;
-        let ext = if text.to_ascii_lowercase().ends_with(".parquet") { "parquet" } else { "csv" };
-        let local = std::env::temp_dir().join(format!("slipway-reference-{}.{ext}", uuid::Uuid::new_v4().simple()));
-        let mut file = tokio::fs::File::create(&local).await.map_err(internal)?;
-        let mut stream = download.stream;
-        let copied = async {
-            use futures::TryStreamExt;
-            use tokio::io::AsyncWriteExt;
-            while let Some(chunk) = stream.try_next().await.map_err(internal)? {
-                file.write_all(&chunk).await.map_err(internal)?;
-            }
-            file.flush().await.map_err(internal)
-        }
-        .await;
-        let read = match copied {
-            Ok(()) => {
-                let (p, target) = (local.clone(), m.spec.target.clone());
-                tokio::task::spawn_blocking(move || {
-                    read_file(&p, None, &NoProgress).map(|columns| {
-                        let schema = reference_schema(&columns, target.as_deref());
-                        Loaded { columns: Arc::new(columns), schema: Arc::new(schema) }
-                    })
-                })
-                .await
-                .map_err(internal)
-            }
-            Err(e) => Err(e),
-        };
-        let _ = tokio::fs::remove_file(&local).await;
-        let loaded =
-            read?.map_err(|e| ApiError::invalid(format!("the reference file '{text}' cannot be read: {e}")))?;
-        if let Ok(mut cache) = self.loaded.lock() {
-            cache.insert(m.spec.name.clone(), LoadedReference { key, loaded: loaded.clone() });
-        }
-        Ok(loaded)
-    }
-
-    pub fn forget(&self, monitor: &str) {
-        if let Ok(mut loaded) = self.loaded.lock() {
-            loaded.remove(monitor);
-        }
-    }
-}
-
 /// The drift options a spec asks for; an unknown method is bad input.
-pub fn drift_options(spec: &MonitorSpec) -> ApiResult<DriftOptions> {
+pub fn drift_options(spec: &MonitorSpec) -> Result<DriftOptions, MonitorError> {
     let mut methods = HashMap::new();
     for (col, m) in &spec.column_methods {
-        let method = Method::parse(m).map_err(|e| ApiError::invalid(format!("column_methods.{col}: {e}")))?;
+        let method = Method::parse(m).map_err(|e| MonitorError::InvalidSpec(format!("column_methods.{col}: {e}")))?;
         methods.insert(col.clone(), method);
     }
     Ok(DriftOptions {
         methods,
         thresholds: spec.column_thresholds.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         columns: None,
-        drift_share: spec.drift_share.unwrap_or(slipway_monitor::drift::DEFAULT_DRIFT_SHARE),
+        drift_share: spec.drift_share.unwrap_or(crate::drift::DEFAULT_DRIFT_SHARE),
     })
-}
-
-/// Evaluates every window of `m` that needs it, up to the last one ended by `now_ms`; returns
-/// the windows it stored.
-pub async fn evaluate(
-    state: &AppState,
-    references: &References,
-    m: &Monitor,
-    now_ms: i64,
-) -> ApiResult<Vec<MonitorWindow>> {
-    let spec = &m.spec;
-    let w = spec.window_ms().max(1);
-    let last_end = now_ms.div_euclid(w) * w;
-    let first = last_end - LOOKBACK_WINDOWS * w;
-    let stored: HashMap<i64, MonitorWindow> = state
-        .store
-        .list_monitor_windows(spec.name.clone(), first, last_end)
-        .await?
-        .into_iter()
-        .map(|x| (x.start_ms, x))
-        .collect();
-    let labels_at = state.store.ground_truth_updated(spec.deployment.clone()).await?.unwrap_or(i64::MIN);
-    let needed: Vec<i64> = (0..LOOKBACK_WINDOWS)
-        .map(|i| first + i * w)
-        .filter(|start| match stored.get(start) {
-            None => true,
-            Some(x) => x.computed_at < x.end_ms + SETTLE_MS || labels_at >= x.computed_at,
-        })
-        .collect();
-    let (Some(&from), Some(&last)) = (needed.first(), needed.last()) else { return Ok(Vec::new()) };
-    let to = last + w;
-
-    let reference = references.get(state, m).await?;
-    let naming = Naming {
-        features: spec.features.as_deref(),
-        prediction: spec.prediction.as_deref(),
-        probabilities: spec.probabilities.as_deref(),
-    };
-    let mut rows: BTreeMap<i64, WindowRows> = BTreeMap::new();
-    let segments = slipway_predlog::list_segments_between(&state.artifacts, &spec.deployment, from * 1000, to * 1000)
-        .await
-        .map_err(internal)?;
-    for path in segments {
-        let batches = slipway_predlog::read_segment(&state.artifacts, &path).await.map_err(internal)?;
-        for b in &batches {
-            add_batch(b, from, to, w, &naming, &mut rows);
-        }
-    }
-    let options = drift_options(spec)?;
-    let mut out = Vec::new();
-    for start in needed {
-        let window = rows.remove(&start);
-        let ids: Vec<String> = match &window {
-            Some(r) => {
-                let unique: HashSet<&str> = r.keys.iter().map(|(id, _)| id.as_str()).collect();
-                unique.into_iter().map(str::to_string).collect()
-            }
-            None => Vec::new(),
-        };
-        let labels = if ids.is_empty() {
-            Vec::new()
-        } else {
-            state.store.get_ground_truth(spec.deployment.clone(), ids).await?
-        };
-        let (spec2, reference, options) = (spec.clone(), reference.clone(), options.clone());
-        let computed = tokio::task::spawn_blocking(move || {
-            compute(&spec2, &reference, &options, start, w, window, labels, slipway_store::now_ms())
-        })
-        .await
-        .map_err(internal)?;
-        state.store.put_monitor_window(computed.clone()).await?;
-        out.push(computed);
-    }
-    Ok(out)
 }
 
 /// One window's series from its rows.
 #[allow(clippy::too_many_arguments)]
-fn compute(
+pub(super) fn compute(
     spec: &MonitorSpec,
-    reference: &Loaded,
+    reference: &ReferenceData,
     options: &DriftOptions,
     start: i64,
     w: i64,
@@ -371,7 +162,7 @@ fn quality(features: &[ColumnData], reference: &HashMap<&str, &ColumnData>, seri
 
 /// The window's features checked against the reference's schema (only the features the
 /// window has: a reference column the model does not take is not a fault of the traffic).
-fn validated(schema: &Schema, features: &[ColumnData]) -> slipway_monitor::validate::ValidationReport {
+fn validated(schema: &Schema, features: &[ColumnData]) -> crate::validate::ValidationReport {
     let mut schema = schema.clone();
     schema.columns.retain(|c| features.iter().any(|f| f.name == c.name));
     schema.allow_extra_columns = true;
@@ -416,7 +207,7 @@ fn label_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => n.as_f64().map(slipway_monitor::read::number_key),
+        Value::Number(n) => n.as_f64().map(crate::read::number_key),
         _ => None,
     }
 }

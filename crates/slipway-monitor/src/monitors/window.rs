@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::read::{ColumnData, number_key};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType, UInt16Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
-use slipway_monitor::read::{ColumnData, number_key};
 
 /// One value of a logged column.
 #[derive(Debug, Clone, PartialEq)]
