@@ -9,6 +9,7 @@ Everything is exercised through the unmodified MLflow client (pinned 3.17.2) or,
 where the client cannot express a case, through raw HTTP.
 """
 
+import json
 import os
 import signal
 import socket
@@ -69,20 +70,36 @@ def artifact_args():
     return ["--artifact-root", root] + (["--artifact-mode", "direct"] if mode == "s3-direct" else [])
 
 
-class SlipwayServer:
-    """One server process on a data dir that survives restarts."""
+class ServerProcess:
+    """One HTTP server under test, in a process group of its own (so signals reach the workers it
+    spawns): started on a fresh free port, ready once GET ``ready_path`` answers 200, its stdout
+    and stderr kept under ``log_dir`` per start. A subclass names the command (``command()``,
+    reading ``self.port``); the rest of the lifecycle is here, once.
 
-    def __init__(self, data_dir: Path, log_dir: Path):
-        self.data_dir = Path(data_dir)
+    ``extra_args`` end the command line; ``env`` is the whole environment (None: this one);
+    ``cwd`` the working directory (None: this one).
+    """
+
+    name = "server"
+    ready_path = "/health"
+    startup_timeout = STARTUP_TIMEOUT_S
+    stop_timeout = 15.0
+
+    def __init__(self, log_dir: Path, extra_args=(), env=None, cwd=None):
         self.log_dir = Path(log_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.cwd = cwd
         self.proc = None
         self.port = None
         self._generation = 0
         self._stderr_path = None
-        self.store_uri = backend_store_uri()
-        self.artifact_args = artifact_args()
+        # Several processes may share a log folder: each keeps its own files.
+        self._log_stem = f"{self.name}-{uuid.uuid4().hex[:6]}"
+
+    def command(self) -> list:
+        raise NotImplementedError
 
     @property
     def url(self) -> str:
@@ -94,62 +111,52 @@ class SlipwayServer:
         return ""
 
     def start(self):
-        binary = slipway_bin()
-        if not os.path.exists(binary):
-            pytest.fail(f"slipway binary not found at {binary} (set SLIPWAY_BIN)")
         self._generation += 1
         self.port = free_port()
-        self._stderr_path = self.log_dir / f"server-{self._generation}.stderr"
-        stdout_path = self.log_dir / f"server-{self._generation}.stdout"
-        with open(self._stderr_path, "wb") as err, open(stdout_path, "wb") as out:
+        argv = [str(a) for a in self.command()]
+        if not os.path.exists(argv[0]):
+            pytest.fail(f"{argv[0]} not found (for slipway, set SLIPWAY_BIN)")
+        logs = self.log_dir / f"{self._log_stem}-{self._generation}"
+        self._stderr_path = logs.with_suffix(".stderr")
+        with open(self._stderr_path, "wb") as err, open(logs.with_suffix(".stdout"), "wb") as out:
             self.proc = subprocess.Popen(
-                [
-                    binary,
-                    "server",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--data-dir",
-                    str(self.data_dir),
-                ]
-                + (["--backend-store-uri", self.store_uri] if self.store_uri else [])
-                + self.artifact_args,
+                argv,
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=self.cwd,
                 start_new_session=True,  # own process group
             )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        deadline = time.monotonic() + self.startup_timeout
         while True:
             rc = self.proc.poll()
             if rc is not None:
-                pytest.fail(
-                    f"slipway server exited with {rc} during startup:\n{self.stderr_text()}"
-                )
+                pytest.fail(f"{argv} exited with {rc} during startup:\n{self.stderr_text()}")
             try:
-                r = requests.get(self.url + "/health", timeout=2)
-                if r.status_code == 200:
-                    break
+                if requests.get(self.url + self.ready_path, timeout=2).status_code == 200:
+                    return self
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
                 self.kill()
                 pytest.fail(
-                    f"slipway server did not answer /health within {STARTUP_TIMEOUT_S}s:\n"
-                    f"{self.stderr_text()}"
+                    f"{argv}: {self.ready_path} not 200 within {self.startup_timeout}s:\n{self.stderr_text()}"
                 )
             time.sleep(0.1)
-        self.use()
-        return self
 
-    def use(self):
-        """Point the MLflow client at this server."""
-        os.environ["MLFLOW_TRACKING_URI"] = self.url
-        mlflow.set_tracking_uri(self.url)
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the process and its children."""
+        import psutil
+
+        p = psutil.Process(self.proc.pid)
+        return p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
 
     def _signal_group(self, sig):
-        if self.proc is None or self.proc.poll() is not None:
+        if not self.alive():
             return
         try:
             os.killpg(self.proc.pid, sig)
@@ -163,25 +170,66 @@ class SlipwayServer:
         self._signal_group(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
-    def stop(self, timeout=15.0):
+    def stop(self, timeout=None):
         """Graceful SIGTERM; escalate to SIGKILL if it does not exit. Returns the exit code."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
             self._signal_group(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=timeout)
+                self.proc.wait(timeout=timeout or self.stop_timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.proc.returncode
 
     def restart(self, hard: bool = False):
-        """Restart on the same data dir (SIGKILL first when hard=True)."""
+        """Start again, on a fresh port (SIGKILL first when hard=True)."""
         if hard:
             self.kill()
         else:
             self.stop()
         return self.start()
+
+
+class SlipwayServer(ServerProcess):
+    """``slipway server`` on a data dir that survives restarts, on the database and artifact
+    root the test environment asks for (``test_backends=False``: on its data dir alone).
+    Each start points the MLflow client at it."""
+
+    def __init__(
+        self, data_dir: Path, log_dir: Path, extra_args=(), env=None, cwd=None, binary=None, test_backends=True
+    ):
+        super().__init__(log_dir, extra_args, env, cwd)
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.binary = binary
+        self.store_uri = backend_store_uri() if test_backends else None
+        self.artifact_args = artifact_args() if test_backends else []
+
+    def command(self):
+        return [
+            self.binary or slipway_bin(),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            *(["--backend-store-uri", self.store_uri] if self.store_uri else []),
+            *self.artifact_args,
+            *self.extra_args,
+        ]
+
+    def start(self):
+        super().start()
+        self.use()
+        return self
+
+    def use(self):
+        """Point the MLflow client at this server."""
+        os.environ["MLFLOW_TRACKING_URI"] = self.url
+        mlflow.set_tracking_uri(self.url)
 
 
 @pytest.fixture(scope="session")
@@ -231,28 +279,51 @@ def experiment_id(client):
     return eid
 
 
-def assert_json_error(resp, expected_status=None, expected_code=None):
-    """Every error must be a 4xx with a JSON body carrying error_code and message."""
-    status = resp.status_code if hasattr(resp, "status_code") else resp.status
-    body_text = resp.text if hasattr(resp, "text") else resp.body.decode("utf-8", "replace")
-    assert 400 <= status < 500, f"expected 4xx, got {status}: {body_text[:500]}"
-    if expected_status is not None:
-        if isinstance(expected_status, (tuple, list, set)):
-            assert status in expected_status, f"got {status}: {body_text[:500]}"
-        else:
-            assert status == expected_status, f"got {status}: {body_text[:500]}"
-    import json
+class RawResponse:
+    """An answer read off a socket without requests (http.client, a raw POST): the fields
+    ``assert_json_error`` and the tests read."""
 
+    def __init__(self, status: int, body: bytes, headers=None):
+        self.status = self.status_code = status
+        self.body = body
+        self.text = body.decode("utf-8", "replace")
+        self.headers = headers or {}
+
+
+def assert_json_error(resp, expected_status=None, expected_code=None, style="mlflow", naming=()):
+    """An error answer in the protocol's JSON shape; returns the parsed body.
+
+    ``expected_status``: the status, or a collection of allowed ones; with none, any 4xx (bad
+    input is never a 5xx: the MLflow client retries those for minutes).
+    ``style``: "mlflow", ``{"error_code": non-empty string, "message": non-empty string}`` with
+    ``expected_code`` (or a collection of allowed codes) when given; "v2", the serving
+    protocols' (V2, V1) ``{"error": non-empty string}``.
+    ``naming``: the message must name at least one of these.
+    """
+    status, text = resp.status_code, resp.text
+    if expected_status is None:
+        assert 400 <= status < 500, f"expected 4xx, got {status}: {text[:500]}"
+    elif isinstance(expected_status, (tuple, list, set)):
+        assert status in expected_status, f"expected one of {expected_status}, got {status}: {text[:500]}"
+    else:
+        assert status == expected_status, f"expected {expected_status}, got {status}: {text[:500]}"
     try:
-        body = json.loads(body_text)
+        body = json.loads(text)
     except ValueError:
-        raise AssertionError(f"error body is not JSON (status {status}): {body_text[:500]!r}")
+        raise AssertionError(f"error body is not JSON (status {status}): {text[:500]!r}")
     assert isinstance(body, dict), body
-    assert isinstance(body.get("error_code"), str) and body["error_code"], body
-    assert isinstance(body.get("message"), str), body
-    if expected_code is not None:
+    if style == "mlflow":
+        assert isinstance(body.get("error_code"), str) and body["error_code"], body
+        message = body.get("message")
         if isinstance(expected_code, (tuple, list, set)):
             assert body["error_code"] in expected_code, body
-        else:
+        elif expected_code is not None:
             assert body["error_code"] == expected_code, body
+    else:
+        assert style == "v2", f"unknown error style {style!r}"
+        assert expected_code is None, "the serving protocols' errors carry no code"
+        message = body.get("error")
+    assert isinstance(message, str) and message, body
+    if naming:
+        assert any(n in message for n in naming), f"message names none of {list(naming)}: {message!r}"
     return body

@@ -5,7 +5,7 @@
 - references: every expected value comes from Python ``onnxruntime`` run on the very same
   float32 inputs, and every MLflow response shape from ``mlflow.pyfunc.scoring_server``
   run in-process on the very same request body;
-- process wrappers for ``slipway server`` with serving flags and ``slipway serve``;
+- ``slipway server`` with the ONNX Runtime library, and ``slipway serve``, on conftest's launcher;
 - request builders (MLflow JSON formats, CSV, V2 JSON, tritonclient, V1) and comparators.
 
 Contract: /work/notes/serving-surface.md.
@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +27,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-import pytest
 import requests
-from conftest import SlipwayServer, free_port, slipway_bin, unique
+from conftest import ServerProcess, SlipwayServer, free_port, slipway_bin, unique
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -73,165 +71,49 @@ def onnxruntime_lib() -> str:
 
 
 class ServingServer(SlipwayServer):
-    """`slipway server` with extra (serving) flags; same lifecycle as conftest's server."""
+    """`slipway server` given the wheel's ONNX Runtime library, so no test depends on discovery."""
 
-    def __init__(self, data_dir, log_dir, extra_args=()):
-        super().__init__(data_dir, log_dir)
-        self.extra_args = list(extra_args)
-
-    def start(self):
-        binary = slipway_bin()
-        if not os.path.exists(binary):
-            pytest.fail(f"slipway binary not found at {binary} (set SLIPWAY_BIN)")
-        self._generation += 1
-        self.port = free_port()
-        self._stderr_path = self.log_dir / f"server-{self._generation}.stderr"
-        stdout_path = self.log_dir / f"server-{self._generation}.stdout"
-        argv = [
-            binary,
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(self.data_dir),
-            "--onnxruntime-lib",
-            onnxruntime_lib(),
-            *(["--backend-store-uri", self.store_uri] if self.store_uri else []),
-            *self.artifact_args,
-            *self.extra_args,
-        ]
-        with open(self._stderr_path, "wb") as err, open(stdout_path, "wb") as out:
-            self.proc = subprocess.Popen(
-                argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            rc = self.proc.poll()
-            if rc is not None:
-                pytest.fail(f"{argv} exited with {rc} during startup:\n{self.stderr_text()}")
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"{argv}: no /health within 30s:\n{self.stderr_text()}")
-            time.sleep(0.1)
-        self.use()
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def rss_bytes(self) -> int:
-        import psutil
-
-        p = psutil.Process(self.proc.pid)
-        return p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+    def command(self):
+        return super().command() + ["--onnxruntime-lib", onnxruntime_lib()]
 
 
-class StandaloneServe:
+def serve_argv(model_uri, tracking_uri, port, extra_args=()):
     """`slipway serve MODEL_URI --tracking-uri URL --port P [flags]`."""
-
-    def __init__(self, model_uri, tracking_uri, log_dir, extra_args=(), name="serve"):
-        self.model_uri = model_uri
-        self.tracking_uri = tracking_uri
-        self.log_dir = Path(log_dir)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.extra_args = list(extra_args)
-        self.name = name
-        self.proc = None
-        self.port = None
-        self._stderr_path = self.log_dir / f"{name}-{uuid.uuid4().hex[:6]}.stderr"
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def argv(self):
-        return [
-            slipway_bin(),
-            "serve",
-            self.model_uri,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--tracking-uri",
-            self.tracking_uri,
-            "--onnxruntime-lib",
-            onnxruntime_lib(),
-            *self.extra_args,
-        ]
-
-    def stderr_text(self):
-        return self._stderr_path.read_text(errors="replace")[-8000:] if self._stderr_path.exists() else ""
-
-    def start(self, timeout=60):
-        if not os.path.exists(slipway_bin()):
-            pytest.fail(f"slipway binary not found at {slipway_bin()} (set SLIPWAY_BIN)")
-        self.port = free_port()
-        with open(self._stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                self.argv(),
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            rc = self.proc.poll()
-            if rc is not None:
-                pytest.fail(f"{self.argv()} exited with {rc} during startup:\n{self.stderr_text()}")
-            try:
-                if requests.get(self.url + "/ping", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"{self.argv()}: /ping not 200 within {timeout}s:\n{self.stderr_text()}")
-            time.sleep(0.1)
-        return self
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        import signal
-
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-
-
-def run_serve_to_exit(model_uri, tracking_uri, timeout=90, extra_args=()):
-    """Run `slipway serve` expecting it to exit by itself; returns CompletedProcess."""
-    argv = [
+    return [
         slipway_bin(),
         "serve",
         model_uri,
         "--host",
         "127.0.0.1",
         "--port",
-        str(free_port()),
+        str(port),
         "--tracking-uri",
         tracking_uri,
         "--onnxruntime-lib",
         onnxruntime_lib(),
         *extra_args,
     ]
+
+
+class StandaloneServe(ServerProcess):
+    """`slipway serve` of one model from a tracking server; ready once /ping answers."""
+
+    ready_path = "/ping"
+    startup_timeout = 60
+
+    def __init__(self, model_uri, tracking_uri, log_dir, extra_args=(), name="serve"):
+        self.name = name
+        super().__init__(log_dir, extra_args)
+        self.model_uri = model_uri
+        self.tracking_uri = tracking_uri
+
+    def command(self):
+        return serve_argv(self.model_uri, self.tracking_uri, self.port, self.extra_args)
+
+
+def run_serve_to_exit(model_uri, tracking_uri, timeout=90, extra_args=()):
+    """Run `slipway serve` expecting it to exit by itself; returns CompletedProcess."""
+    argv = serve_argv(model_uri, tracking_uri, free_port(), extra_args)
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as e:
@@ -910,22 +792,3 @@ def wait_deployment_ready(url, name, timeout=60):
             return
         time.sleep(0.1)
     raise AssertionError(f"deployment {name} not ready within {timeout}s: {last}")
-
-
-def assert_error_body(resp, status, style="mlflow", must_mention=()):
-    """A 4xx with the protocol's error shape; message mentions every string given."""
-    text = resp.text
-    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {text[:500]}"
-    try:
-        body = resp.json()
-    except ValueError:
-        raise AssertionError(f"error body is not JSON ({resp.status_code}): {text[:500]!r}")
-    if style == "mlflow":
-        assert isinstance(body.get("error_code"), str) and body["error_code"], body
-        msg = body.get("message")
-    else:
-        msg = body.get("error")
-    assert isinstance(msg, str) and msg, body
-    for s in must_mention:
-        assert s.lower() in msg.lower(), f"error message does not mention {s!r}: {msg!r}"
-    return body

@@ -12,9 +12,7 @@ must load with `mlflow.pyfunc` and serve, and a second import must find everythi
 import json
 import math
 import os
-import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import pandas as pd
 import pytest
 import requests
 import serving_helpers as sh
-from conftest import REPO_ROOT, free_port, slipway_bin
+from conftest import REPO_ROOT, ServerProcess, slipway_bin
 from mlflow.entities import ViewType
 from registry_helpers import run_cli
 
@@ -32,49 +30,22 @@ MLFLOW = REPO_ROOT / ".venv" / "bin" / "mlflow"
 MODEL = "import-clf"
 
 
-class MlflowServer:
-    """`mlflow server` in its own process group (it spawns workers and huey consumers)."""
+class MlflowServer(ServerProcess):
+    """`mlflow server` on conftest's launcher (its own process group: it spawns workers and huey
+    consumers)."""
+
+    name = "mlflow-server"
+    startup_timeout = 120
+    stop_timeout = 20
 
     def __init__(self, root: Path, store_uri: str, artifacts=None):
-        self.root = root
+        super().__init__(root / "mlflow-logs", cwd=root)
         self.store_uri = store_uri
         self.artifacts = artifacts or root / "mlartifacts"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = root / "mlflow-server.log"
-        self.proc = None
 
-    def start(self, timeout=120):
-        argv = [str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(self.port),
-                "--backend-store-uri", self.store_uri, "--artifacts-destination", str(self.artifacts)]
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, cwd=self.root)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"mlflow server exited:\n{self.log.read_text()[-4000:]}"
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        pytest.fail(f"mlflow server not healthy after {timeout}s:\n{self.log.read_text()[-4000:]}")
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+    def command(self):
+        return [MLFLOW, "server", "--host", "127.0.0.1", "--port", self.port,
+                "--backend-store-uri", self.store_uri, "--artifacts-destination", self.artifacts]
 
 
 def populate(url):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import requests
 import serving_helpers as sh
-from conftest import assert_json_error, unique
+from conftest import SlipwayServer, assert_json_error, unique
 from serving_helpers import DEPLOYMENTS
 
 MAX_BODY = 65536
@@ -88,17 +88,6 @@ def _still_answers(env, mode, key="logreg"):
     assert proc.alive()
 
 
-def _assert_4xx_naming(r, status, names, style="mlflow"):
-    assert r.status_code < 500, f"5xx for bad input: {r.status_code} {r.text[:500]}"
-    body = sh.assert_error_body(r, status, style=style)
-    msg = body.get("message") if style == "mlflow" else body.get("error")
-    if names:
-        assert any(n in msg for n in names), f"message names none of {names}: {msg!r}"
-    if style == "mlflow":
-        assert body["error_code"] == "BAD_REQUEST" or status != 400, body
-    return msg
-
-
 def _rows(env, key):
     return sh.rows_of(env.zoo[key])
 
@@ -154,7 +143,7 @@ MLFLOW_CASES = {
 def test_mlflow_bad_input(env, mode, case):
     key, build, names = MLFLOW_CASES[case]
     r = _post(_inv(env, mode, key), build(_rows(env, key)))
-    _assert_4xx_naming(r, 400, names)
+    assert_json_error(r, 400, "BAD_REQUEST", naming=names)
     _still_answers(env, mode, key)
 
 
@@ -166,7 +155,7 @@ def test_mlflow_bad_input(env, mode, case):
 @pytest.mark.parametrize("mode", MODES)
 def test_mlflow_malformed_json_or_empty_body(env, mode, raw):
     r = _post(_inv(env, mode, "logreg"), raw)
-    _assert_4xx_naming(r, 400, [])
+    assert_json_error(r, 400, "BAD_REQUEST")
     _still_answers(env, mode)
 
 
@@ -174,11 +163,11 @@ def test_mlflow_malformed_json_or_empty_body(env, mode, raw):
 def test_csv_bad_input(env, mode):
     url = _inv(env, mode, "pipeline")
     r = _post(url, "f0,f1,f2,zz\n1,2,3,4\n", "text/csv")
-    _assert_4xx_naming(r, 400, ["f3", "zz"])
+    assert_json_error(r, 400, "BAD_REQUEST", naming=["f3", "zz"])
     r = _post(url, "f0,f1,f2,f3\n1,2,abc,4\n", "text/csv")
-    _assert_4xx_naming(r, 400, ["f2"])
+    assert_json_error(r, 400, "BAD_REQUEST", naming=["f2"])
     r = _post(url, "", "text/csv")
-    _assert_4xx_naming(r, 400, [])
+    assert_json_error(r, 400, "BAD_REQUEST")
     _still_answers(env, mode, "pipeline")
 
 
@@ -245,11 +234,11 @@ def test_unknown_model_v2_v1_404(env, mode):
         requests.post(f"{base}/v1/models/no-such-model:predict", json={"instances": [[1, 2, 3, 4]]}, timeout=30),
         requests.get(f"{base}/v1/models/no-such-model", timeout=30),
     ):
-        sh.assert_error_body(r, 404, style="v2")
+        assert_json_error(r, 404, style="v2")
     # unknown version of a known model
     name = _v2_name(env, mode, "logreg")
     r = requests.post(f"{base}/v2/models/{name}/versions/99/infer", json=inputs, timeout=30)
-    sh.assert_error_body(r, 404, style="v2")
+    assert_json_error(r, 404, style="v2")
 
 
 # --------------------------------------------------------------------------------------
@@ -281,7 +270,7 @@ V2_CASES = {
 def test_v2_bad_input(env, mode, case):
     body, names = V2_CASES[case]
     r = _post(f"{_base(env, mode, 'logreg')}/v2/models/{_v2_name(env, mode, 'logreg')}/infer", body)
-    _assert_4xx_naming(r, 400, names, style="v2")
+    assert_json_error(r, 400, style="v2", naming=names)
     _still_answers(env, mode)
 
 
@@ -290,10 +279,10 @@ def test_v2_coltrans_missing_and_wrong_type(env, mode):
     base, name = _base(env, mode, "coltrans"), _v2_name(env, mode, "coltrans")
     inputs = sh.v2_inputs_json(env.zoo["coltrans"])
     r = _post(f"{base}/v2/models/{name}/infer", {"inputs": [i for i in inputs if i["name"] != "color"]})
-    _assert_4xx_naming(r, 400, ["color"], style="v2")
+    assert_json_error(r, 400, style="v2", naming=["color"])
     bad = [dict(i, datatype="FP32", data=[1.0] * len(i["data"])) if i["name"] == "color" else i for i in inputs]
     r = _post(f"{base}/v2/models/{name}/infer", {"inputs": bad})
-    _assert_4xx_naming(r, 400, ["color"], style="v2")
+    assert_json_error(r, 400, style="v2", naming=["color"])
     _still_answers(env, mode, "coltrans")
 
 
@@ -318,23 +307,23 @@ def test_v2_binary_size_mismatch(env, mode):
     assert r.status_code == 200, (r.status_code, r.text[:500])
     # declared size larger than the bytes sent
     r = _binary_request(url, {"inputs": [inp]}, good[:-16])
-    _assert_4xx_naming(r, 400, ["X", "binary"], style="v2")
+    assert_json_error(r, 400, style="v2", naming=["X", "binary"])
     # declared size does not match the shape
     inp2 = dict(inp, parameters={"binary_data_size": len(good) - 16})
     r = _binary_request(url, {"inputs": [inp2]}, good[:-16])
-    _assert_4xx_naming(r, 400, ["X"], style="v2")
+    assert_json_error(r, 400, style="v2", naming=["X"])
     # extra bytes after the last tensor
     r = _binary_request(url, {"inputs": [inp]}, good + b"\0" * 8)
-    _assert_4xx_naming(r, 400, [], style="v2")
+    assert_json_error(r, 400, style="v2")
     # header length larger than the body
     hj = json.dumps({"inputs": [inp]}).encode()
     r = requests.post(
         url, data=hj, headers={"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(hj) + 500)}, timeout=60
     )
-    _assert_4xx_naming(r, 400, [], style="v2")
+    assert_json_error(r, 400, style="v2")
     # header length that is not a number
     r = requests.post(url, data=hj, headers={"Inference-Header-Content-Length": "abc"}, timeout=60)
-    _assert_4xx_naming(r, 400, [], style="v2")
+    assert_json_error(r, 400, style="v2")
     # BYTES element length prefix running past the end
     if True:
         cinp = sh.v2_inputs_json(env.zoo["coltrans"])
@@ -349,7 +338,7 @@ def test_v2_binary_size_mismatch(env, mode):
             ]
         }
         r = _binary_request(curl, header, broken)
-        _assert_4xx_naming(r, 400, ["color"], style="v2")
+        assert_json_error(r, 400, style="v2", naming=["color"])
     _still_answers(env, mode)
 
 
@@ -363,9 +352,9 @@ def test_v1_bad_input(env, mode):
         ({"instances": [[1.0, 2.0, 3.0, 4.0]], "inputs": [[1.0, 2.0, 3.0, 4.0]]}, ["instances", "inputs"]),
     ):
         r = _post(url, body)
-        _assert_4xx_naming(r, 400, names, style="v2")
+        assert_json_error(r, 400, style="v2", naming=names)
     r = _post(url, b"{oops")
-    _assert_4xx_naming(r, 400, [], style="v2")
+    assert_json_error(r, 400, style="v2")
     _still_answers(env, mode)
 
 
@@ -551,43 +540,21 @@ def test_standalone_without_runtime_exits_2(env, tmp_path, lonely_bin):
 
 
 def test_server_without_runtime_keeps_running(env, tmp_path, lonely_bin):
-    import subprocess
-    import time
-
-    from conftest import free_port
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "stderr", "wb") as err:
-        proc = subprocess.Popen(
-            [lonely_bin, "server", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path / "data")],
-            cwd=tmp_path,
-            env=_no_runtime_env(tmp_path),
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    srv = SlipwayServer(
+        tmp_path / "data",
+        tmp_path / "logs",
+        binary=lonely_bin,
+        env=_no_runtime_env(tmp_path),
+        cwd=tmp_path,
+        test_backends=False,
+    ).start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (tmp_path / "stderr").read_text()[-2000:]
-            try:
-                if requests.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "server without a runtime did not come up"
-            time.sleep(0.1)
-        r = requests.get(url + "/v2/health/ready", timeout=10)
+        r = requests.get(srv.url + "/v2/health/ready", timeout=10)
         assert r.status_code == 503, (r.status_code, r.text)
         assert "onnx runtime library not found" in r.json()["error"], r.text
         # the tracking API is unaffected
-        r = requests.post(url + "/api/2.0/mlflow/experiments/create", json={"name": "x"}, timeout=10)
+        r = requests.post(srv.url + "/api/2.0/mlflow/experiments/create", json={"name": "x"}, timeout=10)
         assert r.status_code == 200, r.text
     finally:
-        import os
-        import signal
-
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
+        srv.stop()
+        env.srv.use()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import requests
 import serving_helpers as sh
-from conftest import unique
+from conftest import RawResponse, assert_json_error, unique
 
 CLIENTS = 64
 REQUESTS_PER_CLIENT = 4
@@ -91,12 +91,11 @@ def _check_overload_results(results, labels):
         assert "retry-after" in {k.lower() for k in headers}, (proto, status, headers)
         ra = {k.lower(): v for k, v in headers.items()}["retry-after"]
         assert ra.strip().isdigit() and int(ra) >= 0, ra
-        body = json.loads(text)
         if proto == "mlflow":
             want = "REQUEST_LIMIT_EXCEEDED" if status == 429 else "TEMPORARILY_UNAVAILABLE"
-            assert body.get("error_code") == want, (status, body)
+            assert_json_error(RawResponse(status, text.encode()), status, want)
         else:
-            assert isinstance(body.get("error"), str) and body["error"], body
+            assert_json_error(RawResponse(status, text.encode()), status, style="v2")
     for proto, status, headers, content in results:
         if status != 200:
             continue
@@ -154,7 +153,7 @@ def _timeout_check(url, body):
     assert timed_out, f"no 503 with a 1 ms request timeout: {statuses}"
     for _, _, headers, text in timed_out:
         assert "retry-after" in {k.lower() for k in headers}, headers
-        assert json.loads(text).get("error_code") == "TEMPORARILY_UNAVAILABLE", text
+        assert_json_error(RawResponse(503, text.encode()), 503, "TEMPORARILY_UNAVAILABLE")
 
 
 def test_standalone_request_timeout_503(ov):

@@ -19,19 +19,10 @@ from urllib.parse import quote
 import mlflow
 import pytest
 import requests
-from conftest import assert_json_error, unique
+from conftest import RawResponse, assert_json_error, unique
 
 ART = "/api/2.0/mlflow-artifacts/artifacts"
 DEPTH = 16
-
-
-class Resp:
-    def __init__(self, status, body, headers):
-        self.status = status
-        self.status_code = status
-        self.body = body
-        self.text = body.decode("utf-8", "replace")
-        self.headers = headers
 
 
 def raw(server, method, path, body=None, headers=None):
@@ -48,7 +39,7 @@ def raw(server, method, path, body=None, headers=None):
             conn.putheader(k, v)
         conn.endheaders(message_body=body)
         r = conn.getresponse()
-        return Resp(r.status, r.read(), dict(r.getheaders()))
+        return RawResponse(r.status, r.read(), dict(r.getheaders()))
     finally:
         conn.close()
 

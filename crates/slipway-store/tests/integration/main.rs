@@ -1,7 +1,7 @@
-//! The metadata-store test suite, written once against the `MetadataStore` trait and
-//! instantiated per backend by `store_test_suite!`.
+//! The metadata-store tests: `suite/` holds the behaviour every backend must show, as plain
+//! functions over a [`Fixture`], and `store_test_suite!` runs each on SQLite and on PostgreSQL;
+//! `replicas.rs` races several stores on one PostgreSQL schema; the tests below are SQLite's own.
 
-mod import;
 mod replicas;
 mod suite;
 

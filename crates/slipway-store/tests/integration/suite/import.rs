@@ -8,8 +8,8 @@ use slipway_store::import::{
 use slipway_store::{AuditQuery, StoreError};
 use slipway_types::Metric;
 
+use super::kv;
 use crate::Fixture;
-use crate::suite::kv;
 
 fn experiment(id: i64, name: &str) -> Imported {
     Imported::Experiment(ImportedExperiment {
