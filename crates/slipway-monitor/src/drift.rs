@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 
 use crate::MonitorError;
-use crate::read::{ColumnData, Progress, read_file};
+use crate::read::{ColumnValues, Progress, read_file};
 use crate::stats::{self, ColumnType, Method, Sample};
 
 /// Evidently's default `drift_share`.
@@ -143,10 +143,14 @@ pub(crate) fn histogram(kind: ColumnType, reference: &Sample, current: &Sample) 
     }
 }
 
-fn one_column(reference: ColumnData, current: ColumnData, options: &DriftOptions) -> Result<ColumnDrift, MonitorError> {
+fn one_column(
+    reference: ColumnValues,
+    current: ColumnValues,
+    options: &DriftOptions,
+) -> Result<ColumnDrift, MonitorError> {
     let name = current.name.clone();
     let (reference_nulls, current_nulls) = (reference.nulls, current.nulls);
-    let (kind, r, c) = crate::infer::samples(reference, current)?;
+    let (kind, r, c) = crate::typing::samples(reference, current)?;
     let method = match options.methods.get(&name) {
         Some(m) => *m,
         None => stats::default_method(kind, &r, &c),
@@ -170,12 +174,12 @@ fn one_column(reference: ColumnData, current: ColumnData, options: &DriftOptions
 
 /// Drift between two read datasets.
 pub fn compare(
-    reference: Vec<ColumnData>,
-    current: Vec<ColumnData>,
+    reference: Vec<ColumnValues>,
+    current: Vec<ColumnValues>,
     options: &DriftOptions,
 ) -> Result<DriftReport, MonitorError> {
-    let mut refs: HashMap<String, ColumnData> = reference.into_iter().map(|c| (c.name.clone(), c)).collect();
-    let mut curs: HashMap<String, ColumnData> = current.iter().map(|c| (c.name.clone(), c.clone())).collect();
+    let mut refs: HashMap<String, ColumnValues> = reference.into_iter().map(|c| (c.name.clone(), c)).collect();
+    let mut curs: HashMap<String, ColumnValues> = current.iter().map(|c| (c.name.clone(), c.clone())).collect();
     let order: Vec<String> = match &options.columns {
         Some(cols) => cols.clone(),
         None => current.iter().map(|c| c.name.clone()).collect(),
@@ -251,8 +255,8 @@ pub fn compare_files(
 mod tests {
     use super::*;
 
-    fn col(name: &str, values: impl IntoIterator<Item = f64>, integer: bool) -> ColumnData {
-        let mut c = ColumnData::new(name.into());
+    fn col(name: &str, values: impl IntoIterator<Item = f64>, integer: bool) -> ColumnValues {
+        let mut c = ColumnValues::new(name.into());
         for v in values {
             c.push_number(v, integer);
         }

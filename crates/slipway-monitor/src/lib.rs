@@ -2,7 +2,7 @@
 //! numbers that match Evidently 0.7.23 (its legacy stattests, which the new API delegates to).
 //!
 //! - [`read`] streams CSV and Parquet into per-column accumulators (numbers or counts);
-//! - [`infer`] types columns the way Evidently does without a data definition;
+//! - [`typing`] types columns the way Evidently does without a data definition;
 //! - [`stats`] holds the tests (KS, chi-square, Z, Wasserstein, Jensen-Shannon, PSI, KL,
 //!   Hellinger), Evidently's default choice among them and their thresholds;
 //! - [`drift`] runs them over every column and decides the dataset verdict;
@@ -13,11 +13,11 @@
 
 pub mod drift;
 mod error;
-pub mod infer;
 pub mod performance;
 pub mod profile;
 pub mod read;
 pub mod stats;
+pub mod typing;
 pub mod validate;
 
 pub use error::MonitorError;

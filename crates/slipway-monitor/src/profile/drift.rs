@@ -24,9 +24,9 @@ use super::column::ColumnProfile;
 use super::dataset::DatasetProfile;
 use crate::MonitorError;
 use crate::drift::{ColumnDrift, DriftOptions, DriftReport, Histogram, SkippedColumn};
-use crate::infer::INTEGER_CARDINALITY_LIMIT;
 use crate::read::{SourceKind, number_key};
 use crate::stats::{self, ColumnType, Method, Sample, binning, distance, ks, pvalue};
+use crate::typing::INTEGER_CARDINALITY_LIMIT;
 
 /// The category that stands for what an inexact frequent-items summary dropped.
 pub const OTHER: &str = "\u{0}other";
@@ -276,7 +276,7 @@ fn kind_name(kind: SourceKind) -> &'static str {
     }
 }
 
-/// Evidently's typing, from the current profile (as [`crate::infer::infer_type`]).
+/// Evidently's typing, from the current profile (as [`crate::typing::infer_type`]).
 fn column_type(current: &ColumnProfile) -> ColumnType {
     match current.kind {
         SourceKind::Text => ColumnType::Categorical,

@@ -4,7 +4,7 @@
 use super::drift::Numeric;
 use super::*;
 use crate::drift::{DriftOptions, compare};
-use crate::read::{ColumnData, ColumnSink, SourceKind};
+use crate::read::{ColumnSink, ColumnValues, SourceKind};
 use crate::stats::{Method, binning, distance, ks};
 
 #[derive(Clone)]
@@ -146,7 +146,7 @@ fn merge_of_parts_equals_the_profile_of_the_whole() {
 fn text_in_one_part_turns_the_merged_column_to_text() {
     let opts = ProfileOptions::default();
     let (mut a, mut b, mut whole) =
-        (ColumnProfile::new("x".into(), &opts), ColumnProfile::new("x".into(), &opts), ColumnData::new("x".into()));
+        (ColumnProfile::new("x".into(), &opts), ColumnProfile::new("x".into(), &opts), ColumnValues::new("x".into()));
     for v in [1.0, 2.5, 1.0] {
         a.push_number(v, v == 1.0);
         ColumnSink::push_number(&mut whole, v, v == 1.0);
@@ -215,7 +215,7 @@ fn exact_profiles_give_the_drift_of_the_rows() {
         let opts = ProfileOptions::default();
         for method in std::iter::once(None).chain(Method::ALL.map(Some)) {
             let o = options_with(method);
-            let want = compare(fill::<ColumnData>(&r, &()), fill::<ColumnData>(&c, &()), &o).unwrap();
+            let want = compare(fill::<ColumnValues>(&r, &()), fill::<ColumnValues>(&c, &()), &o).unwrap();
             let got = compare_profiles(&profile(&r, &opts), &profile(&c, &opts), &o).unwrap();
             for (g, w) in got.columns.iter().zip(&want.columns) {
                 assert!(g.exact, "{}", w.column);
@@ -294,7 +294,7 @@ fn approximate_profile_drift_stays_within_the_documented_bounds() {
             // observed, and this asserts it: within 3 (ε_r + ε_c) of the rows' value.
             for m in [Method::Psi, Method::KlDiv, Method::Hellinger] {
                 let g = one(m);
-                let want = compare(fill::<ColumnData>(&r, &()), fill::<ColumnData>(&c, &()), &{
+                let want = compare(fill::<ColumnValues>(&r, &()), fill::<ColumnValues>(&c, &()), &{
                     let mut o = DriftOptions::default();
                     o.methods.insert(name.into(), m);
                     o.columns = Some(vec![name.into()]);
@@ -311,7 +311,8 @@ fn approximate_profile_drift_stays_within_the_documented_bounds() {
             checked[0] += 1;
         }
         // Default methods: the same tests are chosen, and categorical columns are exact.
-        let want = compare(fill::<ColumnData>(&r, &()), fill::<ColumnData>(&c, &()), &DriftOptions::default()).unwrap();
+        let want =
+            compare(fill::<ColumnValues>(&r, &()), fill::<ColumnValues>(&c, &()), &DriftOptions::default()).unwrap();
         let got = compare_profiles(&pr, &pc, &DriftOptions::default()).unwrap();
         for (g, w) in got.columns.iter().zip(&want.columns) {
             assert_eq!((g.drift.method, g.drift.column_type), (w.method, w.column_type), "{}", w.column);

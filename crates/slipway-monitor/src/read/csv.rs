@@ -71,7 +71,7 @@ pub fn read<S: ColumnSink>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::read::{ColumnData, NoProgress, SourceKind};
+    use crate::read::{ColumnValues, NoProgress, SourceKind};
     use std::io::Write;
 
     #[test]
@@ -84,7 +84,7 @@ mod tests {
         writeln!(f, "2,inf,b,NA,").unwrap();
         writeln!(f, "3,-2,7,null,5").unwrap();
         drop(f);
-        let cols: Vec<ColumnData> = read(&path, None, &(), &NoProgress).unwrap();
+        let cols: Vec<ColumnValues> = read(&path, None, &(), &NoProgress).unwrap();
         let by = |n: &str| cols.iter().find(|c| c.name == n).unwrap();
         assert!(by("i").is_integer_dtype());
         assert_eq!(by("i").numbers, vec![1.0, 2.0, 3.0]);
@@ -97,7 +97,7 @@ mod tests {
         assert_eq!(by("gap").kind, SourceKind::Integer);
         assert!(!by("gap").is_integer_dtype());
 
-        let only: Vec<ColumnData> = read(&path, Some(&["s".to_string()]), &(), &NoProgress).unwrap();
+        let only: Vec<ColumnValues> = read(&path, Some(&["s".to_string()]), &(), &NoProgress).unwrap();
         assert_eq!(only.len(), 1);
         assert_eq!(only[0].name, "s");
     }

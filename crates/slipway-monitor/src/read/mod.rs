@@ -28,7 +28,7 @@ pub enum SourceKind {
 
 /// One column of one file, as accumulated.
 #[derive(Debug, Clone)]
-pub struct ColumnData {
+pub struct ColumnValues {
     pub name: String,
     pub kind: SourceKind,
     /// Finite numbers, in file order (only while `kind` is numeric).
@@ -41,9 +41,9 @@ pub struct ColumnData {
     pub unsupported: Option<String>,
 }
 
-impl ColumnData {
-    pub fn new(name: String) -> ColumnData {
-        ColumnData {
+impl ColumnValues {
+    pub fn new(name: String) -> ColumnValues {
+        ColumnValues {
             name,
             kind: SourceKind::Empty,
             numbers: Vec::new(),
@@ -112,7 +112,7 @@ pub fn number_key(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 9.0e15 { format!("{}", v as i64) } else { format!("{v}") }
 }
 
-/// What a reader feeds, value by value: [`ColumnData`] for drift, a profile builder for
+/// What a reader feeds, value by value: [`ColumnValues`] for drift, a profile builder for
 /// profiles and validation. Readers decide nulls and pandas typing; sinks only accumulate.
 pub trait ColumnSink {
     /// What every column's sink is made from (sketch sizes for profiles).
@@ -127,19 +127,19 @@ pub trait ColumnSink {
     fn is_unsupported(&self) -> bool;
 }
 
-impl ColumnSink for ColumnData {
+impl ColumnSink for ColumnValues {
     type Config = ();
     fn for_column(name: String, _config: &()) -> Self {
-        ColumnData::new(name)
+        ColumnValues::new(name)
     }
     fn push_null(&mut self) {
-        ColumnData::push_null(self)
+        ColumnValues::push_null(self)
     }
     fn push_number(&mut self, v: f64, integer: bool) {
-        ColumnData::push_number(self, v, integer)
+        ColumnValues::push_number(self, v, integer)
     }
     fn push_text(&mut self, s: &str) {
-        ColumnData::push_text(self, s)
+        ColumnValues::push_text(self, s)
     }
     fn set_unsupported(&mut self, type_name: String) {
         self.unsupported = Some(type_name);
@@ -166,7 +166,7 @@ pub fn read_file(
     path: &Path,
     columns: Option<&[String]>,
     progress: &dyn Progress,
-) -> Result<Vec<ColumnData>, MonitorError> {
+) -> Result<Vec<ColumnValues>, MonitorError> {
     read_file_into(path, columns, &(), progress)
 }
 
@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn integer_then_float_then_text() {
-        let mut c = ColumnData::new("x".into());
+        let mut c = ColumnValues::new("x".into());
         c.push_number(1.0, true);
         assert!(c.is_integer_dtype());
         c.push_number(f64::INFINITY, false);

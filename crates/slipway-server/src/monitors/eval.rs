@@ -14,7 +14,7 @@ use slipway_artifacts::{ArtifactPath, sanitize};
 use slipway_monitor::drift::{DriftOptions, compare};
 use slipway_monitor::performance::{self, Scores};
 use slipway_monitor::profile::{ColumnProfile, DatasetProfile, ProfileOptions};
-use slipway_monitor::read::{ColumnData, ColumnSink, NoProgress, SourceKind, read_file};
+use slipway_monitor::read::{ColumnSink, ColumnValues, NoProgress, SourceKind, read_file};
 use slipway_monitor::stats::Method;
 use slipway_monitor::validate::{Schema, ValueType, validate};
 use slipway_types::{GroundTruth, Monitor, MonitorSpec, MonitorWindow, Task};
@@ -33,7 +33,7 @@ pub const SETTLE_MS: i64 = 90_000;
 /// resolved file.
 #[derive(Clone)]
 pub struct Loaded {
-    pub columns: Arc<Vec<ColumnData>>,
+    pub columns: Arc<Vec<ColumnValues>>,
     pub schema: Arc<Schema>,
 }
 
@@ -44,7 +44,7 @@ struct LoadedReference {
 
 /// The profile of drift columns. A number counts as an integer where the schema wants
 /// integers and it is integral: models take integer features as float tensors.
-fn profile_of(columns: &[ColumnData], integers: &dyn Fn(&str) -> bool) -> DatasetProfile {
+fn profile_of(columns: &[ColumnValues], integers: &dyn Fn(&str) -> bool) -> DatasetProfile {
     let options = ProfileOptions::default();
     let profiles = columns
         .iter()
@@ -70,7 +70,7 @@ fn profile_of(columns: &[ColumnData], integers: &dyn Fn(&str) -> bool) -> Datase
 
 /// The schema the reference's features must keep: `slipway validate`'s inference, without
 /// the target, which traffic does not carry.
-fn reference_schema(columns: &[ColumnData], target: Option<&str>) -> Schema {
+fn reference_schema(columns: &[ColumnValues], target: Option<&str>) -> Schema {
     let mut schema = Schema::infer(&profile_of(columns, &|_| false));
     schema.columns.retain(|c| Some(c.name.as_str()) != target);
     schema
@@ -302,14 +302,14 @@ fn compute(
     window.rows = rows.rows();
     let series = &mut window.series;
     series.insert("rows".into(), rows.rows() as f64);
-    let by_name: HashMap<&str, &ColumnData> = reference.columns.iter().map(|c| (c.name.as_str(), c)).collect();
+    let by_name: HashMap<&str, &ColumnValues> = reference.columns.iter().map(|c| (c.name.as_str(), c)).collect();
 
     quality(&rows.features, &by_name, series);
     let mut detail = serde_json::Map::new();
     let validation = validated(&reference.schema, &rows.features);
     series.insert("quality.violations".into(), validation.number_of_violations as f64);
     detail.insert("validation".into(), serde_json::to_value(&validation.violations).unwrap_or(Value::Null));
-    let (present, missing): (Vec<&ColumnData>, Vec<&ColumnData>) =
+    let (present, missing): (Vec<&ColumnValues>, Vec<&ColumnValues>) =
         rows.features.iter().partition(|c| by_name.contains_key(c.name.as_str()));
     if !missing.is_empty() {
         let names: Vec<&str> = missing.iter().map(|c| c.name.as_str()).collect();
@@ -317,9 +317,9 @@ fn compute(
     }
     if !present.is_empty() {
         let names: Vec<String> = present.iter().map(|c| c.name.clone()).collect();
-        let refs: Vec<ColumnData> =
+        let refs: Vec<ColumnValues> =
             names.iter().filter_map(|n| by_name.get(n.as_str()).map(|c| (*c).clone())).collect();
-        let current: Vec<ColumnData> = present.into_iter().cloned().collect();
+        let current: Vec<ColumnValues> = present.into_iter().cloned().collect();
         let opts = DriftOptions { columns: Some(names), ..options.clone() };
         match compare(refs, current, &opts) {
             Ok(report) => {
@@ -348,7 +348,7 @@ fn compute(
 
 /// Shares of values that are not finite, outside the reference's range, or categories the
 /// reference never had.
-fn quality(features: &[ColumnData], reference: &HashMap<&str, &ColumnData>, series: &mut BTreeMap<String, f64>) {
+fn quality(features: &[ColumnValues], reference: &HashMap<&str, &ColumnValues>, series: &mut BTreeMap<String, f64>) {
     for c in features {
         let total = c.numbers.len() as u64 + c.strings.values().sum::<u64>() + c.nulls;
         if total == 0 {
@@ -371,7 +371,7 @@ fn quality(features: &[ColumnData], reference: &HashMap<&str, &ColumnData>, seri
 
 /// The window's features checked against the reference's schema (only the features the
 /// window has: a reference column the model does not take is not a fault of the traffic).
-fn validated(schema: &Schema, features: &[ColumnData]) -> slipway_monitor::validate::ValidationReport {
+fn validated(schema: &Schema, features: &[ColumnValues]) -> slipway_monitor::validate::ValidationReport {
     let mut schema = schema.clone();
     schema.columns.retain(|c| features.iter().any(|f| f.name == c.name));
     schema.allow_extra_columns = true;
@@ -383,13 +383,13 @@ fn validated(schema: &Schema, features: &[ColumnData]) -> slipway_monitor::valid
 fn prediction_drift(
     spec: &MonitorSpec,
     rows: &WindowRows,
-    reference: &HashMap<&str, &ColumnData>,
+    reference: &HashMap<&str, &ColumnValues>,
     options: &DriftOptions,
     series: &mut BTreeMap<String, f64>,
     detail: &mut serde_json::Map<String, Value>,
 ) {
     let Some(target) = spec.target.as_deref().and_then(|t| reference.get(t)) else { return };
-    let mut current = ColumnData::new("prediction".into());
+    let mut current = ColumnValues::new("prediction".into());
     for c in rows.predictions.iter().flatten() {
         match c {
             Cell::Num { value, integer } => current.push_number(*value, *integer),

@@ -4,7 +4,7 @@
 //! strings, booleans and categories are categorical. The reference is then read the same way.
 
 use crate::MonitorError;
-use crate::read::{ColumnData, SourceKind, number_key};
+use crate::read::{ColumnValues, SourceKind, number_key};
 use crate::stats::{ColumnType, Sample};
 
 /// Evidently's `INTEGER_CARDINALITY_LIMIT`.
@@ -30,7 +30,7 @@ fn distinct_unsorted(values: &[f64]) -> usize {
 }
 
 /// The type Evidently would infer from the current dataset's column.
-pub fn infer_type(current: &ColumnData) -> ColumnType {
+pub fn infer_type(current: &ColumnValues) -> ColumnType {
     match current.kind {
         SourceKind::Text => ColumnType::Categorical,
         SourceKind::Integer
@@ -42,7 +42,7 @@ pub fn infer_type(current: &ColumnData) -> ColumnType {
     }
 }
 
-fn into_sample(col: ColumnData, kind: ColumnType, dataset: &'static str) -> Result<Sample, MonitorError> {
+fn into_sample(col: ColumnValues, kind: ColumnType, dataset: &'static str) -> Result<Sample, MonitorError> {
     let integer = col.is_integer_dtype();
     let sample = match (kind, col.kind) {
         (ColumnType::Numeric, SourceKind::Text) => {
@@ -73,7 +73,7 @@ fn into_sample(col: ColumnData, kind: ColumnType, dataset: &'static str) -> Resu
 }
 
 /// Types a column pair and cleans both samples (nulls and infinities are already out).
-pub fn samples(reference: ColumnData, current: ColumnData) -> Result<(ColumnType, Sample, Sample), MonitorError> {
+pub fn samples(reference: ColumnValues, current: ColumnValues) -> Result<(ColumnType, Sample, Sample), MonitorError> {
     let kind = infer_type(&current);
     if kind == ColumnType::Numeric && reference.kind == SourceKind::Text {
         return Err(MonitorError::TypeMismatch {
@@ -91,8 +91,8 @@ pub fn samples(reference: ColumnData, current: ColumnData) -> Result<(ColumnType
 mod tests {
     use super::*;
 
-    fn col(values: &[f64], integer: bool) -> ColumnData {
-        let mut c = ColumnData::new("x".into());
+    fn col(values: &[f64], integer: bool) -> ColumnValues {
+        let mut c = ColumnValues::new("x".into());
         for &v in values {
             c.push_number(v, integer);
         }
@@ -121,12 +121,12 @@ mod tests {
 
     #[test]
     fn empty_and_mismatched_columns_are_errors() {
-        let mut empty = ColumnData::new("x".into());
+        let mut empty = ColumnValues::new("x".into());
         empty.push_null();
         empty.push_number(f64::INFINITY, false);
         let err = samples(empty, col(&[0.5], false)).unwrap_err();
         assert!(matches!(err, MonitorError::EmptyColumn { dataset: "reference", .. }));
-        let mut text = ColumnData::new("x".into());
+        let mut text = ColumnValues::new("x".into());
         text.push_text("a");
         let err = samples(text, col(&[0.5], false)).unwrap_err();
         assert!(matches!(err, MonitorError::TypeMismatch { .. }));
