@@ -2,7 +2,8 @@
 //! numbers that match Evidently 0.7.23 (its legacy stattests, which the new API delegates to).
 //!
 //! - [`read`] streams CSV and Parquet into per-column accumulators (numbers or counts);
-//! - [`typing`] types columns the way Evidently does without a data definition;
+//! - [`typing`] types columns: as declared ([`typing::DeclaredTypes`], Evidently's data
+//!   definition), else the way Evidently does without one;
 //! - [`stats`] holds the tests (KS, chi-square, Z, Wasserstein, Jensen-Shannon, PSI, KL,
 //!   Hellinger), Evidently's default choice among them and their thresholds;
 //! - [`drift`] runs them over every column and decides the dataset verdict;

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::MonitorError;
+use crate::typing::DeclaredTypes;
 
 /// How pandas would type the column: what Evidently's inference starts from. The variants are
 /// ordered: a column only ever moves up (`Empty < Integer < Float < Text`), which is also how
@@ -161,25 +162,30 @@ impl Progress for NoProgress {
     fn update(&self, _done: u64, _total: u64) {}
 }
 
-/// Reads a whole file (CSV or Parquet, by extension), keeping only `columns` when given.
+/// Reads a whole file (CSV or Parquet, by extension), keeping only `columns` when given, with
+/// every value typed as pandas types it.
 pub fn read_file(
     path: &Path,
     columns: Option<&[String]>,
     progress: &dyn Progress,
 ) -> Result<Vec<ColumnValues>, MonitorError> {
-    read_file_into(path, columns, &(), progress)
+    read_file_into(path, columns, &DeclaredTypes::default(), &(), progress)
 }
 
-/// Reads a whole file into any [`ColumnSink`], one per column, in file order.
+/// Reads a whole file into any [`ColumnSink`], one per column, in file order. CSV columns
+/// that `types` declares categorical are read as the text they hold, as pandas reads them
+/// with `dtype=str` (null markers still mean null); Parquet values keep their stored type,
+/// and typing turns numbers into categories.
 pub fn read_file_into<S: ColumnSink>(
     path: &Path,
     columns: Option<&[String]>,
+    types: &DeclaredTypes,
     config: &S::Config,
     progress: &dyn Progress,
 ) -> Result<Vec<S>, MonitorError> {
     let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
     match ext.as_str() {
-        "csv" => csv::read(path, columns, config, progress),
+        "csv" => csv::read(path, columns, types, config, progress),
         "parquet" | "pq" => parquet::read(path, columns, config, progress),
         _ => Err(MonitorError::UnknownFormat(path.to_path_buf())),
     }
