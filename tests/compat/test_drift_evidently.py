@@ -7,10 +7,15 @@ environment (.venv-evidently, made by scripts/evidently-env.sh), through
 tools/evidently_drift.py. Each case then compares, per column, the type, the method, the
 statistic (relative 1e-6) and the verdict, and the dataset verdict. Nothing expected is written
 down here: every expected value comes from Evidently.
+
+Half the cases declare column types (`--numerical`/`--categorical` for Slipway, a DataDefinition
+for Evidently): few-valued integers declared numerical, zero-padded string codes ("001", ...) and
+wide integer codes declared categorical. The other half leave the same columns to inference.
 """
 
 import json
 import math
+import os
 import subprocess
 from pathlib import Path
 
@@ -47,6 +52,7 @@ OVERRIDES = {
         "int_cat": "kl_div",
         "num_tiny": "jensenshannon",
         "num_binary": "ks",
+        "code_int_cat": "psi",
     },
     "thresholds": {"num_normal": 0.02, "cat_str": 0.05, "num_binary": 0.2},
 }
@@ -78,6 +84,35 @@ def dataset(rng, n, shift):
 
 N_SHIFTS = 10
 
+# The columns whose type is declared in the declared cases (and inferred in the others).
+DECLARED = {
+    "numerical": ["code_int_num", "few_int_num", "bin_int_num"],
+    "categorical": ["zip_str_cat", "code_int_cat"],
+}
+ZIPS = [f"{i:03d}" for i in range(1, 16)]
+
+
+def coded(rng, n, shift):
+    """The columns typing gets wrong without a declaration, drawn from their own generator so
+    that the other columns' values do not depend on them."""
+    s = iter(shift)
+    df = pd.DataFrame()
+    # Integers with few values: inferred categorical, declared numerical (KS or Wasserstein
+    # with 8 values; chi-square or Jensen-Shannon with 3; Z or Jensen-Shannon with 2).
+    df["code_int_num"] = rng.choice(np.arange(8), n, p=probs(rng, 8, next(s)))
+    df["few_int_num"] = rng.choice([1, 2, 3], n, p=probs(rng, 3, next(s)))
+    df["bin_int_num"] = rng.choice([0, 1], n, p=probs(rng, 2, next(s)))
+    # Zero-padded codes, some missing: pandas reads them as numbers unless told otherwise.
+    z = rng.choice(ZIPS, n, p=probs(rng, len(ZIPS), next(s))).astype(object)
+    z[rng.random(n) < 0.05] = None
+    df["zip_str_cat"] = z
+    # Wide integer codes: inferred numeric, declared categorical.
+    df["code_int_cat"] = rng.choice(np.arange(100, 140), n, p=probs(rng, 40, next(s)))
+    return df
+
+
+N_CODED_SHIFTS = 5
+
 
 def probs(rng, k, tilt):
     w = np.linspace(1.0, 1.0 + 3 * tilt, k) * rng.uniform(0.8, 1.2, k)
@@ -90,7 +125,8 @@ def cases():
         for ref_n, cur_n in SIZES:
             for fmt in FORMATS:
                 overrides = seed == 1 and fmt == "parquet" or seed == 2 and fmt == "csv"
-                out.append((seed, ref_n, cur_n, fmt, overrides))
+                declared = seed == 3 or seed == 1 and fmt == "parquet"
+                out.append((seed, ref_n, cur_n, fmt, overrides, declared))
     return out
 
 
@@ -98,8 +134,8 @@ CASES = cases()
 
 
 def case_id(c):
-    seed, ref_n, cur_n, fmt, overrides = c
-    return f"seed{seed}-{ref_n}x{cur_n}-{fmt}" + ("-overrides" if overrides else "")
+    seed, ref_n, cur_n, fmt, overrides, declared = c
+    return f"seed{seed}-{ref_n}x{cur_n}-{fmt}" + ("-overrides" if overrides else "") + ("-declared" if declared else "")
 
 
 def write(df, path):
@@ -116,19 +152,24 @@ def evidently_results(tmp_path_factory):
         pytest.fail(f"{EVIDENTLY_PY} is missing: run scripts/evidently-env.sh first")
     root = tmp_path_factory.mktemp("drift")
     jobs = []
-    for seed, ref_n, cur_n, fmt, overrides in CASES:
+    for seed, ref_n, cur_n, fmt, overrides, declared in CASES:
         rng = np.random.default_rng(seed * 1000 + ref_n + cur_n)
         zero = [0.0] * N_SHIFTS
         shift = list(rng.choice([0.0, 0.0, 0.05, 0.3], N_SHIFTS))
+        crng = np.random.default_rng(seed * 7919 + ref_n + cur_n)
+        coded_shift = list(crng.choice([0.0, 0.0, 0.05, 0.3], N_CODED_SHIFTS))
         d = root / f"{seed}-{ref_n}-{cur_n}-{fmt}"
         d.mkdir()
         ref, cur = d / f"ref.{fmt}", d / f"cur.{fmt}"
-        write(dataset(rng, ref_n, zero), ref)
-        write(dataset(rng, cur_n, shift), cur)
+        write(dataset(rng, ref_n, zero).join(coded(crng, ref_n, [0.0] * N_CODED_SHIFTS)), ref)
+        write(dataset(rng, cur_n, shift).join(coded(crng, cur_n, coded_shift)), cur)
         job = {"reference": str(ref), "current": str(cur)}
         if overrides:
             job.update(OVERRIDES)
+        if declared:
+            job.update(DECLARED)
         jobs.append(job)
+    jobs.append(padded_job(root))
     jobs_file = root / "jobs.json"
     jobs_file.write_text(json.dumps(jobs))
     proc = subprocess.run(
@@ -138,24 +179,65 @@ def evidently_results(tmp_path_factory):
         timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return dict(zip(map(case_id, CASES), zip(jobs, json.loads(proc.stdout))))
+    return dict(zip([*map(case_id, CASES), PADDED], zip(jobs, json.loads(proc.stdout))))
 
 
-def run_slipway(job):
+PADDED = "padded-codes-csv"
+
+
+def padded_job(root):
+    """Codes written "001".."005" in the reference and partly "1".."5" in the current: as text
+    (pandas with dtype=str) these are new categories, as numbers they are the same values."""
+    rng = np.random.default_rng(11)
+    codes = [f"{i:03d}" for i in range(1, 6)]
+    ref = pd.DataFrame({"code": rng.choice(codes, 300), "x": rng.normal(0, 1, 300)})
+    cur_codes = rng.choice(codes, 200).astype(object)
+    cur_codes[:60] = [c.lstrip("0") for c in cur_codes[:60]]
+    cur = pd.DataFrame({"code": cur_codes, "x": rng.normal(0, 1, 200)})
+    d = root / PADDED
+    d.mkdir()
+    write(ref, d / "ref.csv")
+    write(cur, d / "cur.csv")
+    return {"reference": str(d / "ref.csv"), "current": str(d / "cur.csv"), "categorical": ["code"]}
+
+
+def slipway_cmd(job):
     cmd = [slipway_bin(), "drift", "--reference", job["reference"], "--current", job["current"]]
     cmd.append("--json")
     for col, m in job.get("methods", {}).items():
         cmd += ["--column-method", f"{col}={m}"]
     for col, t in job.get("thresholds", {}).items():
         cmd += ["--column-threshold", f"{col}={t}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    for flag in ("numerical", "categorical"):
+        if job.get(flag):
+            cmd += [f"--{flag}", ",".join(job[flag])]
+    return cmd
+
+
+def run_slipway(job):
+    proc = subprocess.run(slipway_cmd(job), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_drift_matches_evidently(evidently_results, case):
-    job, expected = evidently_results[case_id(case)]
+    assert_agrees(*evidently_results[case_id(case)])
+
+
+def test_zero_padded_codes_declared_categorical_stay_text(evidently_results):
+    job, expected = evidently_results[PADDED]
+    got = assert_agrees(job, expected)
+    code = next(c for c in got["columns"] if c["column"] == "code")
+    # "1" is not "001": a category the reference never had, so chi-square's p is 0.
+    assert (code["type"], code["method"], code["statistic"], code["drifted"]) == ("categorical", "chisquare", 0.0, True)
+    # Left to inference, pandas and Slipway both read the codes as the integers 1..5.
+    undeclared = run_slipway({k: v for k, v in job.items() if k != "categorical"})
+    code = next(c for c in undeclared["columns"] if c["column"] == "code")
+    assert code["statistic"] > 0.05 and not code["drifted"]
+
+
+def assert_agrees(job, expected):
     got = run_slipway(job)
     ours = {c["column"]: c for c in got["columns"]}
     assert sorted(ours) == sorted(c["column"] for c in expected["columns"])
@@ -174,6 +256,7 @@ def test_drift_matches_evidently(evidently_results, case):
     assert got["number_of_drifted_columns"] == expected["count"]
     assert math.isclose(got["share_of_drifted_columns"], expected["share"], rel_tol=1e-12)
     assert got["dataset_drift"] == expected["dataset_drift"]
+    return got
 
 
 def test_the_cases_cover_every_method_and_both_verdicts(evidently_results):
@@ -187,3 +270,53 @@ def test_the_cases_cover_every_method_and_both_verdicts(evidently_results):
     assert methods == {"ks", "chisquare", "z", "wasserstein", "jensenshannon", "psi", "kl_div", "hellinger"}
     assert verdicts == {True, False}
     assert datasets == {True, False}
+
+
+def test_declared_cases_change_types_and_reach_every_default(evidently_results):
+    """Guards the declared cases: each declared column takes its declared type where inference
+    gives the other one, and between them they reach every default test of their type."""
+    seen = {}  # (column, declared, format) -> {(type, method)}
+    for case in CASES:
+        job, expected = evidently_results[case_id(case)]
+        for c in expected["columns"]:
+            if c["column"] in DECLARED["numerical"] + DECLARED["categorical"] and c["column"] not in job.get(
+                "methods", {}
+            ):
+                seen.setdefault((c["column"], case[-1], case[3]), set()).add((c["type"], c["method"]))
+
+    def types(column, declared, formats=FORMATS):
+        return {t for fmt in formats for t, _ in seen.get((column, declared, fmt), ())}
+
+    def methods(columns):
+        return {m for (col, declared, _), v in seen.items() if declared and col in columns for _, m in v}
+
+    for column in DECLARED["numerical"]:
+        assert types(column, True) == {"numeric"}, column
+        assert types(column, False) == {"categorical"}, column
+    for column in DECLARED["categorical"]:
+        assert types(column, True) == {"categorical"}, column
+    assert types("code_int_cat", False) == {"numeric"}
+    # pandas reads undeclared zero-padded codes in CSV as numbers (nulls make them float).
+    assert types("zip_str_cat", False, ["csv"]) == {"numeric"}
+    assert methods(DECLARED["numerical"]) == {"ks", "wasserstein", "chisquare", "z", "jensenshannon"}
+    assert methods(DECLARED["categorical"]) == {"chisquare", "jensenshannon"}
+
+
+def test_drift_json_into_a_closed_pipe_exits_quietly(tmp_path):
+    """`slipway drift --json | head -c 10`: the report is far larger than the pipe's buffer, so
+    the write after head exits fails with EPIPE; that ends the output, not in an error."""
+    wide = pd.DataFrame({f"c{i}": np.arange(50) % (i + 2) for i in range(400)})
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    write(wide, ref)
+    write(wide.iloc[::-1], cur)
+    err = tmp_path / "stderr.txt"
+    cmd = " ".join(f"'{a}'" for a in slipway_cmd({"reference": str(ref), "current": str(cur)}))
+    proc = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {cmd} 2>'{err}' | head -c 10"],
+        capture_output=True,
+        env={**os.environ, "RUST_BACKTRACE": "1"},
+        timeout=120,
+    )
+    assert proc.stdout == b'{\n  "refer'
+    assert err.read_text() == ""
+    assert proc.returncode == 0

@@ -4,6 +4,8 @@ input refused with exit status 1. Nothing here depends on Slipway's internals: o
 binary, its JSON and its exit status."""
 
 import json
+import os
+import pty
 import subprocess
 
 import numpy as np
@@ -169,3 +171,121 @@ def test_bad_input_is_refused_with_a_clear_error(tmp_path):
     assert p.returncode == 1 and "above max" in p.stderr
     # Neither a reference nor a schema: a usage error.
     assert run("--current", ref, check=False).returncode != 0
+
+
+def coded(n=400, seed=4):
+    """Columns typing gets wrong unaided: zero-padded codes (numbers to pandas' read_csv),
+    integer codes with many values (numbers), a measurement with three integer values."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "zip": rng.choice([f"{i:03d}" for i in range(1, 31)], n),
+            "code": rng.choice(np.arange(100, 125), n),
+            "rooms": rng.choice([1, 2, 3], n),
+        }
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_declared_types_decide_the_schema(tmp_path, fmt):
+    df = coded()
+    ref = write(df, tmp_path / f"ref.{fmt}")
+    schema_path = tmp_path / "schema.json"
+    run("--reference", ref, "--categorical", "zip,code", "--numerical", "rooms", "--infer-schema", schema_path)
+    schema = json.loads(schema_path.read_text())
+    assert schema["column_types"] == {"numerical": ["rooms"], "categorical": ["zip", "code"]}
+    cols = {c["name"]: c for c in schema["columns"]}
+    # As written, as pandas reads the column with dtype=str: "007", not 7.
+    assert cols["zip"]["type"] == "string"
+    assert cols["zip"]["allowed_values"] == sorted(df.zip.unique())
+    # Integer codes: a set of values (25 of them, more than inference lists), no range.
+    assert cols["code"]["allowed_values"] == sorted(str(v) for v in df.code.unique())
+    assert "min" not in cols["code"] and "max" not in cols["code"]
+    # A measurement: any number in the reference's range.
+    assert (cols["rooms"]["type"], cols["rooms"]["min"], cols["rooms"]["max"]) == ("float", 1, 3)
+
+    cur_df = coded(100, seed=5)
+    cur_df["rooms"] = cur_df["rooms"] + 0.5  # numbers, within range except 3.5
+    cur_df.loc[0, "zip"] = "7"  # not "007"
+    cur_df.loc[1, "code"] = 99
+    cur = write(cur_df, tmp_path / f"cur.{fmt}")
+    declared = ["--categorical", "zip,code", "--numerical", "rooms"]
+    for source in (["--schema", schema_path], ["--reference", ref, *declared]):
+        out = json.loads(run(*source, "--current", cur, "--json").stdout)
+        got = {(v["column"], v["rule"]): v for v in out["violations"]}
+        assert set(got) == {("zip", "allowed_values"), ("code", "allowed_values"), ("rooms", "max")}, out["violations"]
+        assert got[("zip", "allowed_values")]["observed"]["unexpected_values"] == [{"value": "7", "count": 1}]
+        assert got[("code", "allowed_values")]["observed"]["unexpected_values"] == [{"value": "99", "count": 1}]
+
+
+def test_bad_declarations_are_refused_naming_the_column(tmp_path):
+    df = coded(50)
+    df["city"] = "paris"
+    ref = write(df, tmp_path / "ref.csv")
+    cases = [
+        (["--numerical", "zip,code", "--categorical", "code"], "column 'code' is declared both numerical and"),
+        (["--categorical", "zipcode"], "column 'zipcode' is declared categorical but is missing from the reference"),
+        (["--numerical", "city"], "column 'city' is declared numerical but holds text in the reference dataset"),
+        (["--numerical", "city"], "(such as 'paris')"),
+    ]
+    for flags, message in cases:
+        p = run("--reference", ref, "--current", ref, *flags, check=False)
+        assert p.returncode == 1, (flags, p.stderr)
+        assert message in p.stderr, p.stderr
+    # A schema file carries its own declaration: the flags are refused beside it.
+    schema_path = tmp_path / "schema.json"
+    run("--reference", ref, "--infer-schema", schema_path)
+    p = run("--schema", schema_path, "--current", ref, "--categorical", "zip", check=False)
+    assert p.returncode == 2 and "cannot be used with" in p.stderr, p.stderr
+
+
+def test_json_into_a_closed_pipe_exits_quietly(tmp_path):
+    """`slipway validate --json | head -c 10`: the report outgrows the pipe's buffer, the write
+    after head exits fails with EPIPE, and that ends the output without an error."""
+    wide = pd.DataFrame({f"c{i}": np.arange(50) % (i + 2) for i in range(400)})
+    ref = write(wide, tmp_path / "ref.csv")
+    err = tmp_path / "stderr.txt"
+    cmd = f"'{slipway_bin()}' validate --reference '{ref}' --current '{ref}' --json"
+    proc = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {cmd} 2>'{err}' | head -c 10"],
+        capture_output=True,
+        env={**os.environ, "RUST_BACKTRACE": "1"},
+        timeout=120,
+    )
+    assert proc.stdout == b'{\n  "refer'
+    assert err.read_text() == ""
+    assert proc.returncode == 0
+
+
+def big_csv(path):
+    """A CSV just over the 16 MiB at which the progress line starts."""
+    line = "x" * 100 + "\n"
+    with open(path, "w") as f:
+        f.write("s\n" + line * ((16 << 20) // len(line) + 1000))
+    return path
+
+
+def test_progress_line_only_on_a_terminal(tmp_path):
+    big = big_csv(tmp_path / "big.csv")
+    args = [slipway_bin(), "validate", "--reference", big, "--current", big, "--json"]
+    # stderr captured (not a terminal): nothing but the report.
+    p = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert json.loads(p.stdout)["passed"]
+    # stderr a terminal: the progress line, ending at 100% for both files.
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.wait(timeout=300) == 0
+    text = seen.decode()
+    assert "reading:" in text and "reference 100%" in text and "current 100%" in text, text

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 
 use crate::MonitorError;
-use crate::read::{ColumnData, Progress, read_file};
+use crate::read::{ColumnValues, Progress, read_file_into};
 use crate::stats::{self, ColumnType, Method, Sample};
+use crate::typing::DeclaredTypes;
 
 /// Evidently's default `drift_share`.
 pub const DEFAULT_DRIFT_SHARE: f64 = 0.5;
@@ -143,10 +144,15 @@ pub(crate) fn histogram(kind: ColumnType, reference: &Sample, current: &Sample) 
     }
 }
 
-fn one_column(reference: ColumnData, current: ColumnData, options: &DriftOptions) -> Result<ColumnDrift, MonitorError> {
+fn one_column(
+    reference: ColumnValues,
+    current: ColumnValues,
+    options: &DriftOptions,
+    types: &DeclaredTypes,
+) -> Result<ColumnDrift, MonitorError> {
     let name = current.name.clone();
     let (reference_nulls, current_nulls) = (reference.nulls, current.nulls);
-    let (kind, r, c) = crate::infer::samples(reference, current)?;
+    let (kind, r, c) = crate::typing::samples(reference, current, types.get(&name))?;
     let method = match options.methods.get(&name) {
         Some(m) => *m,
         None => stats::default_method(kind, &r, &c),
@@ -168,14 +174,32 @@ fn one_column(reference: ColumnData, current: ColumnData, options: &DriftOptions
     })
 }
 
-/// Drift between two read datasets.
+/// Drift between two read datasets, every column's type inferred.
 pub fn compare(
-    reference: Vec<ColumnData>,
-    current: Vec<ColumnData>,
+    reference: Vec<ColumnValues>,
+    current: Vec<ColumnValues>,
     options: &DriftOptions,
 ) -> Result<DriftReport, MonitorError> {
-    let mut refs: HashMap<String, ColumnData> = reference.into_iter().map(|c| (c.name.clone(), c)).collect();
-    let mut curs: HashMap<String, ColumnData> = current.iter().map(|c| (c.name.clone(), c.clone())).collect();
+    compare_typed(reference, current, options, &DeclaredTypes::default())
+}
+
+/// Drift between two read datasets, the columns in `types` taking their declared type. A
+/// declared column that is not compared (absent, or outside `options.columns`) is an error.
+pub fn compare_typed(
+    reference: Vec<ColumnValues>,
+    current: Vec<ColumnValues>,
+    options: &DriftOptions,
+    types: &DeclaredTypes,
+) -> Result<DriftReport, MonitorError> {
+    types.check_columns(
+        options.columns.as_deref(),
+        &[
+            ("current", &|n: &str| current.iter().any(|c| c.name == n)),
+            ("reference", &|n: &str| reference.iter().any(|c| c.name == n)),
+        ],
+    )?;
+    let mut refs: HashMap<String, ColumnValues> = reference.into_iter().map(|c| (c.name.clone(), c)).collect();
+    let mut curs: HashMap<String, ColumnValues> = current.iter().map(|c| (c.name.clone(), c.clone())).collect();
     let order: Vec<String> = match &options.columns {
         Some(cols) => cols.clone(),
         None => current.iter().map(|c| c.name.clone()).collect(),
@@ -210,7 +234,7 @@ pub fn compare(
                     }
                     let taken = work[i].lock().ok().and_then(|mut g| g.take());
                     if let Some((rf, cur)) = taken {
-                        let r = one_column(rf, cur, options);
+                        let r = one_column(rf, cur, options, types);
                         if let Ok(mut slot) = results[i].lock() {
                             *slot = Some(r);
                         }
@@ -229,30 +253,33 @@ pub fn compare(
     Ok(DriftReport::new(columns, skipped, options.drift_share, |c| c.drifted))
 }
 
-/// Reads both files (in parallel) and compares them.
+/// Reads both files (in parallel) and compares them. Columns declared categorical are read
+/// from CSV as the text they hold ("001" stays "001").
 pub fn compare_files(
     reference: &Path,
     current: &Path,
     options: &DriftOptions,
+    types: &DeclaredTypes,
     reference_progress: &dyn Progress,
     current_progress: &dyn Progress,
 ) -> Result<DriftReport, MonitorError> {
     let wanted = options.columns.as_deref();
+    let read = |path, progress| read_file_into::<ColumnValues>(path, wanted, types, &(), progress);
     let (r, c) = std::thread::scope(|s| {
-        let r = s.spawn(|| read_file(reference, wanted, reference_progress));
-        let c = read_file(current, wanted, current_progress);
+        let r = s.spawn(|| read(reference, reference_progress));
+        let c = read(current, current_progress);
         let r = r.join().unwrap_or(Err(MonitorError::NoColumns));
         (r, c)
     });
-    compare(r?, c?, options)
+    compare_typed(r?, c?, options, types)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn col(name: &str, values: impl IntoIterator<Item = f64>, integer: bool) -> ColumnData {
-        let mut c = ColumnData::new(name.into());
+    fn col(name: &str, values: impl IntoIterator<Item = f64>, integer: bool) -> ColumnValues {
+        let mut c = ColumnValues::new(name.into());
         for v in values {
             c.push_number(v, integer);
         }

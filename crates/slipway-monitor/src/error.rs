@@ -18,6 +18,14 @@ pub enum MonitorError {
     MissingColumn(String, &'static str),
     #[error("column '{column}' is {current} in the current dataset but {reference} in the reference")]
     TypeMismatch { column: String, current: &'static str, reference: &'static str },
+    #[error("column '{0}' is declared both numerical and categorical")]
+    DeclaredTwice(String),
+    #[error("column '{column}' is declared {declared} but is missing from the {dataset} dataset")]
+    DeclaredMissing { column: String, declared: &'static str, dataset: &'static str },
+    #[error("column '{column}' is declared {declared} but is not among the compared columns")]
+    DeclaredNotCompared { column: String, declared: &'static str },
+    #[error("column '{column}' is declared numerical but holds text in the {dataset} dataset (such as '{example}')")]
+    DeclaredNumericalHoldsText { column: String, dataset: &'static str, example: String },
     #[error("method {method} needs a numeric column, and '{column}' is categorical")]
     MethodNeedsNumeric { method: &'static str, column: String },
     #[error(

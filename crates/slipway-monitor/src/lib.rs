@@ -3,7 +3,8 @@
 //! data validation, and the monitors that watch deployments.
 //!
 //! - [`read`] streams CSV and Parquet into per-column accumulators (numbers or counts);
-//! - [`infer`] types columns the way Evidently does without a data definition;
+//! - [`typing`] types columns: as declared ([`typing::DeclaredTypes`], Evidently's data
+//!   definition), else the way Evidently does without one;
 //! - [`stats`] holds the tests (KS, chi-square, Z, Wasserstein, Jensen-Shannon, PSI, KL,
 //!   Hellinger), Evidently's default choice among them and their thresholds;
 //! - [`drift`] runs them over every column and decides the dataset verdict;
@@ -16,12 +17,12 @@
 
 pub mod drift;
 mod error;
-pub mod infer;
 pub mod monitors;
 pub mod performance;
 pub mod profile;
 pub mod read;
 pub mod stats;
+pub mod typing;
 pub mod validate;
 
 pub use error::MonitorError;

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use crate::MonitorError;
 use crate::profile::{ColumnProfile, DatasetProfile};
 use crate::read::{SourceKind, number_key};
+use crate::stats::ColumnType;
+use crate::typing::{DeclaredTypes, declared_name, text_example};
 
 pub const SCHEMA_FORMAT: &str = "slipway-schema/1";
 
@@ -110,27 +112,49 @@ pub struct Schema {
     /// Whether the batch may have columns the schema does not name.
     #[serde(default)]
     pub allow_extra_columns: bool,
+    /// Columns declared numerical or categorical when the schema was inferred. A batch is read
+    /// with the same declaration, so CSV codes declared categorical stay the text they are.
+    #[serde(default, skip_serializing_if = "DeclaredTypes::is_empty")]
+    pub column_types: DeclaredTypes,
     pub columns: Vec<ColumnSchema>,
 }
 
-fn infer_column(p: &ColumnProfile) -> ColumnSchema {
-    let value_type = ValueType::of(p.kind).unwrap_or(ValueType::Any);
+/// Every value of a column whose frequent items are exact, numbers as their shortest text.
+fn categories(p: &ColumnProfile) -> Option<Vec<String>> {
+    let mut v: Vec<String> = match p.kind {
+        SourceKind::Text if p.strings.is_exact() => p.strings.counts().keys().cloned().collect(),
+        SourceKind::Integer | SourceKind::Float if p.numbers.is_exact() => {
+            p.numbers.counts().keys().map(|k| number_key(k.0)).collect()
+        }
+        SourceKind::Empty | SourceKind::Integer | SourceKind::Float | SourceKind::Text => return None,
+    };
+    v.sort();
+    v.dedup();
+    Some(v)
+}
+
+/// A column's rules. Declared numerical: any number within the reference's range. Declared
+/// categorical: the reference's type and every one of its categories (while the profile
+/// knows them all), with no range. Otherwise as inferred from the profile.
+fn infer_column(p: &ColumnProfile, declared: Option<ColumnType>) -> ColumnSchema {
+    let observed = ValueType::of(p.kind).unwrap_or(ValueType::Any);
     let nullable = p.nulls > 0 || p.count == 0;
-    let numeric = p.is_numeric();
-    let allowed_values = (p.kind == SourceKind::Text && p.strings.is_exact() && p.strings.len() <= MAX_ALLOWED_VALUES)
-        .then(|| {
-            let mut v: Vec<String> = p.strings.counts().keys().cloned().collect();
-            v.sort();
-            v
-        });
+    let (value_type, numeric, allowed_values) = match declared {
+        Some(ColumnType::Numeric) => (if p.is_numeric() { ValueType::Float } else { observed }, true, None),
+        Some(ColumnType::Categorical) => (observed, false, categories(p)),
+        None => {
+            let few = p.kind == SourceKind::Text && p.strings.len() <= MAX_ALLOWED_VALUES;
+            (observed, p.is_numeric(), categories(p).filter(|_| few))
+        }
+    };
     ColumnSchema {
         name: p.name.clone(),
         value_type,
         required: true,
         nullable,
         max_null_fraction: (nullable && p.count > 0).then(|| null_fraction_limit(p.null_fraction())),
-        min: if numeric { p.min() } else { None },
-        max: if numeric { p.max() } else { None },
+        min: if numeric && p.is_numeric() { p.min() } else { None },
+        max: if numeric && p.is_numeric() { p.max() } else { None },
         allowed_values,
     }
 }
@@ -144,8 +168,36 @@ impl Schema {
         Schema {
             format: SCHEMA_FORMAT.into(),
             allow_extra_columns: false,
-            columns: reference.columns.iter().filter(|c| c.unsupported.is_none()).map(infer_column).collect(),
+            column_types: DeclaredTypes::default(),
+            columns: reference
+                .columns
+                .iter()
+                .filter(|c| c.unsupported.is_none())
+                .map(|c| infer_column(c, None))
+                .collect(),
         }
+    }
+
+    /// [`Schema::infer`] with declared types: a column declared numerical accepts any number
+    /// within the reference's range (an error if the reference holds text); one declared
+    /// categorical allows exactly the reference's categories (read the reference with the
+    /// same `types`, so that CSV codes keep their text). Every declared column must be in the
+    /// reference.
+    pub fn infer_typed(reference: &DatasetProfile, types: &DeclaredTypes) -> Result<Schema, MonitorError> {
+        types.check_columns(None, &[("reference", &|n: &str| reference.column(n).is_some())])?;
+        let mut columns = Vec::new();
+        for c in reference.columns.iter().filter(|c| c.unsupported.is_none()) {
+            let declared = types.get(&c.name);
+            if declared == Some(ColumnType::Numeric) && c.kind == SourceKind::Text {
+                return Err(MonitorError::DeclaredNumericalHoldsText {
+                    column: c.name.clone(),
+                    dataset: "reference",
+                    example: text_example(c.strings.counts().keys()),
+                });
+            }
+            columns.push(infer_column(c, declared));
+        }
+        Ok(Schema { format: SCHEMA_FORMAT.into(), allow_extra_columns: false, column_types: types.clone(), columns })
     }
 
     /// Parses and checks a schema file's text.
@@ -189,6 +241,19 @@ impl Schema {
             }
             if (c.min.is_some() || c.max.is_some()) && c.value_type == ValueType::String {
                 return bad(format!("column '{}': min and max need a numeric type", c.name));
+            }
+        }
+        self.column_types.check().or_else(|e| bad(e.to_string()))?;
+        for (name, kind) in self.column_types.iter() {
+            let declared = declared_name(kind);
+            match self.columns.iter().find(|c| c.name == name) {
+                None => {
+                    return bad(format!("column '{name}' is declared {declared} but the schema has no such column"));
+                }
+                Some(c) if kind == ColumnType::Numeric && c.value_type == ValueType::String => {
+                    return bad(format!("column '{name}' is declared numerical but its type is string"));
+                }
+                Some(_) => {}
             }
         }
         Ok(())

@@ -94,6 +94,10 @@ impl From<MonitorError> for ApiError {
             | MonitorError::ProfileMerge(_)
             | MonitorError::BadProfile(_)
             | MonitorError::InvalidSchema(_)
+            | MonitorError::DeclaredTwice(_)
+            | MonitorError::DeclaredMissing { .. }
+            | MonitorError::DeclaredNotCompared { .. }
+            | MonitorError::DeclaredNumericalHoldsText { .. }
             | MonitorError::InvalidSpec(_)
             | MonitorError::Reference(_)) => Self::invalid(e.to_string()),
         }

@@ -3,19 +3,17 @@
 //! `slipway-monitor`'s; this module parses flags, shows progress and writes the output.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use slipway_monitor::drift::{DriftOptions, DriftReport, compare_files};
-use slipway_monitor::read::Progress;
 use slipway_monitor::stats::Method;
+use slipway_monitor::typing::DeclaredTypes;
 
 use crate::drift_html;
+use crate::output::{self, ProgressLine};
 
 /// Exit status when `--fail-on-drift` is given and the dataset drifts (errors exit 1).
 pub const DRIFT_EXIT_CODE: i32 = 3;
@@ -44,6 +42,14 @@ pub struct DriftArgs {
     /// Only these columns (comma-separated), in this order.
     #[arg(long, value_delimiter = ',')]
     columns: Option<Vec<String>>,
+    /// Test these columns as numerical (comma-separated or repeated), whatever inference says:
+    /// e.g. a measurement with few distinct integer values.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    numerical: Vec<String>,
+    /// Test these columns as categorical (comma-separated or repeated): e.g. integer codes, or
+    /// zero-padded codes, which a CSV then keeps as written ("001" stays "001").
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    categorical: Vec<String>,
     /// The dataset drifts when at least this share of its columns drift.
     #[arg(long, default_value_t = slipway_monitor::drift::DEFAULT_DRIFT_SHARE)]
     drift_share: f64,
@@ -82,40 +88,6 @@ fn options(args: &DriftArgs) -> anyhow::Result<DriftOptions> {
     Ok(DriftOptions { methods, thresholds, columns: args.columns.clone(), drift_share: args.drift_share })
 }
 
-/// Files smaller than this are read without a progress line.
-const PROGRESS_MIN_BYTES: u64 = 16 << 20;
-
-/// One stderr line showing how far each file has been read, redrawn at most 10 times a second.
-struct ProgressLine {
-    state: Mutex<([f64; 2], Instant)>,
-}
-
-struct Side<'a> {
-    line: &'a ProgressLine,
-    index: usize,
-}
-
-impl Progress for Side<'_> {
-    fn update(&self, done: u64, total: u64) {
-        let Ok(mut state) = self.line.state.lock() else { return };
-        state.0[self.index] = if total == 0 { 1.0 } else { done as f64 / total as f64 };
-        if state.1.elapsed() < Duration::from_millis(100) && done < total {
-            return;
-        }
-        state.1 = Instant::now();
-        let [r, c] = state.0;
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\rreading: reference {:>3.0}%  current {:>3.0}%", r * 100.0, c * 100.0);
-        let _ = err.flush();
-    }
-}
-
-struct Silent;
-
-impl Progress for Silent {
-    fn update(&self, _done: u64, _total: u64) {}
-}
-
 #[derive(Serialize)]
 struct JsonReport<'a> {
     reference: &'a std::path::Path,
@@ -126,23 +98,19 @@ struct JsonReport<'a> {
 
 pub fn run(args: DriftArgs) -> anyhow::Result<()> {
     let options = options(&args)?;
-    let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let show = std::io::stderr().is_terminal() && size(&args.reference).max(size(&args.current)) >= PROGRESS_MIN_BYTES;
-    let line = ProgressLine { state: Mutex::new(([0.0; 2], Instant::now())) };
-    let (rp, cp) = (Side { line: &line, index: 0 }, Side { line: &line, index: 1 });
-    let report = if show {
-        let r = compare_files(&args.reference, &args.current, &options, &rp, &cp);
-        eprintln!();
-        r
-    } else {
-        compare_files(&args.reference, &args.current, &options, &Silent, &Silent)
-    }?;
+    let types = DeclaredTypes::new(args.numerical.clone(), args.categorical.clone())?;
+    let show = output::show_progress(output::stderr_is_terminal(), &[&args.reference, &args.current]);
+    let line = ProgressLine::new(&["reference", "current"], show);
+    let report = compare_files(&args.reference, &args.current, &options, &types, &line.side(0), &line.side(1));
+    line.finish();
+    let report = report?;
 
     if args.json {
         let body = JsonReport { reference: &args.reference, current: &args.current, report: &report };
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &body).context("cannot write the json report")?;
-        writeln!(out).context("cannot write the json report")?;
+        output::to_stdout(|out| {
+            serde_json::to_writer_pretty(&mut *out, &body)?;
+            writeln!(out)
+        })?;
     }
     let html_path = match (&args.output, args.json) {
         (Some(p), _) => Some(p.clone()),
@@ -153,14 +121,17 @@ pub fn run(args: DriftArgs) -> anyhow::Result<()> {
         let html = drift_html::render(&report, &args.reference, &args.current);
         std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
         if !args.json {
-            println!(
-                "{} of {} columns drifted ({:.0}%): dataset drift {}; report written to {}",
-                report.number_of_drifted_columns,
-                report.number_of_columns,
-                report.share_of_drifted_columns * 100.0,
-                if report.dataset_drift { "detected" } else { "not detected" },
-                path.display()
-            );
+            output::to_stdout(|out| {
+                writeln!(
+                    out,
+                    "{} of {} columns drifted ({:.0}%): dataset drift {}; report written to {}",
+                    report.number_of_drifted_columns,
+                    report.number_of_columns,
+                    report.share_of_drifted_columns * 100.0,
+                    if report.dataset_drift { "detected" } else { "not detected" },
+                    path.display()
+                )
+            })?;
         }
     }
     if args.fail_on_drift && report.dataset_drift {

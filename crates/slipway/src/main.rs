@@ -9,6 +9,7 @@ mod gc;
 mod import;
 mod models;
 mod monitors;
+mod output;
 mod serve;
 mod server;
 mod serving;

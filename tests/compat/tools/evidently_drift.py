@@ -3,12 +3,20 @@
 Runs under .venv-evidently/bin/python (scripts/evidently-env.sh), never the project's .venv:
 
     evidently_drift.py REFERENCE CURRENT [--per-column-method JSON] [--per-column-threshold JSON]
+                       [--numerical A,B] [--categorical C,D]
     evidently_drift.py --jobs JOBS.json      # many comparisons in one interpreter
 
 Prints one JSON object (a list of them for --jobs, each job being {"reference", "current",
-"methods", "thresholds"}): per column its type, method, statistic (the ValueDrift value of the
-new API), threshold and verdict, plus the drifted share and the dataset verdict. The verdict is
-Evidently's own: the registered stattest called on the column cleaned as Evidently cleans it.
+"methods", "thresholds", "numerical", "categorical"}): per column its type, method, statistic
+(the ValueDrift value of the new API), threshold and verdict, plus the drifted share and the
+dataset verdict. The verdict is Evidently's own: the registered stattest called on the column
+cleaned as Evidently cleans it.
+
+Declared types go to Evidently as a DataDefinition. Given a numerical_columns list, Evidently
+treats every column outside it as not numerical (an undeclared float column would go
+untested), so the lists it gets are completed with Evidently's own inference for the columns
+not declared, which is what `slipway drift --numerical/--categorical` does. A CSV column
+declared categorical is read with dtype=str, its values as written ("001" stays "001").
 """
 
 import argparse
@@ -17,7 +25,8 @@ import sys
 
 import numpy as np
 import pandas as pd
-from evidently import Dataset, Report
+from evidently import DataDefinition, Dataset, Report
+from evidently.core.datasets import infer_column_type
 from evidently.legacy.calculations.stattests.registry import get_stattest
 from evidently.legacy.core import ColumnType
 from evidently.presets import DataDriftPreset
@@ -35,25 +44,39 @@ DISPLAY_TO_NAME = {
 }
 
 
-def read(path):
-    return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+def read(path, categorical=()):
+    if path.endswith(".parquet"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype={c: str for c in categorical} or None)
+
+
+def definition(cur, numerical, categorical):
+    """The DataDefinition for declared types, completed with Evidently's inference."""
+    rest = [c for c in cur.columns if c not in numerical and c not in categorical]
+    inferred = {c: infer_column_type(cur[c]) for c in rest}
+    return DataDefinition(
+        numerical_columns=list(numerical) + [c for c in rest if inferred[c] == ColumnType.Numerical],
+        categorical_columns=list(categorical) + [c for c in rest if inferred[c] == ColumnType.Categorical],
+    )
 
 
 def clean(series):
     return series.replace([-np.inf, np.inf], np.nan).dropna()
 
 
-def drift(reference, current, methods, thresholds, verdicts=True):
-    ref, cur = read(reference), read(current)
+def drift(reference, current, methods, thresholds, numerical=(), categorical=(), verdicts=True):
+    ref, cur = read(reference, categorical), read(current, categorical)
     preset = DataDriftPreset(
         per_column_method=methods or None, per_column_threshold=thresholds or None
     )
-    snapshot = Report([preset]).run(current_data=cur, reference_data=ref)
+    declared = definition(cur, numerical, categorical) if numerical or categorical else None
+    ref_data = Dataset.from_pandas(ref, data_definition=declared)
+    cur_data = Dataset.from_pandas(cur, data_definition=declared)
+    snapshot = Report([preset]).run(current_data=cur_data, reference_data=ref_data)
     if not verdicts:
         return {"metrics": len(snapshot.dict()["metrics"])}
 
-    definition = Dataset.from_pandas(cur).data_definition
-    numeric = set(definition.get_numerical_columns())
+    numeric = set(cur_data.data_definition.get_numerical_columns())
     out = {"columns": []}
     for metric in snapshot.dict()["metrics"]:
         config = metric["config"]
@@ -94,6 +117,8 @@ def main():
     ap.add_argument("current", nargs="?")
     ap.add_argument("--per-column-method", default="{}")
     ap.add_argument("--per-column-threshold", default="{}")
+    ap.add_argument("--numerical", default="", help="comma-separated declared numerical columns")
+    ap.add_argument("--categorical", default="", help="comma-separated declared categorical columns")
     ap.add_argument("--jobs", help="a JSON file with a list of comparisons")
     ap.add_argument("--no-verdicts", action="store_true", help="only the report (benchmarks)")
     args = ap.parse_args()
@@ -101,7 +126,14 @@ def main():
         with open(args.jobs) as f:
             jobs = json.load(f)
         results = [
-            drift(j["reference"], j["current"], j.get("methods"), j.get("thresholds"))
+            drift(
+                j["reference"],
+                j["current"],
+                j.get("methods"),
+                j.get("thresholds"),
+                j.get("numerical", ()),
+                j.get("categorical", ()),
+            )
             for j in jobs
         ]
         json.dump(results, sys.stdout)
@@ -111,6 +143,8 @@ def main():
         args.current,
         json.loads(args.per_column_method),
         json.loads(args.per_column_threshold),
+        [c for c in args.numerical.split(",") if c],
+        [c for c in args.categorical.split(",") if c],
         verdicts=not args.no_verdicts,
     )
     json.dump(result, sys.stdout)

@@ -12,13 +12,13 @@ use crate::MonitorError;
 use crate::drift::{DriftOptions, compare};
 use crate::performance::{self, Scores};
 use crate::profile::{ColumnProfile, DatasetProfile, ProfileOptions};
-use crate::read::{ColumnData, ColumnSink, SourceKind};
+use crate::read::{ColumnValues, ColumnSink, SourceKind};
 use crate::stats::Method;
 use crate::validate::{Schema, ValueType, validate};
 
 /// The profile of drift columns. A number counts as an integer where the schema wants
 /// integers and it is integral: models take integer features as float tensors.
-fn profile_of(columns: &[ColumnData], integers: &dyn Fn(&str) -> bool) -> DatasetProfile {
+fn profile_of(columns: &[ColumnValues], integers: &dyn Fn(&str) -> bool) -> DatasetProfile {
     let options = ProfileOptions::default();
     let profiles = columns
         .iter()
@@ -44,7 +44,7 @@ fn profile_of(columns: &[ColumnData], integers: &dyn Fn(&str) -> bool) -> Datase
 
 /// The schema the reference's features must keep: `slipway validate`'s inference, without
 /// the target, which traffic does not carry.
-pub(super) fn reference_schema(columns: &[ColumnData], target: Option<&str>) -> Schema {
+pub(super) fn reference_schema(columns: &[ColumnValues], target: Option<&str>) -> Schema {
     let mut schema = Schema::infer(&profile_of(columns, &|_| false));
     schema.columns.retain(|c| Some(c.name.as_str()) != target);
     schema
@@ -93,14 +93,14 @@ pub(super) fn compute(
     window.rows = rows.rows();
     let series = &mut window.series;
     series.insert("rows".into(), rows.rows() as f64);
-    let by_name: HashMap<&str, &ColumnData> = reference.columns.iter().map(|c| (c.name.as_str(), c)).collect();
+    let by_name: HashMap<&str, &ColumnValues> = reference.columns.iter().map(|c| (c.name.as_str(), c)).collect();
 
     quality(&rows.features, &by_name, series);
     let mut detail = serde_json::Map::new();
     let validation = validated(&reference.schema, &rows.features);
     series.insert("quality.violations".into(), validation.number_of_violations as f64);
     detail.insert("validation".into(), serde_json::to_value(&validation.violations).unwrap_or(Value::Null));
-    let (present, missing): (Vec<&ColumnData>, Vec<&ColumnData>) =
+    let (present, missing): (Vec<&ColumnValues>, Vec<&ColumnValues>) =
         rows.features.iter().partition(|c| by_name.contains_key(c.name.as_str()));
     if !missing.is_empty() {
         let names: Vec<&str> = missing.iter().map(|c| c.name.as_str()).collect();
@@ -108,9 +108,9 @@ pub(super) fn compute(
     }
     if !present.is_empty() {
         let names: Vec<String> = present.iter().map(|c| c.name.clone()).collect();
-        let refs: Vec<ColumnData> =
+        let refs: Vec<ColumnValues> =
             names.iter().filter_map(|n| by_name.get(n.as_str()).map(|c| (*c).clone())).collect();
-        let current: Vec<ColumnData> = present.into_iter().cloned().collect();
+        let current: Vec<ColumnValues> = present.into_iter().cloned().collect();
         let opts = DriftOptions { columns: Some(names), ..options.clone() };
         match compare(refs, current, &opts) {
             Ok(report) => {
@@ -139,7 +139,7 @@ pub(super) fn compute(
 
 /// Shares of values that are not finite, outside the reference's range, or categories the
 /// reference never had.
-fn quality(features: &[ColumnData], reference: &HashMap<&str, &ColumnData>, series: &mut BTreeMap<String, f64>) {
+fn quality(features: &[ColumnValues], reference: &HashMap<&str, &ColumnValues>, series: &mut BTreeMap<String, f64>) {
     for c in features {
         let total = c.numbers.len() as u64 + c.strings.values().sum::<u64>() + c.nulls;
         if total == 0 {
@@ -162,7 +162,7 @@ fn quality(features: &[ColumnData], reference: &HashMap<&str, &ColumnData>, seri
 
 /// The window's features checked against the reference's schema (only the features the
 /// window has: a reference column the model does not take is not a fault of the traffic).
-fn validated(schema: &Schema, features: &[ColumnData]) -> crate::validate::ValidationReport {
+fn validated(schema: &Schema, features: &[ColumnValues]) -> crate::validate::ValidationReport {
     let mut schema = schema.clone();
     schema.columns.retain(|c| features.iter().any(|f| f.name == c.name));
     schema.allow_extra_columns = true;
@@ -174,13 +174,13 @@ fn validated(schema: &Schema, features: &[ColumnData]) -> crate::validate::Valid
 fn prediction_drift(
     spec: &MonitorSpec,
     rows: &WindowRows,
-    reference: &HashMap<&str, &ColumnData>,
+    reference: &HashMap<&str, &ColumnValues>,
     options: &DriftOptions,
     series: &mut BTreeMap<String, f64>,
     detail: &mut serde_json::Map<String, Value>,
 ) {
     let Some(target) = spec.target.as_deref().and_then(|t| reference.get(t)) else { return };
-    let mut current = ColumnData::new("prediction".into());
+    let mut current = ColumnValues::new("prediction".into());
     for c in rows.predictions.iter().flatten() {
         match c {
             Cell::Num { value, integer } => current.push_number(*value, *integer),

@@ -12,13 +12,13 @@ use slipway_types::{Monitor, MonitorSpec};
 
 use super::evaluate::reference_schema;
 use crate::MonitorError;
-use crate::read::{ColumnData, NoProgress, read_file};
+use crate::read::{ColumnValues, NoProgress, read_file};
 use crate::validate::Schema;
 
 /// A reference dataset read into drift columns, and the schema its features must keep.
 #[derive(Clone)]
 pub struct ReferenceData {
-    pub columns: Arc<Vec<ColumnData>>,
+    pub columns: Arc<Vec<ColumnValues>>,
     pub schema: Arc<Schema>,
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::read::{ColumnData, number_key};
+use crate::read::{ColumnValues, number_key};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType, UInt16Type};
 use arrow_array::{Array, RecordBatch};
@@ -33,7 +33,7 @@ impl Cell {
         }
     }
 
-    fn push_to(&self, col: &mut ColumnData) {
+    fn push_to(&self, col: &mut ColumnValues) {
         match self {
             Cell::Num { value, integer } => col.push_number(*value, *integer),
             Cell::Text(s) => col.push_text(s),
@@ -55,7 +55,7 @@ pub struct Naming<'a> {
 pub struct WindowRows {
     pub start_ms: i64,
     /// Feature columns in the order first seen.
-    pub features: Vec<ColumnData>,
+    pub features: Vec<ColumnValues>,
     pub keys: Vec<(String, u32)>,
     /// One per row: its prediction, if the model has such an output.
     pub predictions: Vec<Option<Cell>>,
@@ -78,11 +78,11 @@ impl WindowRows {
         self.keys.len() as u64
     }
 
-    fn feature(&mut self, name: &str) -> &mut ColumnData {
+    fn feature(&mut self, name: &str) -> &mut ColumnValues {
         let i = match self.features.iter().position(|c| c.name == name) {
             Some(i) => i,
             None => {
-                self.features.push(ColumnData::new(name.to_string()));
+                self.features.push(ColumnValues::new(name.to_string()));
                 self.features.len() - 1
             }
         };

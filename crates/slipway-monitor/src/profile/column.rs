@@ -1,7 +1,7 @@
 //! One column's profile, built in one streaming pass as a [`ColumnSink`] and merged with the
 //! profile of another part of the same column.
 //!
-//! It follows [`crate::read::ColumnData`]'s rules value for value (nulls, NaN and ±inf
+//! It follows [`crate::read::ColumnValues`]'s rules value for value (nulls, NaN and ±inf
 //! counted as nulls; integer, float and text typing; a column that meets text becomes text and
 //! its numbers become their shortest text), so drift from two profiles sees what drift from
 //! the rows sees. The kind only moves up `Empty < Integer < Float < Text`, so merging takes the

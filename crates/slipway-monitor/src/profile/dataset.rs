@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::column::{ColumnProfile, ProfileOptions};
 use crate::MonitorError;
 use crate::read::{Progress, read_file_into};
+use crate::typing::DeclaredTypes;
 
 /// Marks the JSON so that a file of something else is refused by name.
 pub const PROFILE_FORMAT: &str = "slipway-profile/1";
@@ -27,14 +28,16 @@ impl DatasetProfile {
         DatasetProfile { format: PROFILE_FORMAT.into(), rows, columns }
     }
 
-    /// Profiles a CSV or Parquet file (by extension), keeping only `columns` when given.
+    /// Profiles a CSV or Parquet file (by extension), keeping only `columns` when given. CSV
+    /// columns that `types` declares categorical are read as the text they hold.
     pub fn from_file(
         path: &Path,
         columns: Option<&[String]>,
+        types: &DeclaredTypes,
         options: &ProfileOptions,
         progress: &dyn Progress,
     ) -> Result<DatasetProfile, MonitorError> {
-        Ok(DatasetProfile::from_columns(read_file_into(path, columns, options, progress)?))
+        Ok(DatasetProfile::from_columns(read_file_into(path, columns, types, options, progress)?))
     }
 
     pub fn column(&self, name: &str) -> Option<&ColumnProfile> {

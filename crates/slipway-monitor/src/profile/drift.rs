@@ -24,9 +24,9 @@ use super::column::ColumnProfile;
 use super::dataset::DatasetProfile;
 use crate::MonitorError;
 use crate::drift::{ColumnDrift, DriftOptions, DriftReport, Histogram, SkippedColumn};
-use crate::infer::INTEGER_CARDINALITY_LIMIT;
 use crate::read::{SourceKind, number_key};
 use crate::stats::{self, ColumnType, Method, Sample, binning, distance, ks, pvalue};
+use crate::typing::{DeclaredTypes, INTEGER_CARDINALITY_LIMIT, text_example};
 
 /// The category that stands for what an inexact frequent-items summary dropped.
 pub const OTHER: &str = "\u{0}other";
@@ -276,7 +276,7 @@ fn kind_name(kind: SourceKind) -> &'static str {
     }
 }
 
-/// Evidently's typing, from the current profile (as [`crate::infer::infer_type`]).
+/// Evidently's typing, from the current profile (as [`crate::typing::infer_type`]).
 fn column_type(current: &ColumnProfile) -> ColumnType {
     match current.kind {
         SourceKind::Text => ColumnType::Categorical,
@@ -293,9 +293,19 @@ fn one_column(
     reference: &ColumnProfile,
     current: &ColumnProfile,
     options: &DriftOptions,
+    types: &DeclaredTypes,
 ) -> Result<ProfileColumnDrift, MonitorError> {
     let name = current.name.clone();
-    let kind = column_type(current);
+    let declared = types.get(&name);
+    if declared == Some(ColumnType::Numeric) {
+        for (p, dataset) in [(reference, "reference"), (current, "current")] {
+            if p.kind == SourceKind::Text {
+                let example = text_example(p.strings.counts().keys());
+                return Err(MonitorError::DeclaredNumericalHoldsText { column: name, dataset, example });
+            }
+        }
+    }
+    let kind = declared.unwrap_or_else(|| column_type(current));
     if kind == ColumnType::Numeric && (reference.kind == SourceKind::Text || current.kind == SourceKind::Text) {
         return Err(MonitorError::TypeMismatch {
             column: name,
@@ -345,13 +355,19 @@ fn one_column(
     })
 }
 
-/// Drift between two dataset profiles, column by column, as [`crate::drift::compare`] does it
-/// on rows.
+/// Drift between two dataset profiles, column by column, as [`crate::drift::compare_typed`]
+/// does it on rows (the profiles of CSV files should be read with the same `types`, so that
+/// columns declared categorical keep their text).
 pub fn compare_profiles(
     reference: &DatasetProfile,
     current: &DatasetProfile,
     options: &DriftOptions,
+    types: &DeclaredTypes,
 ) -> Result<ProfileDriftReport, MonitorError> {
+    types.check_columns(
+        options.columns.as_deref(),
+        &[("current", &|n: &str| current.column(n).is_some()), ("reference", &|n: &str| reference.column(n).is_some())],
+    )?;
     let order: Vec<String> = match &options.columns {
         Some(cols) => cols.clone(),
         None => current.columns.iter().map(|c| c.name.clone()).collect(),
@@ -365,7 +381,7 @@ pub fn compare_profiles(
             Some(t) => {
                 skipped.push(SkippedColumn { column: name.clone(), reason: format!("type {t} is not drift-tested") })
             }
-            None => columns.push(one_column(rf, cur, options)?),
+            None => columns.push(one_column(rf, cur, options, types)?),
         }
     }
     if columns.is_empty() {

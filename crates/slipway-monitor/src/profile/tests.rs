@@ -4,8 +4,9 @@
 use super::drift::Numeric;
 use super::*;
 use crate::drift::{DriftOptions, compare};
-use crate::read::{ColumnData, ColumnSink, SourceKind};
-use crate::stats::{Method, binning, distance, ks};
+use crate::read::{ColumnSink, ColumnValues, SourceKind};
+use crate::stats::{ColumnType, Method, binning, distance, ks};
+use crate::typing::DeclaredTypes;
 
 #[derive(Clone)]
 enum V {
@@ -146,7 +147,7 @@ fn merge_of_parts_equals_the_profile_of_the_whole() {
 fn text_in_one_part_turns_the_merged_column_to_text() {
     let opts = ProfileOptions::default();
     let (mut a, mut b, mut whole) =
-        (ColumnProfile::new("x".into(), &opts), ColumnProfile::new("x".into(), &opts), ColumnData::new("x".into()));
+        (ColumnProfile::new("x".into(), &opts), ColumnProfile::new("x".into(), &opts), ColumnValues::new("x".into()));
     for v in [1.0, 2.5, 1.0] {
         a.push_number(v, v == 1.0);
         ColumnSink::push_number(&mut whole, v, v == 1.0);
@@ -187,7 +188,7 @@ fn profiles_from_files_merge_like_the_whole_file() {
     let p1 = write("p1.csv", "a,b\n1,x\n2,\n");
     let p2 = write("p2.csv", "a,b,c\n3,y,7\nNA,x,8\n");
     let opts = ProfileOptions::default();
-    let read = |p| DatasetProfile::from_file(p, None, &opts, &crate::read::NoProgress).unwrap();
+    let read = |p| DatasetProfile::from_file(p, None, &Default::default(), &opts, &crate::read::NoProgress).unwrap();
     let mut merged = read(&p1);
     merged.merge(&read(&p2)).unwrap();
     let w = read(&whole);
@@ -215,8 +216,9 @@ fn exact_profiles_give_the_drift_of_the_rows() {
         let opts = ProfileOptions::default();
         for method in std::iter::once(None).chain(Method::ALL.map(Some)) {
             let o = options_with(method);
-            let want = compare(fill::<ColumnData>(&r, &()), fill::<ColumnData>(&c, &()), &o).unwrap();
-            let got = compare_profiles(&profile(&r, &opts), &profile(&c, &opts), &o).unwrap();
+            let want = compare(fill::<ColumnValues>(&r, &()), fill::<ColumnValues>(&c, &()), &o).unwrap();
+            let got =
+                compare_profiles(&profile(&r, &opts), &profile(&c, &opts), &o, &DeclaredTypes::default()).unwrap();
             for (g, w) in got.columns.iter().zip(&want.columns) {
                 assert!(g.exact, "{}", w.column);
                 assert_eq!((g.drift.method, g.drift.column_type), (w.method, w.column_type), "{}", w.column);
@@ -257,7 +259,7 @@ fn approximate_profile_drift_stays_within_the_documented_bounds() {
                 let mut o = DriftOptions::default();
                 o.methods.insert(name.into(), m);
                 o.columns = Some(vec![name.into()]);
-                let got = compare_profiles(&pr, &pc, &o).unwrap().columns.remove(0);
+                let got = compare_profiles(&pr, &pc, &o, &DeclaredTypes::default()).unwrap().columns.remove(0);
                 assert!(!got.exact);
                 got
             };
@@ -294,7 +296,7 @@ fn approximate_profile_drift_stays_within_the_documented_bounds() {
             // observed, and this asserts it: within 3 (ε_r + ε_c) of the rows' value.
             for m in [Method::Psi, Method::KlDiv, Method::Hellinger] {
                 let g = one(m);
-                let want = compare(fill::<ColumnData>(&r, &()), fill::<ColumnData>(&c, &()), &{
+                let want = compare(fill::<ColumnValues>(&r, &()), fill::<ColumnValues>(&c, &()), &{
                     let mut o = DriftOptions::default();
                     o.methods.insert(name.into(), m);
                     o.columns = Some(vec![name.into()]);
@@ -311,8 +313,9 @@ fn approximate_profile_drift_stays_within_the_documented_bounds() {
             checked[0] += 1;
         }
         // Default methods: the same tests are chosen, and categorical columns are exact.
-        let want = compare(fill::<ColumnData>(&r, &()), fill::<ColumnData>(&c, &()), &DriftOptions::default()).unwrap();
-        let got = compare_profiles(&pr, &pc, &DriftOptions::default()).unwrap();
+        let want =
+            compare(fill::<ColumnValues>(&r, &()), fill::<ColumnValues>(&c, &()), &DriftOptions::default()).unwrap();
+        let got = compare_profiles(&pr, &pc, &DriftOptions::default(), &DeclaredTypes::default()).unwrap();
         for (g, w) in got.columns.iter().zip(&want.columns) {
             assert_eq!((g.drift.method, g.drift.column_type), (w.method, w.column_type), "{}", w.column);
             if g.exact {
@@ -336,11 +339,44 @@ fn profile_drift_errors_match_row_drift() {
     empty.push_null();
     let d = |c: ColumnProfile| DatasetProfile::from_columns(vec![c]);
     let o = DriftOptions::default();
-    assert!(matches!(compare_profiles(&d(text), &d(num.clone()), &o), Err(crate::MonitorError::TypeMismatch { .. })));
     assert!(matches!(
-        compare_profiles(&d(empty), &d(num.clone()), &o),
+        compare_profiles(&d(text), &d(num.clone()), &o, &DeclaredTypes::default()),
+        Err(crate::MonitorError::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        compare_profiles(&d(empty), &d(num.clone()), &o, &DeclaredTypes::default()),
         Err(crate::MonitorError::EmptyColumn { dataset: "reference", .. })
     ));
     let o2 = DriftOptions { columns: Some(vec!["nope".into()]), ..DriftOptions::default() };
-    assert!(compare_profiles(&d(num.clone()), &d(num), &o2).is_err());
+    assert!(compare_profiles(&d(num.clone()), &d(num), &o2, &DeclaredTypes::default()).is_err());
+}
+
+#[test]
+fn declared_types_give_the_drift_of_the_rows() {
+    let (r, c) = (rows(700, 5, 0.0), rows(500, 6, 0.3));
+    let opts = ProfileOptions::default();
+    // int_cat (4 integer values) inferred categorical, declared numerical; few (4 float
+    // values) inferred numeric, declared categorical.
+    let types = DeclaredTypes::new(vec!["int_cat".into()], vec!["few".into()]).unwrap();
+    let o = DriftOptions::default();
+    let want = crate::drift::compare_typed(fill(&r, &()), fill(&c, &()), &o, &types).unwrap();
+    let got = compare_profiles(&profile(&r, &opts), &profile(&c, &opts), &o, &types).unwrap();
+    let by = |n: &str| got.columns.iter().find(|g| g.drift.column == n).unwrap();
+    assert_eq!((by("int_cat").drift.column_type, by("int_cat").drift.method), (ColumnType::Numeric, Method::ChiSquare));
+    assert_eq!(by("few").drift.column_type, ColumnType::Categorical);
+    for (g, w) in got.columns.iter().zip(&want.columns) {
+        assert_eq!((g.drift.method, g.drift.column_type), (w.method, w.column_type), "{}", w.column);
+        assert!(g.exact, "{}", w.column);
+        assert!((g.drift.statistic - w.statistic).abs() <= 1e-12 * w.statistic.abs(), "{}", w.column);
+    }
+    // Declared numerical, but the current profile holds text.
+    let text = DeclaredTypes::new(vec!["cat".into()], vec![]).unwrap();
+    let err = compare_profiles(&profile(&r, &opts), &profile(&c, &opts), &o, &text).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "column 'cat' is declared numerical but holds text in the reference dataset (such as 'a')"
+    );
+    let missing = DeclaredTypes::new(vec![], vec!["nope".into()]).unwrap();
+    let err = compare_profiles(&profile(&r, &opts), &profile(&c, &opts), &o, &missing).unwrap_err();
+    assert_eq!(err.to_string(), "column 'nope' is declared categorical but is missing from the current dataset");
 }

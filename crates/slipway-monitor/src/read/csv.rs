@@ -7,6 +7,8 @@ use std::path::Path;
 
 use super::{ColumnSink, Progress};
 use crate::MonitorError;
+use crate::stats::ColumnType;
+use crate::typing::DeclaredTypes;
 
 /// pandas' default `na_values` (plus the empty field).
 const NA_VALUES: [&str; 22] = [
@@ -14,9 +16,12 @@ const NA_VALUES: [&str; 22] = [
     "NULL", "NaN", "None", "n/a", "nan", "null", "-NAN", "NAN", "+nan",
 ];
 
-fn push_field<S: ColumnSink>(col: &mut S, field: &str) {
+/// One field; `as_text` for a column declared categorical, whose values stay as written.
+fn push_field<S: ColumnSink>(col: &mut S, field: &str, as_text: bool) {
     if NA_VALUES.contains(&field) {
         col.push_null();
+    } else if as_text {
+        col.push_text(field);
     } else if let Ok(i) = field.parse::<i64>() {
         col.push_number(i as f64, true);
     } else if let Ok(f) = field.parse::<f64>() {
@@ -29,6 +34,7 @@ fn push_field<S: ColumnSink>(col: &mut S, field: &str) {
 pub fn read<S: ColumnSink>(
     path: &Path,
     columns: Option<&[String]>,
+    types: &DeclaredTypes,
     config: &S::Config,
     progress: &dyn Progress,
 ) -> Result<Vec<S>, MonitorError> {
@@ -40,21 +46,21 @@ pub fn read<S: ColumnSink>(
         .from_reader(BufReader::with_capacity(1 << 20, file));
     let csv_err = |source| MonitorError::Csv { path: path.into(), source };
     let headers = reader.headers().map_err(csv_err)?.clone();
-    // (position in the record, column) for every column kept.
-    let mut cols: Vec<(usize, S)> = headers
+    // (position in the record, read as text, column) for every column kept.
+    let mut cols: Vec<(usize, bool, S)> = headers
         .iter()
         .enumerate()
         .filter(|(_, h)| columns.is_none_or(|want| want.iter().any(|w| w == h)))
-        .map(|(i, h)| (i, S::for_column(h.to_string(), config)))
+        .map(|(i, h)| (i, types.get(h) == Some(ColumnType::Categorical), S::for_column(h.to_string(), config)))
         .collect();
     let mut record = ::csv::ByteRecord::new();
     let mut rows = 0u64;
     while reader.read_byte_record(&mut record).map_err(csv_err)? {
-        for (i, col) in cols.iter_mut() {
+        for (i, as_text, col) in cols.iter_mut() {
             match record.get(*i) {
                 None => col.push_null(),
                 Some(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(s) => push_field(col, s),
+                    Ok(s) => push_field(col, s, *as_text),
                     Err(_) => col.push_text(&String::from_utf8_lossy(bytes)),
                 },
             }
@@ -65,13 +71,13 @@ pub fn read<S: ColumnSink>(
         }
     }
     progress.update(total, total);
-    Ok(cols.into_iter().map(|(_, c)| c).collect())
+    Ok(cols.into_iter().map(|(_, _, c)| c).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::read::{ColumnData, NoProgress, SourceKind};
+    use crate::read::{ColumnValues, NoProgress, SourceKind};
     use std::io::Write;
 
     #[test]
@@ -84,7 +90,7 @@ mod tests {
         writeln!(f, "2,inf,b,NA,").unwrap();
         writeln!(f, "3,-2,7,null,5").unwrap();
         drop(f);
-        let cols: Vec<ColumnData> = read(&path, None, &(), &NoProgress).unwrap();
+        let cols: Vec<ColumnValues> = read(&path, None, &DeclaredTypes::default(), &(), &NoProgress).unwrap();
         let by = |n: &str| cols.iter().find(|c| c.name == n).unwrap();
         assert!(by("i").is_integer_dtype());
         assert_eq!(by("i").numbers, vec![1.0, 2.0, 3.0]);
@@ -97,8 +103,26 @@ mod tests {
         assert_eq!(by("gap").kind, SourceKind::Integer);
         assert!(!by("gap").is_integer_dtype());
 
-        let only: Vec<ColumnData> = read(&path, Some(&["s".to_string()]), &(), &NoProgress).unwrap();
+        let only: Vec<ColumnValues> =
+            read(&path, Some(&["s".to_string()]), &DeclaredTypes::default(), &(), &NoProgress).unwrap();
         assert_eq!(only.len(), 1);
         assert_eq!(only[0].name, "s");
+    }
+
+    #[test]
+    fn declared_categorical_columns_keep_their_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.csv");
+        std::fs::write(&path, "zip,code,n\n001,7,001\n002,7.0,2\nNA,inf,\n").unwrap();
+        let types = DeclaredTypes::new(vec!["n".into()], vec!["zip".into(), "code".into()]).unwrap();
+        let cols: Vec<ColumnValues> = read(&path, None, &types, &(), &NoProgress).unwrap();
+        let by = |n: &str| cols.iter().find(|c| c.name == n).unwrap();
+        // As written, as pandas' dtype=str reads them; null markers are still nulls.
+        assert_eq!(by("zip").kind, SourceKind::Text);
+        assert_eq!((by("zip").strings.get("001"), by("zip").strings.get("1"), by("zip").nulls), (Some(&1), None, 1));
+        assert_eq!((by("code").strings.get("7"), by("code").strings.get("7.0")), (Some(&1), Some(&1)));
+        assert_eq!(by("code").strings.get("inf"), Some(&1));
+        // Declared numerical: parsed as numbers, as without a declaration.
+        assert_eq!((by("n").kind, by("n").numbers.clone(), by("n").nulls), (SourceKind::Integer, vec![1.0, 2.0], 1));
     }
 }

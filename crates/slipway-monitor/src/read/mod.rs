@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::MonitorError;
+use crate::typing::DeclaredTypes;
 
 /// How pandas would type the column: what Evidently's inference starts from. The variants are
 /// ordered: a column only ever moves up (`Empty < Integer < Float < Text`), which is also how
@@ -28,7 +29,7 @@ pub enum SourceKind {
 
 /// One column of one file, as accumulated.
 #[derive(Debug, Clone)]
-pub struct ColumnData {
+pub struct ColumnValues {
     pub name: String,
     pub kind: SourceKind,
     /// Finite numbers, in file order (only while `kind` is numeric).
@@ -41,9 +42,9 @@ pub struct ColumnData {
     pub unsupported: Option<String>,
 }
 
-impl ColumnData {
-    pub fn new(name: String) -> ColumnData {
-        ColumnData {
+impl ColumnValues {
+    pub fn new(name: String) -> ColumnValues {
+        ColumnValues {
             name,
             kind: SourceKind::Empty,
             numbers: Vec::new(),
@@ -112,7 +113,7 @@ pub fn number_key(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 9.0e15 { format!("{}", v as i64) } else { format!("{v}") }
 }
 
-/// What a reader feeds, value by value: [`ColumnData`] for drift, a profile builder for
+/// What a reader feeds, value by value: [`ColumnValues`] for drift, a profile builder for
 /// profiles and validation. Readers decide nulls and pandas typing; sinks only accumulate.
 pub trait ColumnSink {
     /// What every column's sink is made from (sketch sizes for profiles).
@@ -127,19 +128,19 @@ pub trait ColumnSink {
     fn is_unsupported(&self) -> bool;
 }
 
-impl ColumnSink for ColumnData {
+impl ColumnSink for ColumnValues {
     type Config = ();
     fn for_column(name: String, _config: &()) -> Self {
-        ColumnData::new(name)
+        ColumnValues::new(name)
     }
     fn push_null(&mut self) {
-        ColumnData::push_null(self)
+        ColumnValues::push_null(self)
     }
     fn push_number(&mut self, v: f64, integer: bool) {
-        ColumnData::push_number(self, v, integer)
+        ColumnValues::push_number(self, v, integer)
     }
     fn push_text(&mut self, s: &str) {
-        ColumnData::push_text(self, s)
+        ColumnValues::push_text(self, s)
     }
     fn set_unsupported(&mut self, type_name: String) {
         self.unsupported = Some(type_name);
@@ -161,25 +162,30 @@ impl Progress for NoProgress {
     fn update(&self, _done: u64, _total: u64) {}
 }
 
-/// Reads a whole file (CSV or Parquet, by extension), keeping only `columns` when given.
+/// Reads a whole file (CSV or Parquet, by extension), keeping only `columns` when given, with
+/// every value typed as pandas types it.
 pub fn read_file(
     path: &Path,
     columns: Option<&[String]>,
     progress: &dyn Progress,
-) -> Result<Vec<ColumnData>, MonitorError> {
-    read_file_into(path, columns, &(), progress)
+) -> Result<Vec<ColumnValues>, MonitorError> {
+    read_file_into(path, columns, &DeclaredTypes::default(), &(), progress)
 }
 
-/// Reads a whole file into any [`ColumnSink`], one per column, in file order.
+/// Reads a whole file into any [`ColumnSink`], one per column, in file order. CSV columns
+/// that `types` declares categorical are read as the text they hold, as pandas reads them
+/// with `dtype=str` (null markers still mean null); Parquet values keep their stored type,
+/// and typing turns numbers into categories.
 pub fn read_file_into<S: ColumnSink>(
     path: &Path,
     columns: Option<&[String]>,
+    types: &DeclaredTypes,
     config: &S::Config,
     progress: &dyn Progress,
 ) -> Result<Vec<S>, MonitorError> {
     let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
     match ext.as_str() {
-        "csv" => csv::read(path, columns, config, progress),
+        "csv" => csv::read(path, columns, types, config, progress),
         "parquet" | "pq" => parquet::read(path, columns, config, progress),
         _ => Err(MonitorError::UnknownFormat(path.to_path_buf())),
     }
@@ -191,7 +197,7 @@ mod tests {
 
     #[test]
     fn integer_then_float_then_text() {
-        let mut c = ColumnData::new("x".into());
+        let mut c = ColumnValues::new("x".into());
         c.push_number(1.0, true);
         assert!(c.is_integer_dtype());
         c.push_number(f64::INFINITY, false);

@@ -16,7 +16,7 @@ use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::{ColumnData, ColumnSink, Progress, number_key};
+use super::{ColumnSink, ColumnValues, Progress, number_key};
 use crate::MonitorError;
 
 /// Appends one Arrow array's values to a column.
@@ -76,14 +76,14 @@ fn push_array<S: ColumnSink>(col: &mut S, array: &ArrayRef) {
             let dict = array.as_any_dictionary();
             let values = dict.values();
             // Decode the (small) dictionary once, then count by key.
-            let mut decoded = ColumnData::new(String::new());
+            let mut decoded = ColumnValues::new(String::new());
             let labels: Vec<Option<String>> = (0..values.len())
                 .map(|i| {
                     let one = values.slice(i, 1);
                     decoded.strings.clear();
                     decoded.numbers.clear();
                     decoded.nulls = 0;
-                    push_array::<ColumnData>(&mut decoded, &one);
+                    push_array::<ColumnValues>(&mut decoded, &one);
                     decoded.strings.keys().next().cloned().or_else(|| decoded.numbers.first().map(|v| number_key(*v)))
                 })
                 .collect();

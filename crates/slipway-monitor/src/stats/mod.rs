@@ -83,7 +83,7 @@ impl Method {
     }
 }
 
-/// Column kind, decided by [`crate::infer`].
+/// Column kind, decided by [`crate::typing`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnType {

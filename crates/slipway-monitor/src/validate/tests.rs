@@ -156,3 +156,73 @@ fn edited_schemas_relax_rules() {
     assert_eq!(null_fraction_limit(0.0), 0.01);
     assert_eq!(null_fraction_limit(0.9), 1.0);
 }
+
+#[test]
+fn declared_types_decide_the_rules() {
+    let options = ProfileOptions::default();
+    let names = ["age", "score", "color", "note", "code"];
+    // 30 distinct codes: too many to list by inference, a category set once declared.
+    let codes: Vec<String> = (0..30).map(|i| format!("{i:03}")).collect();
+    let rows: Vec<Vec<V>> = (0..90)
+        .map(|i| vec![V::I(i % 5), V::F(f64::from(i as u8)), V::T("x"), V::T("y"), V::T(&codes[i as usize % 30])])
+        .collect();
+    let reference = dataset(&names, &rows, &options);
+    assert!(Schema::infer(&reference).columns[4].allowed_values.is_none());
+    let types = DeclaredTypes::new(vec!["age".into()], vec!["score".into(), "code".into()]).unwrap();
+    let s = Schema::infer_typed(&reference, &types).unwrap();
+    let by = |n: &str| s.columns.iter().find(|c| c.name == n).unwrap();
+    // Declared numerical: any number in range, though only five integers were seen.
+    assert_eq!((by("age").value_type, by("age").min, by("age").max), (ValueType::Float, Some(0.0), Some(4.0)));
+    // Declared categorical numbers: the set of values, no range.
+    assert_eq!((by("score").value_type, by("score").min, by("score").max), (ValueType::Float, None, None));
+    assert_eq!(by("score").allowed_values.as_ref().map(Vec::len), Some(90));
+    assert_eq!(by("code").allowed_values.as_deref(), Some(&codes[..]));
+    assert_eq!(s.column_types, types);
+
+    // A batch: age 2.5 is a number (fine), score 500 is not a known category (not a range
+    // violation), code "031" is new.
+    let batch = dataset(&names, &[vec![V::F(2.5), V::F(500.0), V::T("x"), V::T("y"), V::T("031")]], &options);
+    let r = validate(&s, &batch);
+    assert_eq!(rules(&r), vec![("score".to_string(), "allowed_values"), ("code".into(), "allowed_values")]);
+
+    // The declaration survives the JSON round trip, and contradictions are refused.
+    let text = s.to_json().unwrap();
+    assert!(text.contains("\"column_types\""), "{text}");
+    assert_eq!(Schema::from_json(&text).unwrap(), s);
+    let cases = [
+        (
+            text.replacen("\"age\"\n", "\"nope\"\n", 1),
+            "column 'nope' is declared numerical but the schema has no such column",
+        ),
+        (text.replacen("\"code\"\n", "\"age\"\n", 1), "column 'age' is declared both numerical and categorical"),
+    ];
+    for (bad, msg) in cases {
+        let err = Schema::from_json(&bad).unwrap_err().to_string();
+        assert!(err.contains(msg), "{err} should say {msg}");
+    }
+    let mut wrong = s.clone();
+    wrong.columns[0].value_type = ValueType::String;
+    wrong.columns[0].min = None;
+    wrong.columns[0].max = None;
+    assert!(wrong.check().unwrap_err().to_string().contains("declared numerical but its type is string"));
+}
+
+#[test]
+fn declarations_the_reference_cannot_honour_are_errors() {
+    let err = |numerical: &[&str], categorical: &[&str]| {
+        let types = DeclaredTypes {
+            numerical: numerical.iter().map(|s| s.to_string()).collect(),
+            categorical: categorical.iter().map(|s| s.to_string()).collect(),
+        };
+        Schema::infer_typed(&reference(), &types).unwrap_err().to_string()
+    };
+    assert_eq!(
+        err(&["color"], &[]),
+        "column 'color' is declared numerical but holds text in the reference dataset (such as 'blue')"
+    );
+    assert_eq!(
+        err(&[], &["colour"]),
+        "column 'colour' is declared categorical but is missing from the reference dataset"
+    );
+    assert_eq!(err(&["age"], &["age"]), "column 'age' is declared both numerical and categorical");
+}
