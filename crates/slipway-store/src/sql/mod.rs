@@ -8,7 +8,7 @@
 //! serialization conflicts), and in their migrations.
 
 mod audit;
-pub mod conn;
+pub(crate) mod conn;
 mod deployments;
 pub(crate) mod experiments;
 mod gc;

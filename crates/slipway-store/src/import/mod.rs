@@ -5,6 +5,10 @@
 //! statuses and deletions that no client may choose, so the HTTP layer never holds it. Each
 //! item is upserted by its id with the source as the truth, in one transaction, so an import
 //! can be interrupted and run again, and a second run over the same source changes nothing.
+//!
+//! [`mlflow`] reads the items out of an MLflow tracking database.
+
+pub mod mlflow;
 
 use async_trait::async_trait;
 use slipway_types::{KeyValue, Metric};

@@ -10,15 +10,15 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use slipway_artifacts::{ArtifactPath, Artifacts, sanitize};
+use slipway_artifacts::{ArtifactError, ArtifactPath, Artifacts, sanitize};
 use slipway_store::import::Imported;
 use tokio::io::AsyncReadExt;
 
-use super::{Progress, Report};
+use crate::importer::Meter;
+use crate::{ImportError, ImportReport, Result};
 
 /// Bytes read from a local source file at a time.
 const READ_CHUNK: usize = 1 << 20;
@@ -50,15 +50,21 @@ pub enum SourceRoot {
 
 impl SourceRoot {
     /// `--artifacts-from`: a folder, `file:///folder` or `s3://bucket/prefix`.
-    pub fn open(root: &str) -> anyhow::Result<Self> {
+    pub fn open(root: &str) -> Result<Self> {
         if root.starts_with("s3://") {
-            return Ok(SourceRoot::Store(
-                Artifacts::open(root).with_context(|| format!("opening --artifacts-from {root}"))?,
-            ));
+            return match Artifacts::open(root) {
+                Ok(store) => Ok(SourceRoot::Store(store)),
+                Err(source) => {
+                    Err(ImportError::Artifacts { context: format!("opening --artifacts-from {root}"), source })
+                }
+            };
         }
         let dir = Path::new(root.strip_prefix("file://").unwrap_or(root));
-        anyhow::ensure!(dir.is_dir(), "--artifacts-from {root}: no such folder");
-        Ok(SourceRoot::Local(dir.canonicalize().with_context(|| format!("resolving --artifacts-from {root}"))?))
+        if !dir.is_dir() {
+            return Err(ImportError::ArtifactsFrom(format!("--artifacts-from {root}: no such folder")));
+        }
+        let dir = dir.canonicalize().map_err(io(|| format!("resolving --artifacts-from {root}")))?;
+        Ok(SourceRoot::Local(dir))
     }
 
     /// What MLflow's stored locations under this root start with.
@@ -70,7 +76,7 @@ impl SourceRoot {
     }
 
     /// The files under `start`.
-    async fn files(&self, start: &ArtifactPath) -> anyhow::Result<Listing> {
+    async fn files(&self, start: &ArtifactPath) -> Result<Listing> {
         match self {
             SourceRoot::Local(dir) => {
                 let (dir, start) = (dir.clone(), start.clone());
@@ -79,7 +85,11 @@ impl SourceRoot {
             SourceRoot::Store(store) => {
                 let (mut dirs, mut files) = (vec![start.clone()], Vec::new());
                 while let Some(dir) = dirs.pop() {
-                    for entry in store.list(&dir).await.with_context(|| format!("listing {dir} in --artifacts-from"))? {
+                    let listed = store.list(&dir).await.map_err(|source| ImportError::Artifacts {
+                        context: format!("listing {dir} in --artifacts-from"),
+                        source,
+                    })?;
+                    for entry in listed {
                         if entry.is_dir {
                             dirs.push(path(&entry.path)?);
                         } else {
@@ -92,26 +102,31 @@ impl SourceRoot {
         }
     }
 
-    async fn read(&self, file: &str) -> anyhow::Result<BoxStream<'static, anyhow::Result<Bytes>>> {
+    /// A file's bytes; a failure says why, for the report (the file is skipped, the import
+    /// goes on).
+    async fn read(&self, file: &str) -> std::result::Result<BoxStream<'static, std::io::Result<Bytes>>, String> {
         match self {
             SourceRoot::Local(dir) => {
-                let file = tokio::fs::File::open(dir.join(file)).await?;
+                let file = tokio::fs::File::open(dir.join(file)).await.map_err(|e| e.to_string())?;
                 let chunks = futures::stream::try_unfold(file, |mut file| async move {
                     let mut buf = vec![0; READ_CHUNK];
                     let n = file.read(&mut buf).await?;
                     buf.truncate(n);
-                    anyhow::Ok((n > 0).then(|| (Bytes::from(buf), file)))
+                    Ok((n > 0).then(|| (Bytes::from(buf), file)))
                 });
                 Ok(chunks.boxed())
             }
-            SourceRoot::Store(store) => Ok(store.get_stream(&path(file)?).await?.stream.map_err(Into::into).boxed()),
+            SourceRoot::Store(store) => {
+                let download = store.get_stream(&path(file).map_err(|e| e.to_string())?).await;
+                Ok(download.map_err(|e| e.to_string())?.stream.map_err(std::io::Error::other).boxed())
+            }
         }
     }
 }
 
 /// The regular files under `dir/start`, by their path relative to `dir`. Symbolic links are
 /// never followed, on the way down to `start` or below it: nothing outside `dir` is read.
-fn local_files(dir: &Path, start: &ArtifactPath) -> anyhow::Result<Listing> {
+fn local_files(dir: &Path, start: &ArtifactPath) -> Result<Listing> {
     let mut listing = Listing::default();
     let mut base = dir.to_path_buf();
     for segment in start.segments() {
@@ -123,21 +138,22 @@ fn local_files(dir: &Path, start: &ArtifactPath) -> anyhow::Result<Listing> {
                 return Ok(listing);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(listing),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", base.display())),
+            Err(e) => return Err(io(|| format!("reading {}", base.display()))(e)),
         }
     }
     let mut dirs = vec![base];
     while let Some(folder) = dirs.pop() {
-        for entry in std::fs::read_dir(&folder).with_context(|| format!("listing {}", folder.display()))? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
+        let listing_error = io(|| format!("listing {}", folder.display()));
+        for entry in std::fs::read_dir(&folder).map_err(&listing_error)? {
+            let entry = entry.map_err(&listing_error)?;
+            let kind = entry.file_type().map_err(&listing_error)?;
             let full = entry.path();
             if kind.is_dir() {
                 dirs.push(full);
             } else if kind.is_file() {
                 let relative = full.strip_prefix(dir).ok().and_then(Path::to_str).map(|p| p.replace('\\', "/"));
                 match relative {
-                    Some(relative) => listing.files.push((relative, entry.metadata()?.len())),
+                    Some(relative) => listing.files.push((relative, entry.metadata().map_err(&listing_error)?.len())),
                     None => listing.odd.push(format!("{}: the name is not UTF-8", full.display())),
                 }
             } else {
@@ -150,15 +166,24 @@ fn local_files(dir: &Path, start: &ArtifactPath) -> anyhow::Result<Listing> {
 
 /// Maps MLflow's artifact locations into our root and copies the files behind them.
 pub struct ArtifactCopy {
-    pub from: Option<SourceRoot>,
-    pub ours: Artifacts,
+    from: Option<SourceRoot>,
+    ours: Artifacts,
     /// What our stored locations start with: `mlflow-artifacts:` or the direct root's URI.
-    pub root: String,
+    root: String,
     /// Sizes of the files our root holds, per directory listed so far.
-    pub present: HashMap<String, HashMap<String, u64>>,
+    present: HashMap<String, HashMap<String, u64>>,
 }
 
 impl ArtifactCopy {
+    pub fn new(from: Option<SourceRoot>, ours: Artifacts, root: String) -> Self {
+        ArtifactCopy { from, ours, root, present: HashMap::new() }
+    }
+
+    /// Whether there are files to copy, or only locations to rewrite.
+    pub fn has_source(&self) -> bool {
+        self.from.is_some()
+    }
+
     /// The path under the artifact root that an MLflow location names, if it is in reach and
     /// stays inside the root.
     fn relative(&self, location: &str) -> Option<String> {
@@ -225,17 +250,17 @@ impl ArtifactCopy {
     /// Copies every file under `relative` that our root lacks (or holds with another size).
     /// A file that cannot be read or named here is reported and skipped; a failure to write
     /// ours stops the import.
-    pub async fn copy_tree(
+    pub(crate) async fn copy_tree(
         &mut self,
         relative: &str,
-        report: &mut Report,
-        progress: &mut Progress,
-    ) -> anyhow::Result<()> {
+        report: &mut ImportReport,
+        progress: &mut Meter<'_>,
+    ) -> Result<()> {
         let Some(from) = &self.from else { return Ok(()) };
         let start = match path(relative) {
             Ok(start) => start,
             Err(e) => {
-                report.skipped.push(format!("artifacts at {relative}: {e:#}"));
+                report.skipped.push(format!("artifacts at {relative}: {e}"));
                 return Ok(());
             }
         };
@@ -246,7 +271,7 @@ impl ArtifactCopy {
             let target = match path(&file) {
                 Ok(target) => target,
                 Err(e) => {
-                    report.skipped.push(format!("artifact {file}: {e:#}"));
+                    report.skipped.push(format!("artifact {file}: {e}"));
                     continue;
                 }
             };
@@ -267,10 +292,12 @@ impl ArtifactCopy {
             .map(|(file, target)| async move {
                 let body = match from.read(&file).await {
                     Ok(body) => body,
-                    Err(e) => return anyhow::Ok(Err(format!("artifact {file}: cannot be read: {e:#}"))),
+                    Err(e) => return Ok::<_, ImportError>(Err(format!("artifact {file}: cannot be read: {e}"))),
                 };
-                let bytes = ours.put_stream(&target, body).await.with_context(|| format!("writing {file}"))?;
-                Ok(Ok(bytes))
+                match ours.put_stream(&target, body).await {
+                    Ok(bytes) => Ok(Ok(bytes)),
+                    Err(source) => Err(ImportError::Artifacts { context: format!("writing {file}"), source }),
+                }
             })
             .buffer_unordered(4);
         while let Some(copied) = copies.try_next().await? {
@@ -278,8 +305,8 @@ impl ArtifactCopy {
                 Ok(bytes) => {
                     report.artifact_files_copied += 1;
                     report.artifact_bytes_copied += bytes;
-                    progress.bytes += bytes;
-                    progress.draw(false);
+                    progress.counts.artifact_bytes += bytes;
+                    progress.advanced();
                 }
                 Err(skipped) => report.skipped.push(skipped),
             }
@@ -289,8 +316,13 @@ impl ArtifactCopy {
 }
 
 /// A path relative to an artifact root, as listings name it (already decoded).
-fn path(relative: &str) -> anyhow::Result<ArtifactPath> {
-    Ok(sanitize(&relative.replace('%', "%25"))?)
+fn path(relative: &str) -> Result<ArtifactPath, ArtifactError> {
+    sanitize(&relative.replace('%', "%25"))
+}
+
+/// Turns an I/O failure into an [`ImportError`] that says what was being read.
+fn io(context: impl Fn() -> String) -> impl Fn(std::io::Error) -> ImportError {
+    move |source| ImportError::Io { context: context(), source }
 }
 
 #[cfg(test)]
@@ -306,6 +338,7 @@ mod tests {
             present: HashMap::new(),
         }
     }
+
     #[test]
     fn mlflow_locations_map_into_our_root_by_their_path() {
         let src = tempfile::tempdir().unwrap();
@@ -337,7 +370,8 @@ mod tests {
         std::fs::write(src.path().join("1/r/artifacts/notes 100%.txt"), b"hello").unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret"), src.path().join("1/r/artifacts/link")).unwrap();
         let mut c = copier(Some(src.path()), "mlflow-artifacts:");
-        let (mut report, mut progress) = (Report::default(), Progress::new());
+        let (mut report, mut sink) = (ImportReport::default(), crate::NoProgress);
+        let mut progress = Meter::new(&mut sink);
         c.copy_tree("1/r/artifacts", &mut report, &mut progress).await.unwrap();
         assert_eq!((report.artifact_files_copied, report.artifact_bytes_copied), (2, 16), "{report:?}");
         assert!(report.skipped.iter().any(|s| s.contains("link") && s.contains("not followed")), "{report:?}");
