@@ -56,7 +56,7 @@ fn version_string(v: Option<Value>) -> ApiResult<String> {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(Value::Number(n)) => Ok(n.to_string()),
         None | Some(Value::Null) => Err(ApiError::missing("version")),
-        Some(other) => Err(ApiError::invalid(format!("invalid version {other}"))),
+        Some(other) => Err(crate::extract::invalid_value("version", &other)),
     }
 }
 
