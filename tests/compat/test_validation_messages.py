@@ -1,10 +1,12 @@
-"""Bad requests answered in MLflow 3.17.2's own words.
+"""Bad requests answered in MLflow 3.17.2's own words, and create-experiment's local paths.
 
 The messages are those ``mlflow server`` 3.17.2 answers for the same requests (its
 ``_validate_param_against_schema``, ``invalid_value``, ``missing_value`` and
 ``_validate_model_version``): scripts that match on MLflow's text keep working. Status and
 error code stay 400 INVALID_PARAMETER_VALUE; no parser positions or internal text leak.
 """
+
+from pathlib import Path
 
 import pytest
 import requests
@@ -94,3 +96,14 @@ def test_version_numbers_that_are_not_integers(api, client):
     err = assert_json_error(r, 400, "INVALID_PARAMETER_VALUE")
     assert err["message"] == invalid('{"v":1}', "version", "dict")
 
+
+def test_relative_artifact_location_is_made_absolute_on_the_server(client, tracking):
+    """``mlflow server`` resolves a relative local path against its own working directory."""
+    server_cwd = Path(f"/proc/{tracking.proc.pid}/cwd").resolve()
+    eid = client.create_experiment(unique("rel"), artifact_location="my_location")
+    assert client.get_experiment(eid).artifact_location == str(server_cwd / "my_location")
+    eid = client.create_experiment(unique("rel-file"), artifact_location="file:sub/./dir/")
+    assert client.get_experiment(eid).artifact_location == f"file://{server_cwd}/sub/dir"
+    for kept in ["/abs/place", "s3://bucket/prefix"]:
+        eid = client.create_experiment(unique("abs"), artifact_location=kept)
+        assert client.get_experiment(eid).artifact_location == kept
