@@ -83,12 +83,23 @@ pub struct LineageDataset {
     pub context: Option<String>,
 }
 
+/// The run a model version names, and whether this server holds it. A run held by another
+/// tracking server (MLflow's registry may be separate from tracking) is `external`: its params,
+/// metrics and datasets are unknown here.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LineageRun {
+    pub run_id: String,
+    pub external: bool,
+}
+
 /// Where a model version came from: logged model, run, its inputs and code version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lineage {
     pub model_version: ModelVersion,
     pub logged_model_id: Option<String>,
     pub run_id: Option<String>,
+    #[serde(default)]
+    pub run: Option<LineageRun>,
     pub experiment_id: Option<String>,
     pub run_name: Option<String>,
     pub params: Vec<KeyValue>,
