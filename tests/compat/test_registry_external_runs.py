@@ -7,6 +7,9 @@ is external; the download URI is the source itself (as MLflow answers), so a cli
 tries to fetch it from this server gets a clear "not found", never a 500; serving refuses to
 deploy it with a 4xx. A ``runs:/`` source whose run is ours still resolves inside our store
 (``test_registry_sources.py``), and traversal is refused whatever the run.
+
+Also here: the exact model-version JSON MLflow 3.17.2 answers (``description`` and
+``run_link`` are ``""`` when unset).
 """
 
 import mlflow
@@ -124,6 +127,33 @@ def test_malformed_external_sources_are_refused(client, api, source):
     r = api.post(f"{REG}/model-versions/create", {"name": name, "source": source})
     assert_json_error(r, 400, "INVALID_PARAMETER_VALUE")
     assert client.search_model_versions(f"name = '{name}'") == []
+
+
+def test_model_version_json_matches_mlflow(api, client):
+    """create, get, search and latest_versions answer description and run_link as ``""``."""
+    name = unique("shape")
+    client.create_registered_model(name)
+    r = api.post(f"{REG}/model-versions/create", {"name": name, "source": f"runs:/{EXTERNAL_RUN}/m"})
+    assert r.status_code == 200, r.text
+    created = r.json()["model_version"]
+    expected_keys = {
+        "name", "version", "creation_timestamp", "last_updated_timestamp", "current_stage",
+        "description", "source", "run_id", "status", "run_link",
+    }  # fmt: skip
+    assert set(created) == expected_keys, created
+    assert created["description"] == "" and created["run_link"] == ""
+    got = api.get(f"{REG}/model-versions/get", params={"name": name, "version": "1"}).json()["model_version"]
+    found = api.get(f"{REG}/model-versions/search", params={"filter": f"name = '{name}'"}).json()["model_versions"]
+    latest = api.post(f"{REG}/registered-models/get-latest-versions", {"name": name}).json()["model_versions"]
+    rm = api.get(f"{REG}/registered-models/get", params={"name": name}).json()["registered_model"]
+    for mv in (got, found[0], latest[0], rm["latest_versions"][0]):
+        assert mv == created
+    assert "description" not in rm  # MLflow leaves an unset model description out
+    with_text = api.post(
+        f"{REG}/model-versions/create",
+        {"name": name, "source": f"runs:/{EXTERNAL_RUN}/m", "description": "d", "run_link": "http://x/run"},
+    ).json()["model_version"]
+    assert with_text["description"] == "d" and with_text["run_link"] == "http://x/run"
 
 
 def test_serving_refuses_an_external_version(tmp_path_factory):

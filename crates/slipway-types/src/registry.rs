@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::entities::{Dataset, KeyValue, Metric};
 
+/// Writes a missing string as `""`: MLflow's server sets these proto fields from the request's
+/// defaults, so its client always sees them.
+fn ser_or_empty<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_deref().unwrap_or(""))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Alias {
     pub alias: String,
@@ -21,7 +27,8 @@ pub struct ModelVersion {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub user_id: Option<String>,
     pub current_stage: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// MLflow answers `""` for a version without one, never leaves it out.
+    #[serde(serialize_with = "ser_or_empty", default)]
     pub description: Option<String>,
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -31,7 +38,8 @@ pub struct ModelVersion {
     pub status_message: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub tags: Vec<KeyValue>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// `""` when absent, as MLflow answers.
+    #[serde(serialize_with = "ser_or_empty", default)]
     pub run_link: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub aliases: Vec<String>,
