@@ -1,9 +1,11 @@
 """model-versions/create source validation.
 
 A model version's source must resolve inside Slipway's own artifact store; anything else
-(local paths, other schemes, traversal in any encoding, unknown runs or logged models) is
+(local paths, other schemes, traversal in any encoding, unknown logged models) is
 400 INVALID_PARAMETER_VALUE and creates nothing: no version, no audit record, no consumed
-version number.
+version number. A well-formed ``runs:/`` source whose run another tracking server holds is
+accepted (see ``test_registry_external_runs.py``) unless its request names another run or a
+logged model, which is why the unknown-run form stays here only with those ids.
 
 Requests are raw ``requests`` POSTs (the client pre-validates some shapes). Every rejected
 form is sent three ways: bare, with the ``run_id`` of a real run, and with the ``model_id``
@@ -32,7 +34,10 @@ REJECTED = {
     "artifacts-climb-out-of-run": "mlflow-artifacts:/{exp}/{run}/artifacts/../../../../etc",
     "runs-dotdot": "runs:/{run}/../../x",
     "runs-encoded-dotdot": "runs:/{run}/%2e%2e/%2e%2e/x",
-    "runs-unknown-run": f"runs:/{UNKNOWN_RUN}/model",
+    "runs-unknown-run-dotdot": f"runs:/{UNKNOWN_RUN}/../x",
+    "runs-unknown-run-encoded-dotdot": f"runs:/{UNKNOWN_RUN}/%2e%2e/x",
+    "runs-malformed-run-id": "runs:/../model",
+    "runs-with-host": f"runs://{UNKNOWN_RUN}/model",
     "http": "http://evil.example/model",
     "s3": "s3://bucket/x",
     "models-dotdot": "models:/../x",
@@ -102,6 +107,22 @@ def test_rejected_source(client, api, src, form, ids):
     )
     assert ok.status_code == 200, ok.text
     assert ok.json()["model_version"]["version"] == "1"
+
+
+@pytest.mark.parametrize("ids", ["with-run-id", "with-model-id"])
+def test_unknown_run_refused_when_the_request_names_something_else(client, api, src, ids):
+    name = unique("src-rej-unknown")
+    client.create_registered_model(name)
+    body = {"name": name, "source": f"runs:/{UNKNOWN_RUN}/model"}
+    if ids == "with-run-id":
+        body["run_id"] = src.rid
+    else:
+        body["model_id"] = src.mid
+    r = api.post(f"{REG}/model-versions/create", body)
+    err = assert_json_error(r, 400, "INVALID_PARAMETER_VALUE")
+    which = "run_id" if ids == "with-run-id" else "model_id"
+    assert f"The {which} request parameter must identify the resource that contains the source" in err["message"]
+    _assert_nothing_created(client, api, name)
 
 
 def test_rejected_through_the_client(client, api, src):

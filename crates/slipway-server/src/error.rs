@@ -28,8 +28,13 @@ impl ApiError {
         self.status = Some(status);
         self
     }
+    /// MLflow's words for a required field left out, with the pointer to the docs its
+    /// schema check adds.
     pub fn missing(field: &str) -> Self {
-        Self::invalid(format!("Missing value for required parameter '{field}'."))
+        Self::invalid(format!(
+            "Missing value for required parameter '{field}'. See the API docs for more information about request \
+             parameters."
+        ))
     }
 }
 

@@ -5,6 +5,11 @@
 //! `models:/name@alias`), a run's artifact (`runs:/<run_id>/<path>`) or a proxied path
 //! (`mlflow-artifacts:/<path>`). Everything else — local paths, `file://`, other hosts,
 //! traversal in any encoding — is refused before anything is written.
+//!
+//! One exception, because MLflow lets the registry live apart from tracking (`registry_uri`
+//! != `tracking_uri`): a well-formed `runs:/<run_id>/<path>` whose run this server does not
+//! hold is kept as given, with no storage location of ours. Its path still goes through the
+//! sanitiser, so traversal is refused exactly as for our own runs.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -12,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use slipway_store::{NewModelVersion, RegistrySearch};
+use slipway_store::{NewModelVersion, RegistrySearch, StoreError};
 use slipway_types::KeyValue;
 use slipway_types::json::{de_opt_bool, de_opt_i64};
 
@@ -56,7 +61,7 @@ fn version_string(v: Option<Value>) -> ApiResult<String> {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(Value::Number(n)) => Ok(n.to_string()),
         None | Some(Value::Null) => Err(ApiError::missing("version")),
-        Some(other) => Err(ApiError::invalid(format!("invalid version {other}"))),
+        Some(other) => Err(crate::extract::invalid_value("version", &other)),
     }
 }
 
@@ -252,11 +257,23 @@ struct CreateVersion {
     tags: Vec<Kv>,
 }
 
-/// Where a source's artifacts live, and the run and logged model it implies.
+/// Where a source's artifacts live, and the run and logged model it implies. `external`: the
+/// artifacts belong to a run another tracking server holds; `storage_location` is then empty.
 struct Resolved {
     storage_location: String,
     run_id: Option<String>,
     model_id: Option<String>,
+    external: bool,
+}
+
+impl Resolved {
+    fn of_version(mv: slipway_types::ModelVersion) -> Self {
+        let external = mv.storage_location.is_empty();
+        Resolved { storage_location: mv.storage_location, run_id: mv.run_id, model_id: mv.model_id, external }
+    }
+    fn ours(storage_location: String, run_id: Option<String>, model_id: Option<String>) -> Self {
+        Resolved { storage_location, run_id, model_id, external: false }
+    }
 }
 
 fn bad_source(source: &str, why: &str) -> ApiError {
@@ -267,18 +284,26 @@ fn bad_source(source: &str, why: &str) -> ApiError {
     ))
 }
 
+fn not_containing(source: &str, id_name: &str) -> ApiError {
+    let shown: String = source.chars().take(200).collect();
+    ApiError::invalid(format!(
+        "Invalid model version source: '{shown}'. The {id_name} request parameter must identify the resource that \
+         contains the source."
+    ))
+}
+
 async fn resolve_source(s: &AppState, source: &str) -> ApiResult<Resolved> {
     if let Some(rest) = source.strip_prefix("models:/") {
         if let Some((name, reference)) = rest.rsplit_once('@') {
             let mv = s.store.get_model_version_by_alias(name.to_string(), reference.to_string()).await?;
-            return Ok(Resolved { storage_location: mv.storage_location, run_id: mv.run_id, model_id: mv.model_id });
+            return Ok(Resolved::of_version(mv));
         }
         if let Some((name, version)) = rest.rsplit_once('/') {
             if !version.chars().all(|c| c.is_ascii_digit()) || version.is_empty() || name.is_empty() {
                 return Err(bad_source(source, "expected models:/<name>/<version>"));
             }
             let mv = s.store.get_model_version(name.to_string(), version.to_string()).await?;
-            return Ok(Resolved { storage_location: mv.storage_location, run_id: mv.run_id, model_id: mv.model_id });
+            return Ok(Resolved::of_version(mv));
         }
         let id_ok = rest.starts_with("m-") && rest.len() <= 64 && rest[2..].chars().all(|c| c.is_ascii_alphanumeric());
         if !id_ok {
@@ -290,21 +315,30 @@ async fn resolve_source(s: &AppState, source: &str) -> ApiResult<Resolved> {
             .await
             .map_err(|_| bad_source(source, "no such logged model"))?;
         locate(s, &model.info.artifact_uri).map_err(|_| bad_source(source, "the logged model is stored elsewhere"))?;
-        return Ok(Resolved {
-            storage_location: model.info.artifact_uri,
-            run_id: model.info.source_run_id,
-            model_id: Some(model.info.model_id),
-        });
+        return Ok(Resolved::ours(model.info.artifact_uri, model.info.source_run_id, Some(model.info.model_id)));
     }
     if let Some(rest) = source.strip_prefix("runs:/") {
         let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let run = s.store.get_run(run_id.to_string()).await.map_err(|_| bad_source(source, "no such run"))?;
+        slipway_store::validate::run_id(run_id).map_err(|_| bad_source(source, "not a run id"))?;
         let sub =
             slipway_artifacts::sanitize(path).map_err(|_| bad_source(source, "the path leaves the run's artifacts"))?;
+        let run = match s.store.get_run(run_id.to_string()).await {
+            Ok(run) => run,
+            // A run of another tracking server: kept as given, nothing of ours to resolve.
+            Err(StoreError::NotFound(_)) => {
+                return Ok(Resolved {
+                    storage_location: String::new(),
+                    run_id: Some(run_id.to_string()),
+                    model_id: None,
+                    external: true,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let root = run.info.artifact_uri.trim_end_matches('/');
         let storage_location = if sub.is_root() { root.to_string() } else { format!("{root}/{sub}") };
         locate(s, &storage_location).map_err(|_| bad_source(source, "the run's artifacts are stored elsewhere"))?;
-        return Ok(Resolved { storage_location, run_id: Some(run.info.run_id), model_id: None });
+        return Ok(Resolved::ours(storage_location, Some(run.info.run_id), None));
     }
     if s.artifacts.owns(source) {
         let path = locate(s, source).map_err(|_| bad_source(source, "the path leaves the artifact root"))?;
@@ -314,7 +348,7 @@ async fn resolve_source(s: &AppState, source: &str) -> ApiResult<Resolved> {
         // One spelling per object: the one the client used, normalised.
         let root =
             if source.starts_with(crate::artifacts::SCHEME) { crate::artifacts::SCHEME } else { s.artifacts.uri() };
-        return Ok(Resolved { storage_location: format!("{root}/{path}"), run_id: None, model_id: None });
+        return Ok(Resolved::ours(format!("{root}/{path}"), None, None));
     }
     Err(bad_source(source, "unsupported location"))
 }
@@ -327,8 +361,18 @@ async fn create_version(
     let name = required(r.name, "name")?;
     let source = required(r.source, "source")?;
     let resolved = resolve_source(&s, &source).await?;
-    let run_id = r.run_id.filter(|x| !x.is_empty()).or(resolved.run_id);
-    if let Some(id) = &run_id {
+    let given = r.run_id.filter(|x| !x.is_empty());
+    let model_id = r.model_id.filter(|x| !x.is_empty());
+    // Nothing here can vouch for a run we do not hold, so the request must at least agree with
+    // its own source (MLflow's rules and wording): no other run, and no logged model.
+    if resolved.external && given.is_some() && given != resolved.run_id {
+        return Err(not_containing(&source, "run_id"));
+    }
+    if resolved.external && model_id.is_some() {
+        return Err(not_containing(&source, "model_id"));
+    }
+    let run_id = given.or(resolved.run_id);
+    if let Some(id) = run_id.as_ref().filter(|_| !resolved.external) {
         s.store.get_run(id.clone()).await.map_err(|_| ApiError::invalid(format!("Run with id={id} not found")))?;
     }
     let mv = s
@@ -339,7 +383,7 @@ async fn create_version(
                 source,
                 storage_location: resolved.storage_location,
                 run_id,
-                model_id: r.model_id.filter(|x| !x.is_empty()).or(resolved.model_id),
+                model_id: model_id.or(resolved.model_id),
                 run_link: r.run_link.filter(|x| !x.is_empty()),
                 description: r.description.filter(|x| !x.is_empty()),
                 user_id: Some(actor.0.clone()).filter(|a| a != "anonymous"),
@@ -419,7 +463,10 @@ async fn search_versions(State(s): State<AppState>, QueryArgs(r): QueryArgs<Sear
 
 async fn download_uri(State(s): State<AppState>, QueryArgs(r): QueryArgs<VersionQuery>) -> ApiResult<Json<Value>> {
     let mv = s.store.get_model_version(required(r.name, "name")?, required(r.version, "version")?).await?;
-    Ok(Json(json!({ "artifact_uri": mv.storage_location })))
+    // A version kept from another tracking server's run has no place of ours: hand back its
+    // source, as MLflow does, for the client to resolve against its own tracking server.
+    let uri = if mv.storage_location.is_empty() { mv.source } else { mv.storage_location };
+    Ok(Json(json!({ "artifact_uri": uri })))
 }
 
 async fn set_version_tag(

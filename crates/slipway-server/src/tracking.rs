@@ -96,6 +96,21 @@ fn key_values(items: Vec<Kv>, what: &str) -> ApiResult<Vec<KeyValue>> {
         .collect()
 }
 
+/// A batch's params or tags; a missing key is named by position (`params[2].key`), as MLflow's
+/// log-batch handler names it.
+fn indexed_key_values(items: Vec<Kv>, what: &str) -> ApiResult<Vec<KeyValue>> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, kv)| {
+            Ok(KeyValue {
+                key: required_str(kv.key, &format!("{what}[{i}].key"))?,
+                value: kv.value.unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
 // ---- experiments ----
 
 #[derive(Deserialize)]
@@ -307,11 +322,12 @@ struct WireMetric {
 }
 
 impl WireMetric {
-    fn into_metric(self) -> ApiResult<Metric> {
+    /// `prefix` names the metric in errors as MLflow does: `""` alone, `metrics[3].` in a batch.
+    fn into_metric(self, prefix: &str) -> ApiResult<Metric> {
         Ok(Metric {
-            key: required_str(self.key, "key")?,
-            value: required(self.value, "value")?,
-            timestamp: required(self.timestamp, "timestamp")?,
+            key: required_str(self.key, &format!("{prefix}key"))?,
+            value: required(self.value, &format!("{prefix}value"))?,
+            timestamp: required(self.timestamp, &format!("{prefix}timestamp"))?,
             step: self.step.unwrap_or(0),
             dataset_name: self.dataset_name,
             dataset_digest: self.dataset_digest,
@@ -321,17 +337,36 @@ impl WireMetric {
     }
 }
 
+/// The metric's fields spelled out rather than `#[serde(flatten)]`ed: flattening buffers the
+/// fields and loses the path that errors name.
 #[derive(Deserialize)]
 struct LogMetric {
     run_id: Option<String>,
     run_uuid: Option<String>,
-    #[serde(flatten)]
-    metric: WireMetric,
+    key: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_f64")]
+    value: Option<f64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    step: Option<i64>,
+    model_id: Option<String>,
+    dataset_name: Option<String>,
+    dataset_digest: Option<String>,
 }
 
 async fn log_metric(State(s): State<AppState>, JsonBody(r): JsonBody<LogMetric>) -> ApiResult<Json<Value>> {
     let id = pick_run_id(r.run_id, r.run_uuid)?;
-    s.store.log_batch(id, vec![r.metric.into_metric()?], vec![], vec![]).await?;
+    let metric = WireMetric {
+        key: r.key,
+        value: r.value,
+        timestamp: r.timestamp,
+        step: r.step,
+        model_id: r.model_id,
+        dataset_name: r.dataset_name,
+        dataset_digest: r.dataset_digest,
+    };
+    s.store.log_batch(id, vec![metric.into_metric("")?], vec![], vec![]).await?;
     Ok(Json(json!({})))
 }
 
@@ -377,8 +412,15 @@ struct LogBatch {
 
 async fn log_batch(State(s): State<AppState>, JsonBody(r): JsonBody<LogBatch>) -> ApiResult<Json<Value>> {
     let id = pick_run_id(r.run_id, r.run_uuid)?;
-    let metrics = r.metrics.into_iter().map(WireMetric::into_metric).collect::<ApiResult<Vec<_>>>()?;
-    s.store.log_batch(id, metrics, key_values(r.params, "params")?, key_values(r.tags, "tags")?).await?;
+    let metrics = r
+        .metrics
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| m.into_metric(&format!("metrics[{i}].")))
+        .collect::<ApiResult<Vec<_>>>()?;
+    s.store
+        .log_batch(id, metrics, indexed_key_values(r.params, "params")?, indexed_key_values(r.tags, "tags")?)
+        .await?;
     Ok(Json(json!({})))
 }
 

@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::entities::{Dataset, KeyValue, Metric};
 
+/// Writes a missing string as `""`: MLflow's server sets these proto fields from the request's
+/// defaults, so its client always sees them.
+fn ser_or_empty<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_deref().unwrap_or(""))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Alias {
     pub alias: String,
@@ -21,7 +27,8 @@ pub struct ModelVersion {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub user_id: Option<String>,
     pub current_stage: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// MLflow answers `""` for a version without one, never leaves it out.
+    #[serde(serialize_with = "ser_or_empty", default)]
     pub description: Option<String>,
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -31,7 +38,8 @@ pub struct ModelVersion {
     pub status_message: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub tags: Vec<KeyValue>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// `""` when absent, as MLflow answers.
+    #[serde(serialize_with = "ser_or_empty", default)]
     pub run_link: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub aliases: Vec<String>,
@@ -83,12 +91,23 @@ pub struct LineageDataset {
     pub context: Option<String>,
 }
 
+/// The run a model version names, and whether this server holds it. A run held by another
+/// tracking server (MLflow's registry may be separate from tracking) is `external`: its params,
+/// metrics and datasets are unknown here.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LineageRun {
+    pub run_id: String,
+    pub external: bool,
+}
+
 /// Where a model version came from: logged model, run, its inputs and code version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lineage {
     pub model_version: ModelVersion,
     pub logged_model_id: Option<String>,
     pub run_id: Option<String>,
+    #[serde(default)]
+    pub run: Option<LineageRun>,
     pub experiment_id: Option<String>,
     pub run_name: Option<String>,
     pub params: Vec<KeyValue>,

@@ -169,12 +169,17 @@ fn print_lineage(l: &Value) {
     println!("source:         {}", text(&mv["source"]));
     println!("registered:     {} by {}", time(&l["registered_at"]), l["registered_by"].as_str().unwrap_or("-"));
     println!("logged model:   {}", l["logged_model_id"].as_str().unwrap_or("-"));
-    println!(
-        "run:            {} ({}) in experiment {}",
-        text(&l["run_id"]),
-        text(&l["run_name"]),
-        text(&l["experiment_id"])
-    );
+    if l["run"]["external"].as_bool() == Some(true) {
+        // The run lives on another tracking server (a registry apart from tracking).
+        println!("run:            {} (external: not held by this server)", text(&l["run_id"]));
+    } else {
+        println!(
+            "run:            {} ({}) in experiment {}",
+            text(&l["run_id"]),
+            text(&l["run_name"]),
+            text(&l["experiment_id"])
+        );
+    }
     println!("git commit:     {}", l["git_commit"].as_str().unwrap_or("-"));
     println!("source file:    {}", l["source_name"].as_str().unwrap_or("-"));
     println!("params:         {}", key_values(&l["params"]));

@@ -39,7 +39,7 @@ pub fn create(conn: &Connection, root: &str, name: &str, location: Option<&str>,
         |r| r.get(0),
     )?;
     let location = match location.filter(|l| !l.is_empty()) {
-        Some(l) => l.to_string(),
+        Some(l) => resolve_if_local(l)?,
         None => format!("{root}/{id}"),
     };
     conn.execute("UPDATE experiments SET artifact_location = ?1 WHERE experiment_id = ?2", params![location, id])?;
@@ -51,6 +51,67 @@ pub fn create(conn: &Connection, root: &str, name: &str, location: Option<&str>,
         insert.execute(params![id, t.key, t.value])?;
     }
     Ok(id.to_string())
+}
+
+/// A relative local path made absolute against the server's working directory, as
+/// `mlflow server` does (`mlflow.utils.uri.resolve_uri_if_local`): `my_loc` becomes
+/// `<cwd>/my_loc` and `file:my_loc` becomes `file://<cwd>/my_loc`. Everything else — absolute
+/// paths, `file:///...`, other schemes — is kept as given. The client's string is resolved on
+/// the server because the server is what `mlflow server` resolves it on; a client on another
+/// machine gets the server's path, exactly as with MLflow.
+pub fn resolve_if_local(location: &str) -> Result<String> {
+    let (scheme, rest) = match uri_scheme(location) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("file") => ("file", rest),
+        Some(_) => return Ok(location.to_string()),
+        None => ("", location),
+    };
+    // `file://host/...` and `file:/...` name absolute paths already.
+    let path = if scheme.is_empty() { rest } else { rest.split(['?', '#']).next().unwrap_or("") };
+    if path.starts_with('/') {
+        return Ok(location.to_string());
+    }
+    let cwd = std::env::current_dir().map_err(|e| StoreError::Backend(format!("working directory: {e}")))?;
+    let mut joined = cwd.to_string_lossy().trim_end_matches('/').to_string();
+    // pathlib's join: empty and `.` segments vanish, and so does a trailing slash.
+    for seg in percent_decode(path).split('/').filter(|s| !s.is_empty() && *s != ".") {
+        joined.push('/');
+        joined.push_str(seg);
+    }
+    if scheme.is_empty() {
+        return Ok(joined);
+    }
+    let tail = &rest[path.len()..];
+    Ok(format!("file://{joined}{tail}"))
+}
+
+/// The scheme of a URI as Python's `urlsplit` finds it: letters, digits, `+ - .` before the
+/// first `:`, starting with a letter.
+fn uri_scheme(uri: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = uri.split_once(':')?;
+    let ok = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    ok.then_some((scheme, rest))
+}
+
+/// `urllib.parse.unquote`: `%XX` escapes decoded, invalid UTF-8 replaced.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn row_to_experiment(r: &super::conn::Row) -> super::conn::Result<Experiment> {
@@ -201,4 +262,28 @@ pub fn delete_tag(conn: &Connection, id: &str, key: &str) -> Result<()> {
         return Err(StoreError::NotFound(format!("No tag with name: {key} in experiment with id {id}")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cwd() -> String {
+        std::env::current_dir().unwrap().to_string_lossy().trim_end_matches('/').to_string()
+    }
+
+    #[test]
+    fn relative_local_locations_resolve_against_the_working_directory() {
+        assert_eq!(resolve_if_local("my_location").unwrap(), format!("{}/my_location", cwd()));
+        assert_eq!(resolve_if_local("./a//b/").unwrap(), format!("{}/a/b", cwd()));
+        assert_eq!(resolve_if_local("my%20loc").unwrap(), format!("{}/my loc", cwd()));
+        assert_eq!(resolve_if_local("file:rel/x").unwrap(), format!("file://{}/rel/x", cwd()));
+    }
+
+    #[test]
+    fn absolute_and_remote_locations_are_kept() {
+        for kept in ["/abs/path", "file:///abs", "file:/abs", "s3://bucket/p", "mlflow-artifacts:/x", "gs://b"] {
+            assert_eq!(resolve_if_local(kept).unwrap(), kept);
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! code version; and from a dataset digest forward to the model versions trained on it.
 
 use super::conn::{Connection, OptionalExtension, params};
-use slipway_types::{Lineage, LineageDataset, ModelVersion};
+use slipway_types::{Lineage, LineageDataset, LineageRun, ModelVersion};
 
 use super::{audit, registry, runs};
 use crate::{AuditQuery, Result};
@@ -47,9 +47,13 @@ pub fn of_version(conn: &Connection, name: &str, version: i64) -> Result<Lineage
                 .collect()
         })
         .unwrap_or_default();
+    // A version may name a run another tracking server holds (a registry apart from tracking);
+    // say so rather than leave the reader to guess why params and metrics are empty.
+    let run_ref = run_id.as_ref().map(|id| LineageRun { run_id: id.clone(), external: run.is_none() });
     Ok(Lineage {
         logged_model_id: mv.model_id.clone(),
         run_id,
+        run: run_ref,
         experiment_id: run.as_ref().map(|r| r.info.experiment_id.clone()),
         run_name: run.as_ref().map(|r| r.info.run_name.clone()),
         params: run.as_ref().map(|r| r.data.params.clone()).unwrap_or_default(),

@@ -38,13 +38,12 @@ fn version_not_found(name: &str, version: i64) -> StoreError {
     StoreError::NotFound(format!("Model Version (name={name}, version={version}) not found"))
 }
 
-/// Version numbers travel as strings; anything but a positive integer is a client error.
+/// Version numbers travel as strings; one that is not an integer is a client error in MLflow's
+/// words. Zero and negative numbers parse, and then name no version (not found, as in MLflow).
 pub fn parse_version(v: &str) -> Result<i64> {
     v.trim()
         .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| StoreError::InvalidParameter(format!("Model version must be a positive integer, got '{v}'")))
+        .map_err(|_| StoreError::InvalidParameter(format!("Parameter 'version' must be an integer, got '{v}'.")))
 }
 
 /// Stage names are matched case-insensitively and returned in canonical form.
