@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
@@ -232,12 +232,10 @@ pub fn compare_typed(
                     if i >= work.len() {
                         break;
                     }
-                    let taken = work[i].lock().ok().and_then(|mut g| g.take());
+                    let taken = work[i].lock().unwrap_or_else(PoisonError::into_inner).take();
                     if let Some((rf, cur)) = taken {
                         let r = one_column(rf, cur, options, types);
-                        if let Ok(mut slot) = results[i].lock() {
-                            *slot = Some(r);
-                        }
+                        *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
                     }
                 }
             });

@@ -25,7 +25,7 @@ mod writer;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, mpsc};
+use std::sync::{Arc, PoisonError, RwLock, mpsc};
 use std::time::Duration;
 
 use slipway_artifacts::{ArtifactError, Artifacts};
@@ -146,15 +146,15 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn counts(&self, deployment: &str) -> Arc<Counts> {
-        if let Some(c) = self.by_deployment.read().unwrap_or_else(|p| p.into_inner()).get(deployment) {
+        if let Some(c) = self.by_deployment.read().unwrap_or_else(PoisonError::into_inner).get(deployment) {
             return c.clone();
         }
-        let mut all = self.by_deployment.write().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.by_deployment.write().unwrap_or_else(PoisonError::into_inner);
         all.entry(deployment.to_string()).or_default().clone()
     }
 
     fn get(&self, deployment: &str, pick: impl Fn(&Counts) -> &AtomicU64) -> u64 {
-        let all = self.by_deployment.read().unwrap_or_else(|p| p.into_inner());
+        let all = self.by_deployment.read().unwrap_or_else(PoisonError::into_inner);
         all.get(deployment).map_or(0, |c| pick(c).load(Ordering::Relaxed))
     }
 }
@@ -273,7 +273,7 @@ impl PredictionLog {
     /// `(deployment, logged rows, dropped rows)` for every deployment seen, sorted by name:
     /// what `/metrics` exposes.
     pub fn snapshot(&self) -> Vec<(String, u64, u64)> {
-        let all = self.inner.shared.by_deployment.read().unwrap_or_else(|p| p.into_inner());
+        let all = self.inner.shared.by_deployment.read().unwrap_or_else(PoisonError::into_inner);
         let mut out: Vec<_> = all
             .iter()
             .map(|(d, c)| (d.clone(), c.logged.load(Ordering::Relaxed), c.dropped.load(Ordering::Relaxed)))

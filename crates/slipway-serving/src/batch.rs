@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -100,7 +100,7 @@ impl Loaded {
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn queue_depth(&self) -> usize {
@@ -315,7 +315,7 @@ impl Workers {
             schedule
         };
         if schedule {
-            self.shared.ready.lock().unwrap_or_else(|p| p.into_inner()).push_back(model.clone());
+            self.shared.ready.lock().unwrap_or_else(PoisonError::into_inner).push_back(model.clone());
             self.shared.wake.notify_one();
         }
         Ok(result.map(|outputs| (inputs, outputs)))
@@ -347,7 +347,7 @@ impl Workers {
         };
         model.arrived.notify_one();
         if schedule {
-            self.shared.ready.lock().unwrap_or_else(|p| p.into_inner()).push_back(model.clone());
+            self.shared.ready.lock().unwrap_or_else(PoisonError::into_inner).push_back(model.clone());
             self.shared.wake.notify_one();
         }
         Ok(rx)
@@ -367,7 +367,7 @@ impl Drop for Workers {
 fn work(shared: &Shared) {
     loop {
         let model = {
-            let mut ready = shared.ready.lock().unwrap_or_else(|p| p.into_inner());
+            let mut ready = shared.ready.lock().unwrap_or_else(PoisonError::into_inner);
             loop {
                 if shared.stop.load(Ordering::SeqCst) {
                     return;
@@ -375,7 +375,7 @@ fn work(shared: &Shared) {
                 if let Some(m) = ready.pop_front() {
                     break m;
                 }
-                ready = shared.wake.wait(ready).unwrap_or_else(|p| p.into_inner());
+                ready = shared.wake.wait(ready).unwrap_or_else(PoisonError::into_inner);
             }
         };
         let mut batch = Vec::new();
@@ -392,7 +392,7 @@ fn work(shared: &Shared) {
                     if rows >= model.max_rows() || now >= until || !q.jobs.is_empty() {
                         break;
                     }
-                    q = model.arrived.wait_timeout(q, until - now).unwrap_or_else(|p| p.into_inner()).0;
+                    q = model.arrived.wait_timeout(q, until - now).unwrap_or_else(PoisonError::into_inner).0;
                     model.fill(&mut q, &mut batch, &mut expired);
                 }
             }
@@ -413,7 +413,7 @@ fn work(shared: &Shared) {
             }
         };
         if again {
-            shared.ready.lock().unwrap_or_else(|p| p.into_inner()).push_back(model);
+            shared.ready.lock().unwrap_or_else(PoisonError::into_inner).push_back(model);
             shared.wake.notify_one();
         }
     }

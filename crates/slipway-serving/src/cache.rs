@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::OnceCell;
@@ -86,7 +86,7 @@ impl Cache {
 
     /// The loaded model, loading it first when needed.
     pub async fn get(self: &Arc<Self>, id: &ModelId) -> Result<Arc<Loaded>, ServingError> {
-        let slot = self.slots.lock().unwrap_or_else(|p| p.into_inner()).entry(id.clone()).or_default().clone();
+        let slot = self.slots.lock().unwrap_or_else(PoisonError::into_inner).entry(id.clone()).or_default().clone();
         let this = self.clone();
         let key = id.clone();
         let result = slot
@@ -104,7 +104,7 @@ impl Cache {
             }
             Err(e) => {
                 // Forget the failure so a later request tries again.
-                let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+                let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
                 if slots.get(id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
                     slots.remove(id);
                 }
@@ -115,16 +115,16 @@ impl Cache {
 
     /// The model if it is loaded now, without loading it.
     pub fn peek(&self, id: &ModelId) -> Option<Arc<Loaded>> {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.get(id).and_then(|s| s.get()).and_then(|r| r.as_ref().ok()).cloned()
     }
 
     pub fn pin(&self, id: &ModelId) {
-        *self.pins.lock().unwrap_or_else(|p| p.into_inner()).entry(id.clone()).or_insert(0) += 1;
+        *self.pins.lock().unwrap_or_else(PoisonError::into_inner).entry(id.clone()).or_insert(0) += 1;
     }
 
     pub fn unpin(&self, id: &ModelId) {
-        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pins = self.pins.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(n) = pins.get_mut(id) {
             *n -= 1;
             if *n == 0 {
@@ -134,7 +134,7 @@ impl Cache {
     }
 
     pub fn loaded(&self) -> Vec<Arc<Loaded>> {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.values().filter_map(|s| s.get()).filter_map(|r| r.as_ref().ok()).cloned().collect()
     }
 
@@ -203,8 +203,8 @@ impl Cache {
                 "model {loading} needs about {charge} bytes, more than the whole memory budget of {budget}"
             )));
         }
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        let pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let pins = self.pins.lock().unwrap_or_else(PoisonError::into_inner);
         while self.used.load(Ordering::Relaxed) + charge > budget {
             let victim = slots
                 .iter()

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 /// Distinct model names that get their own label value.
 pub const MAX_MODELS: usize = 200;
@@ -90,7 +90,7 @@ fn write_labels(out: &mut String, labels: &[(&'static str, String)], extra: Opti
 
 impl Metrics {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The label value for a model name, folded into `_other` past the cap.

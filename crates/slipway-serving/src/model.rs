@@ -4,7 +4,7 @@
 //! thousand loaded models do not mean a thousand thread pools.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynMapValueType, DynValue, TensorElementType, TensorRef, ValueType};
@@ -252,17 +252,17 @@ impl OnnxModel {
     }
 
     fn acquire(&self) -> Session {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(s) = idle.pop() {
                 return s;
             }
-            idle = self.returned.wait(idle).unwrap_or_else(|p| p.into_inner());
+            idle = self.returned.wait(idle).unwrap_or_else(PoisonError::into_inner);
         }
     }
 
     fn release(&self, session: Session) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(session);
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(session);
         self.returned.notify_one();
     }
 }

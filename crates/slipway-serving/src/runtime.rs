@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::ServingError;
 
@@ -104,7 +104,7 @@ pub fn environment(explicit: Option<&Path>) -> Result<&'static ort::environment:
     if let Some((_, env)) = ENVIRONMENT.get() {
         return Ok(env);
     }
-    let _guard = LOADING.lock().unwrap_or_else(|p| p.into_inner());
+    let _guard = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some((_, env)) = ENVIRONMENT.get() {
         return Ok(env);
     }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use slipway_predlog::{Column, ColumnData, Entry, PredictionLog};
@@ -57,14 +57,15 @@ impl Route {
     }
 }
 
-pub struct Deployment {
+/// A deployment as this process serves it: its spec and the route requests take now.
+pub struct ActiveDeployment {
     pub spec: DeploymentSpec,
     route: RwLock<Arc<Route>>,
 }
 
-impl Deployment {
+impl ActiveDeployment {
     pub fn route(&self) -> Arc<Route> {
-        self.route.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.route.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
 
@@ -75,14 +76,14 @@ pub enum Target<'a> {
 }
 
 /// The model a request was given to.
-pub struct Picked {
-    pub deployment: Option<Arc<Deployment>>,
+pub struct Assignment {
+    pub deployment: Option<Arc<ActiveDeployment>>,
     pub loaded: Arc<Loaded>,
     pub role: &'static str,
     shadow: Option<(Arc<Loaded>, f64)>,
 }
 
-impl Picked {
+impl Assignment {
     pub fn deployment_name(&self) -> &str {
         self.deployment.as_ref().map_or("-", |d| d.spec.name.as_str())
     }
@@ -100,7 +101,7 @@ pub struct Serving {
     pub metrics: Arc<Metrics>,
     pub config: ServingConfig,
     predlog: Option<PredictionLog>,
-    deployments: RwLock<BTreeMap<String, Arc<Deployment>>>,
+    deployments: RwLock<BTreeMap<String, Arc<ActiveDeployment>>>,
     resolved: Mutex<HashMap<(String, Selector), (String, Instant)>>,
     random: AtomicU64,
     /// Gauges other parts of the server publish on `/metrics` (the monitors' latest values).
@@ -153,12 +154,12 @@ impl Serving {
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    pub fn deployment(&self, name: &str) -> Option<Arc<Deployment>> {
-        self.deployments.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    pub fn deployment(&self, name: &str) -> Option<Arc<ActiveDeployment>> {
+        self.deployments.read().unwrap_or_else(PoisonError::into_inner).get(name).cloned()
     }
 
-    pub fn deployments(&self) -> Vec<Arc<Deployment>> {
-        self.deployments.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    pub fn deployments(&self) -> Vec<Arc<ActiveDeployment>> {
+        self.deployments.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
     }
 
     async fn load(&self, model: &str, selector: &Selector) -> Result<Arc<Loaded>, ServingError> {
@@ -175,12 +176,12 @@ impl Serving {
         let mut route = Route { primary, canary: None, shadow: None };
         if let Some(c) = &spec.canary {
             let loaded =
-                self.load(&spec.model, &selector_of(&c.alias, &c.version)).await.map_err(|e| part("canary", e))?;
+                self.load(&spec.model, &selector_of(&c.alias, &c.version)).await.map_err(|e| with_role("canary", e))?;
             route.canary = Some((loaded, c.weight.unwrap_or(0.0)));
         }
         if let Some(s) = &spec.shadow {
             let loaded =
-                self.load(&spec.model, &selector_of(&s.alias, &s.version)).await.map_err(|e| part("shadow", e))?;
+                self.load(&spec.model, &selector_of(&s.alias, &s.version)).await.map_err(|e| with_role("shadow", e))?;
             route.shadow = Some((loaded, s.weight.unwrap_or(1.0)));
         }
         for (loaded, _) in
@@ -204,14 +205,14 @@ impl Serving {
             self.cache.pin(&id);
         }
         let old = {
-            let mut deployments = self.deployments.write().unwrap_or_else(|p| p.into_inner());
+            let mut deployments = self.deployments.write().unwrap_or_else(PoisonError::into_inner);
             match deployments.get(&spec.name) {
                 Some(d) if d.spec == *spec => {
-                    let mut slot = d.route.write().unwrap_or_else(|p| p.into_inner());
+                    let mut slot = d.route.write().unwrap_or_else(PoisonError::into_inner);
                     Some(std::mem::replace(&mut *slot, route.clone()))
                 }
                 _ => {
-                    let fresh = Arc::new(Deployment { spec: spec.clone(), route: RwLock::new(route.clone()) });
+                    let fresh = Arc::new(ActiveDeployment { spec: spec.clone(), route: RwLock::new(route.clone()) });
                     deployments.insert(spec.name.clone(), fresh).map(|d| d.route())
                 }
             }
@@ -233,7 +234,7 @@ impl Serving {
     }
 
     pub fn remove(&self, name: &str) -> bool {
-        let removed = self.deployments.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        let removed = self.deployments.write().unwrap_or_else(PoisonError::into_inner).remove(name);
         if let Some(d) = &removed {
             for id in d.route().ids() {
                 self.cache.unpin(&id);
@@ -249,8 +250,8 @@ impl Serving {
     pub async fn reconcile(&self, specs: &[DeploymentSpec]) {
         // A reconcile follows a change (here or on another replica): lazily served aliases
         // are resolved afresh too.
-        self.resolved.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        let current: Vec<Arc<Deployment>> = self.deployments();
+        self.resolved.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        let current: Vec<Arc<ActiveDeployment>> = self.deployments();
         for d in &current {
             if !specs.iter().any(|s| s.name == d.spec.name) {
                 self.remove(&d.spec.name);
@@ -269,7 +270,7 @@ impl Serving {
     }
 
     /// Whether any alias the deployment follows names another version than its route.
-    async fn moved(&self, d: &Deployment) -> bool {
+    async fn moved(&self, d: &ActiveDeployment) -> bool {
         let route = d.route();
         let spec = &d.spec;
         let parts = [
@@ -303,13 +304,13 @@ impl Serving {
             return Ok(v.clone());
         }
         let key = (name.to_string(), selector.clone());
-        if let Some((v, at)) = self.resolved.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+        if let Some((v, at)) = self.resolved.lock().unwrap_or_else(PoisonError::into_inner).get(&key)
             && at.elapsed() < self.config.resolve_ttl
         {
             return Ok(v.clone());
         }
         let v = self.cache.source().resolve(name, selector).await?;
-        let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        let mut resolved = self.resolved.lock().unwrap_or_else(PoisonError::into_inner);
         if resolved.len() > 10_000 {
             resolved.clear();
         }
@@ -318,7 +319,7 @@ impl Serving {
     }
 
     /// Chooses the model that answers: the deployment's primary or canary, or a registry model.
-    pub async fn pick(&self, target: &Target<'_>, route_key: Option<&str>) -> Result<Picked, ServingError> {
+    pub async fn pick(&self, target: &Target<'_>, route_key: Option<&str>) -> Result<Assignment, ServingError> {
         match target {
             Target::Deployment(name) => {
                 let d = self
@@ -338,7 +339,7 @@ impl Serving {
                     Some((canary, weight)) if draw < *weight => (canary.clone(), "canary"),
                     _ => (route.primary.clone(), "primary"),
                 };
-                Ok(Picked { shadow: route.shadow.clone(), deployment: Some(d), loaded, role })
+                Ok(Assignment { shadow: route.shadow.clone(), deployment: Some(d), loaded, role })
             }
             Target::Model { name, selector } => {
                 let version = self.resolve_cached(name, selector).await?;
@@ -347,7 +348,7 @@ impl Serving {
                     tokio::time::timeout(self.config.load_timeout, self.cache.get(&id)).await.map_err(|_| {
                         ServingError::Unavailable(format!("model {id} is still loading; try again shortly"))
                     })??;
-                Ok(Picked { deployment: None, loaded, role: "primary", shadow: None })
+                Ok(Assignment { deployment: None, loaded, role: "primary", shadow: None })
             }
         }
     }
@@ -356,7 +357,7 @@ impl Serving {
     /// shadow and writes the prediction log when they apply.
     pub async fn execute(
         &self,
-        picked: &Picked,
+        picked: &Assignment,
         inputs: Vec<Named>,
         rows: usize,
         call: &Call<'_>,
@@ -454,13 +455,13 @@ impl Serving {
 
     /// Replaces the gauges published beside serving's own on `/metrics`.
     pub fn publish_gauges(&self, gauges: Vec<Gauge>) {
-        *self.published.write().unwrap_or_else(|p| p.into_inner()) = gauges;
+        *self.published.write().unwrap_or_else(PoisonError::into_inner) = gauges;
     }
 
     /// The exposition text for `/metrics`.
     pub fn render_metrics(&self) -> String {
         let mut gauges: Vec<Gauge> = self.cache.gauges();
-        gauges.extend(self.published.read().unwrap_or_else(|p| p.into_inner()).iter().cloned());
+        gauges.extend(self.published.read().unwrap_or_else(PoisonError::into_inner).iter().cloned());
         if let Some(log) = &self.predlog {
             for d in self.deployments() {
                 let name = d.spec.name.clone();
@@ -480,10 +481,10 @@ impl Serving {
     }
 }
 
-fn part(which: &str, e: ServingError) -> ServingError {
+fn with_role(role: &str, e: ServingError) -> ServingError {
     match e {
-        ServingError::NotFound(m) => ServingError::NotFound(format!("{which}: {m}")),
-        ServingError::NotServable(m) => ServingError::NotServable(format!("{which}: {m}")),
+        ServingError::NotFound(m) => ServingError::NotFound(format!("{role}: {m}")),
+        ServingError::NotServable(m) => ServingError::NotServable(format!("{role}: {m}")),
         other => other,
     }
 }

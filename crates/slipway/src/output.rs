@@ -4,7 +4,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use slipway_monitor::read::Progress;
@@ -52,7 +52,7 @@ impl ProgressLine {
         if !self.shown {
             return;
         }
-        let Ok(mut state) = self.state.lock() else { return };
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(share) = state.0.get_mut(index) {
             *share = if total == 0 { 1.0 } else { done as f64 / total as f64 };
         }

@@ -12,7 +12,7 @@ use crate::MonitorError;
 use crate::drift::{DriftOptions, compare};
 use crate::performance::{self, Scores};
 use crate::profile::{ColumnProfile, DatasetProfile, ProfileOptions};
-use crate::read::{ColumnValues, ColumnSink, SourceKind};
+use crate::read::{ColumnSink, ColumnValues, SourceKind};
 use crate::stats::Method;
 use crate::validate::{Schema, ValueType, validate};
 

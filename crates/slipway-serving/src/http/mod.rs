@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::decode::{self, Decoded};
-use crate::serving::{Call, Picked, Target};
+use crate::serving::{Assignment, Call, Target};
 use crate::source::Selector;
 use crate::{Serving, ServingError, encode};
 
@@ -126,7 +126,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     })
 }
 
-fn add_headers(resp: &mut Response, request_id: &str, picked: Option<&Picked>) {
+fn add_headers(resp: &mut Response, request_id: &str, picked: Option<&Assignment>) {
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("x-request-id", v);
@@ -167,33 +167,33 @@ pub fn v1_error(e: &ServingError) -> Response {
 
 /// A protocol's name (for metrics and the prediction log) and its error shape.
 #[derive(Clone, Copy)]
-pub(crate) struct Face {
+pub(crate) struct Protocol {
     pub name: &'static str,
     pub error: fn(&ServingError) -> Response,
 }
 
-pub(crate) const MLFLOW: Face = Face { name: "mlflow", error: mlflow_error };
-pub(crate) const V1: Face = Face { name: "v1", error: v1_error };
-pub(crate) const V2: Face = Face { name: "v2", error: v1_error };
+pub(crate) const MLFLOW: Protocol = Protocol { name: "mlflow", error: mlflow_error };
+pub(crate) const V1: Protocol = Protocol { name: "v1", error: v1_error };
+pub(crate) const V2: Protocol = Protocol { name: "v2", error: v1_error };
 
 /// The common path of every inference: pick, decode, run, count, frame.
-pub(crate) async fn infer<D, E>(
+pub(crate) async fn serve_request<D, E>(
     ctx: &Ctx,
     target: Result<Target<'_>, ServingError>,
     headers: &HeaderMap,
     body: Body,
-    face: Face,
+    face: Protocol,
     decode: D,
     encode: E,
 ) -> Response
 where
     D: FnOnce(&crate::model::OnnxModel, &[u8]) -> Result<Decoded, ServingError>,
-    E: FnOnce(&Decoded, &[crate::tensor::Named], &Picked) -> Response,
+    E: FnOnce(&Decoded, &[crate::tensor::Named], &Assignment) -> Response,
 {
     let (protocol, error) = (face.name, face.error);
     let started = Instant::now();
     let request_id = request_id(headers);
-    let mut picked: Option<Picked> = None;
+    let mut picked: Option<Assignment> = None;
     let result = async {
         let target = target?;
         let bytes = read_body(headers, body, ctx.serving.config.max_body_bytes).await?;
@@ -259,7 +259,7 @@ async fn mlflow_invocations(ctx: &Ctx, name: &str, headers: HeaderMap, body: Bod
     let kind = media(&headers);
     let target = kind.as_ref().map(|_| Target::Deployment(name)).map_err(Clone::clone);
     let csv = matches!(kind, Ok(Media::Csv));
-    infer(
+    serve_request(
         ctx,
         target,
         &headers,
@@ -327,7 +327,7 @@ async fn v1_predict(State(ctx): State<Ctx>, Path(spec): Path<String>, headers: H
         )));
     };
     let target = ctx.target(m, None);
-    infer(&ctx, target, &headers, body, V1, decode::v1_json, |d, outputs, _| {
+    serve_request(&ctx, target, &headers, body, V1, decode::v1_json, |d, outputs, _| {
         axum::Json(encode::v1(outputs, d.rows)).into_response()
     })
     .await

@@ -1,6 +1,6 @@
 //! Open Inference Protocol V2 routes (KServe V2, Triton's HTTP API).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use axum::Router;
 use axum::body::Body;
@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json as value};
 
-use super::{Ctx, infer, ok_json as json, v1_error};
+use super::{Ctx, ok_json as json, serve_request, v1_error};
 use crate::ServingError;
 use crate::decode::{Decoded, Layout};
 use crate::model::OnnxModel;
@@ -132,7 +132,7 @@ async fn infer_v2(ctx: &Ctx, m: &str, v: Option<&str>, headers: HeaderMap, body:
     };
     let meta: Mutex<Option<Meta>> = Mutex::new(None);
     let name = m.to_string();
-    infer(
+    serve_request(
         ctx,
         ctx.target(m, v),
         &headers,
@@ -140,12 +140,12 @@ async fn infer_v2(ctx: &Ctx, m: &str, v: Option<&str>, headers: HeaderMap, body:
         super::V2,
         |model, bytes| {
             let req = v2::decode(model, bytes, header_len)?;
-            *meta.lock().unwrap_or_else(|p| p.into_inner()) =
+            *meta.lock().unwrap_or_else(PoisonError::into_inner) =
                 Some(Meta { id: req.id, outputs: req.outputs, binary_output: req.binary_output });
             Ok(Decoded { inputs: req.inputs, rows: req.rows, layout: Layout::Tensors })
         },
         |_, outputs, picked| {
-            let m = meta.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or(Meta {
+            let m = meta.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or(Meta {
                 id: None,
                 outputs: None,
                 binary_output: false,

@@ -14,7 +14,7 @@
 //! transaction under an advisory lock, so replicas starting together apply each exactly once.
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -101,7 +101,7 @@ impl Postgres {
     {
         let permit =
             self.permits.clone().acquire_owned().await.map_err(|_| StoreError::Backend("store is closed".into()))?;
-        let idle = self.idle.lock().ok().and_then(|mut p| p.pop());
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let mut session = match idle {
             Some(s) if !s.client.is_closed() => s,
             _ => open_session(&self.config, &self.runtime).await?,
@@ -110,10 +110,8 @@ impl Postgres {
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let result = work(&mut session);
-            if !session.client.is_closed()
-                && let Ok(mut p) = pool.lock()
-            {
-                p.push(session);
+            if !session.client.is_closed() {
+                pool.lock().unwrap_or_else(PoisonError::into_inner).push(session);
             }
             result
         })
@@ -212,19 +210,13 @@ impl Backend for Postgres {
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
         });
-        if let Ok(mut watches) = self.watches.lock() {
-            watches.push(task.abort_handle());
-        }
+        self.watches.lock().unwrap_or_else(PoisonError::into_inner).push(task.abort_handle());
     }
 
     async fn close(&self) {
-        if let Ok(mut watches) = self.watches.lock() {
-            watches.drain(..).for_each(|w| w.abort());
-        }
+        self.watches.lock().unwrap_or_else(PoisonError::into_inner).drain(..).for_each(|w| w.abort());
         self.permits.close();
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.clear();
-        }
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
@@ -169,9 +169,7 @@ impl Backend for Sqlite {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            if let Ok(mut p) = pool.lock() {
-                p.push(conn);
-            }
+            pool.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
             result
         })
         .await
@@ -182,9 +180,9 @@ impl Backend for Sqlite {
     fn watch_changes(&self, _changed: std::sync::Arc<tokio::sync::Notify>) {}
 
     async fn close(&self) {
-        let sender = self.writer.lock().ok().and_then(|mut w| w.take());
+        let sender = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
         drop(sender);
-        let handle = self.writer_thread.lock().ok().and_then(|mut h| h.take());
+        let handle = self.writer_thread.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
