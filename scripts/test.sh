@@ -23,6 +23,10 @@ trap 'slipway_pg_stop; slipway_s3_stop' EXIT
 slipway_pg_start
 slipway_s3_start
 
+echo "== format and lints" >&2
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 echo "== rust tests" >&2
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

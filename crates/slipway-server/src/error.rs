@@ -3,6 +3,8 @@
 //! The mapping from store and artifact errors is matched exhaustively, without a `_` arm, so a
 //! new variant cannot reach clients unmapped. Backend details are logged, never sent.
 
+#![warn(clippy::wildcard_enum_match_arm)]
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use slipway_artifacts::ArtifactError;

@@ -1,5 +1,6 @@
 //! Where the time of one request goes: decode, run, encode, timed separately in a loop.
 //! `cargo run --release -p slipway-serving --example stages -- MODEL_DIR BODY.json`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 use std::path::Path;
 use std::time::Instant;
 

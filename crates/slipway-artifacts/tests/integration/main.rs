@@ -1,6 +1,7 @@
 //! The artifact-root suite, written once against `Artifacts` and instantiated per backend by
 //! `artifact_suite!`: local disk, and an S3-protocol server (`scripts/s3.sh` starts moto and
 //! exports its endpoint, credentials and `SLIPWAY_TEST_S3_BUCKET`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use bytes::Bytes;
 use futures::TryStreamExt;

@@ -1,5 +1,6 @@
 //! The prediction log against a real local artifact root: what goes in comes back out of the
 //! uploaded files, in the right partitions, and what a dead process left is recovered.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod recovery;
 

@@ -1,4 +1,5 @@
 //! The real app, in-process: every bad request gets MLflow's error shape and a 4xx.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::sync::Arc;
 

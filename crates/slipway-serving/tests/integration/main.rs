@@ -2,6 +2,7 @@
 //! user's machine finds it: `scripts/test.sh` points `VIRTUAL_ENV` at the project's `.venv`):
 //! typed models and ZipMap outputs, the protocol routers in process, batching under
 //! concurrency, overload, the memory budget, and hot swap when an alias moves.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod batching;
 mod cache;

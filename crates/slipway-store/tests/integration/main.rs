@@ -1,6 +1,7 @@
 //! The metadata-store tests: `suite/` holds the behaviour every backend must show, as plain
 //! functions over a [`Fixture`], and `store_test_suite!` runs each on SQLite and on PostgreSQL;
 //! `replicas.rs` races several stores on one PostgreSQL schema; the tests below are SQLite's own.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod replicas;
 mod suite;
