@@ -6,6 +6,9 @@ delivery. Every expected number is computed here from what was sent.
 """
 
 import json
+import os
+import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -27,9 +30,10 @@ FEATURES = ["f0", "f1", "f2", "f3"]
 
 
 class Receiver:
-    """A webhook receiver that answers 503 to its first POST, then 200."""
+    """A webhook receiver that answers 503 to its first POST, then 200; over https when given
+    a certificate and its key."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.posts = []
         self.lock = threading.Lock()
         outer = self
@@ -49,11 +53,17 @@ class Receiver:
 
         self.port = free_port()
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.scheme = "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"{self.scheme}://127.0.0.1:{self.port}/hook"
 
     def snapshot(self):
         with self.lock:
@@ -68,12 +78,27 @@ def truth(X, shifted):
     return ((X[:, 0] + X[:, 1]) > (2 * SHIFT if shifted else 0.0)).astype(np.int64)
 
 
+def self_signed(root):
+    """A certificate for 127.0.0.1 and its key, made by the openssl command line."""
+    cert, key = root / "hook-cert.pem", root / "hook-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(key), "-out", str(cert),
+         "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
 @pytest.fixture(scope="module")
 def mon(tmp_path_factory):
     from sklearn.linear_model import LogisticRegression
 
     root = tmp_path_factory.mktemp("monitoring")
-    srv = sh.ServingServer(root / "data", root / "logs", ["--monitor-interval-secs", "3600"])
+    tls = self_signed(root)
+    # The server trusts the webhook's certificate the way OpenSSL-based tools are told to.
+    env = dict(os.environ, SSL_CERT_FILE=str(tls[0]))
+    srv = sh.ServingServer(root / "data", root / "logs", ["--monitor-interval-secs", "3600"], env=env)
     srv.start()
     rng = np.random.default_rng(5)
     X = rng.normal(0, 1, (2000, 4)).astype(np.float32)
@@ -94,7 +119,7 @@ def mon(tmp_path_factory):
     assert r.status_code == 200, r.text
     receiver = Receiver()
     state = type("Mon", (), {})()
-    state.srv, state.dep, state.model, state.receiver = srv, dep, model, receiver
+    state.srv, state.dep, state.model, state.receiver, state.tls = srv, dep, model, receiver, tls
     yield state
     receiver.close()
     srv.stop()
@@ -272,6 +297,11 @@ def test_bad_monitor_and_label_input_is_refused_and_writes_nothing(mon):
         (monitor_spec(mon, name, window_seconds="hourly"), 400, "INVALID_PARAMETER_VALUE"),
         (monitor_spec(mon, name, reference={"uri": "runs:/abc/%2e%2e/%2e%2e/secret.csv"}, alerts=[]), 200, None),
         ({k: v for k, v in monitor_spec(mon, name).items() if k != "reference"}, 400, "INVALID_PARAMETER_VALUE"),
+        (monitor_spec(mon, name, numerical_columns=["f0"], categorical_columns=["f0"]), 400, "INVALID_PARAMETER_VALUE"),
+        (monitor_spec(mon, name, categorical_columns="f0"), 400, "INVALID_PARAMETER_VALUE"),
+        (monitor_spec(mon, name, schema={"columns": "none"}), 400, "INVALID_PARAMETER_VALUE"),
+        (monitor_spec(mon, name, schema={"format": "slipway-schema/1", "columns": [{"name": "f0", "type": "complex"}]}),
+         400, "INVALID_PARAMETER_VALUE"),
     ]
     for spec, status, code in cases:
         r = requests.post(f"{url}/api/v1/monitors", json=spec, timeout=60)
@@ -318,6 +348,49 @@ def test_bad_monitor_and_label_input_is_refused_and_writes_nothing(mon):
     assert r.status_code == 400 and "missing.csv" in r.json()["message"], r.text
     assert requests.get(f"{url}/api/v1/monitors/{name}/windows", timeout=60).json()["windows"] == []
     assert mon.srv.alive()
+
+
+def test_declared_types_an_uploaded_schema_and_an_https_webhook(mon):
+    """A column declared categorical is tested as categories, an uploaded schema replaces the
+    inferred one, and an alert reaches a webhook served over https."""
+    receiver = Receiver(tls=mon.tls)
+    try:
+        name = unique("typed")
+        schema = {
+            "format": "slipway-schema/1",
+            "allow_extra_columns": True,
+            "columns": [{"name": "f0", "type": "string", "required": True, "nullable": False}],
+        }
+        spec = monitor_spec(
+            mon, name, categorical_columns=["f3"], schema=schema,
+            alerts=[{"name": "traffic", "series": "rows", "op": ">=", "threshold": 1, "webhook": receiver.url}],
+        )
+        r = requests.post(f"{mon.srv.url}/api/v1/monitors", json=spec, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json()["monitor"]["categorical_columns"] == ["f3"]
+        sleep_to_next_window()
+        send_phase(mon, np.random.default_rng(3), shifted=False)
+        windows = evaluate(mon, name)
+        assert windows
+        for w in windows:
+            methods = {c["column"]: (c["type"], c["method"]) for c in w["drift"]["features"]["columns"]}
+            assert methods["f3"][0] == "categorical", methods
+            assert methods["f3"][1] not in ("ks", "wasserstein"), methods
+            assert methods["f2"][0] == "numeric", methods
+            # The uploaded schema wants f0 as text; the inferred one never complains of types.
+            violations = w["drift"]["validation"]
+            assert any(v["column"] == "f0" and v["rule"] not in ("min", "max") for v in violations), violations
+            assert not any(v["column"] == "f1" for v in violations), violations
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            alerts = requests.get(f"{mon.srv.url}/api/v1/monitors/{name}/alerts", timeout=60).json()["alerts"]
+            if alerts and all(a["status"] != "pending" for a in alerts):
+                break
+            time.sleep(0.2)
+        assert alerts and all(a["status"] == "delivered" for a in alerts), alerts
+        assert {body["monitor"] for _, body in receiver.snapshot()} == {name}
+    finally:
+        receiver.close()
 
 
 def test_the_cli_creates_lists_labels_and_reads_windows(mon, tmp_path):

@@ -353,13 +353,11 @@ pub fn monitor(spec: &MonitorSpec) -> Result<()> {
                 format_args!("must be between 1 and {MAX_ALERT_STREAK}, got {n}"),
             );
         }
-        if !a.webhook.starts_with("http://") || a.webhook.len() <= "http://".len() {
+        let host = a.webhook.strip_prefix("https://").or_else(|| a.webhook.strip_prefix("http://"));
+        if host.is_none_or(str::is_empty) {
             return monitor_field(
                 &field("webhook"),
-                format_args!(
-                    "must be an http:// URL (put a TLS proxy in front for https), got '{}'",
-                    truncate(&a.webhook)
-                ),
+                format_args!("must be an http:// or https:// URL, got '{}'", truncate(&a.webhook)),
             );
         }
     }

@@ -104,6 +104,16 @@ pub struct MonitorSpec {
     pub drift_share: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub alerts: Vec<AlertRule>,
+    /// Columns declared numerical or categorical, as Evidently's data definition declares
+    /// them (an integer code, a zero-padded "001"); the rest are typed by inference.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub numerical_columns: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub categorical_columns: Vec<String>,
+    /// A schema as `slipway validate` writes it (edited or not), checked instead of the one
+    /// inferred from the reference.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub schema: Option<serde_json::Value>,
 }
 
 pub const DEFAULT_WINDOW_SECONDS: u64 = 3600;

@@ -9,11 +9,12 @@ use slipway_types::{GroundTruth, MonitorSpec, MonitorWindow, Task};
 use super::reference::ReferenceData;
 use super::window::{Cell, WindowRows};
 use crate::MonitorError;
-use crate::drift::{DriftOptions, compare};
+use crate::drift::{DriftOptions, compare_typed};
 use crate::performance::{self, Scores};
 use crate::profile::{ColumnProfile, DatasetProfile, ProfileOptions};
 use crate::read::{ColumnSink, ColumnValues, SourceKind};
 use crate::stats::Method;
+use crate::typing::DeclaredTypes;
 use crate::validate::{Schema, ValueType, validate};
 
 /// The profile of drift columns. A number counts as an integer where the schema wants
@@ -42,12 +43,41 @@ fn profile_of(columns: &[ColumnValues], integers: &dyn Fn(&str) -> bool) -> Data
     DatasetProfile::from_columns(profiles)
 }
 
-/// The schema the reference's features must keep: `slipway validate`'s inference, without
-/// the target, which traffic does not carry.
-pub(super) fn reference_schema(columns: &[ColumnValues], target: Option<&str>) -> Schema {
-    let mut schema = Schema::infer(&profile_of(columns, &|_| false));
-    schema.columns.retain(|c| Some(c.name.as_str()) != target);
-    schema
+/// The schema the reference's features must keep: the one uploaded with the spec, else
+/// `slipway validate`'s inference under the declared types; without the target either way,
+/// since traffic does not carry it.
+pub(super) fn reference_schema(
+    columns: &[ColumnValues],
+    spec: &MonitorSpec,
+    types: &DeclaredTypes,
+) -> Result<Schema, MonitorError> {
+    let mut schema = match uploaded_schema(spec)? {
+        Some(schema) => schema,
+        None => Schema::infer_typed(&profile_of(columns, &|_| false), types)?,
+    };
+    schema.columns.retain(|c| Some(c.name.as_str()) != spec.target.as_deref());
+    Ok(schema)
+}
+
+/// The column types a spec declares.
+pub fn column_types(spec: &MonitorSpec) -> Result<DeclaredTypes, MonitorError> {
+    DeclaredTypes::new(spec.numerical_columns.clone(), spec.categorical_columns.clone())
+}
+
+/// The schema uploaded with a spec, checked as `slipway validate --schema` checks a file.
+pub fn uploaded_schema(spec: &MonitorSpec) -> Result<Option<Schema>, MonitorError> {
+    let Some(value) = &spec.schema else { return Ok(None) };
+    let schema: Schema = serde_json::from_value(value.clone())
+        .map_err(|e| MonitorError::InvalidSchema(format!("the monitor's 'schema': {e}")))?;
+    schema.check()?;
+    Ok(Some(schema))
+}
+
+/// The declared types of the columns a comparison takes: a declared column the window has
+/// no traffic for is not an error of the window.
+fn types_among(types: &DeclaredTypes, names: &[String]) -> DeclaredTypes {
+    let keep = |list: &[String]| list.iter().filter(|c| names.contains(c)).cloned().collect::<Vec<_>>();
+    DeclaredTypes { numerical: keep(&types.numerical), categorical: keep(&types.categorical) }
 }
 
 /// The drift options a spec asks for; an unknown method is bad input.
@@ -111,8 +141,9 @@ pub(super) fn compute(
         let refs: Vec<ColumnValues> =
             names.iter().filter_map(|n| by_name.get(n.as_str()).map(|c| (*c).clone())).collect();
         let current: Vec<ColumnValues> = present.into_iter().cloned().collect();
+        let types = types_among(&reference.types, &names);
         let opts = DriftOptions { columns: Some(names), ..options.clone() };
-        match compare(refs, current, &opts) {
+        match compare_typed(refs, current, &opts, &types) {
             Ok(report) => {
                 series.insert("drift.share".into(), report.share_of_drifted_columns);
                 series.insert("drift.dataset".into(), f64::from(u8::from(report.dataset_drift)));
@@ -131,7 +162,7 @@ pub(super) fn compute(
         Some(Cell::Num { integer: false, .. }) => Task::Regression,
         _ => Task::Classification,
     });
-    prediction_drift(spec, &rows, &by_name, options, series, &mut detail);
+    prediction_drift(spec, &rows, &by_name, options, &reference.types, series, &mut detail);
     performance(task, &rows, &labels, series);
     window.drift = Some(Value::Object(detail));
     window
@@ -176,6 +207,7 @@ fn prediction_drift(
     rows: &WindowRows,
     reference: &HashMap<&str, &ColumnValues>,
     options: &DriftOptions,
+    types: &DeclaredTypes,
     series: &mut BTreeMap<String, f64>,
     detail: &mut serde_json::Map<String, Value>,
 ) {
@@ -192,8 +224,13 @@ fn prediction_drift(
     }
     let mut reference = (*target).clone();
     reference.name = "prediction".into();
+    let declared = types_among(types, std::slice::from_ref(&target.name));
+    let types = DeclaredTypes {
+        numerical: declared.numerical.iter().map(|_| "prediction".to_string()).collect(),
+        categorical: declared.categorical.iter().map(|_| "prediction".to_string()).collect(),
+    };
     let opts = DriftOptions { columns: Some(vec!["prediction".into()]), ..options.clone() };
-    if let Ok(report) = compare(vec![reference], vec![current], &opts)
+    if let Ok(report) = compare_typed(vec![reference], vec![current], &opts, &types)
         && let Some(c) = report.columns.first()
     {
         series.insert("prediction.drift".into(), c.statistic);

@@ -69,11 +69,13 @@ impl Monitors {
         }
     }
 
-    /// What the store's validation cannot check: drift method names, and that the deployment
-    /// exists.
+    /// What the store's validation cannot check: drift method names, declared types, an
+    /// uploaded schema, and that the deployment exists.
     pub async fn check(&self, spec: &MonitorSpec) -> Result<(), MonitorError> {
         slipway_store::validate::monitor(spec)?;
         drift_options(spec)?;
+        evaluate::column_types(spec)?;
+        evaluate::uploaded_schema(spec)?;
         self.store.get_deployment(spec.deployment.clone()).await?;
         Ok(())
     }

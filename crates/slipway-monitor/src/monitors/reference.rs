@@ -10,9 +10,10 @@ use slipway_artifacts::{ArtifactError, ArtifactPath, Artifacts, sanitize};
 use slipway_store::MetadataStore;
 use slipway_types::{Monitor, MonitorSpec};
 
-use super::evaluate::reference_schema;
+use super::evaluate::{column_types, reference_schema};
 use crate::MonitorError;
-use crate::read::{ColumnValues, NoProgress, read_file};
+use crate::read::{ColumnValues, NoProgress, read_file_into};
+use crate::typing::DeclaredTypes;
 use crate::validate::Schema;
 
 /// A reference dataset read into drift columns, and the schema its features must keep.
@@ -20,6 +21,8 @@ use crate::validate::Schema;
 pub struct ReferenceData {
     pub columns: Arc<Vec<ColumnValues>>,
     pub schema: Arc<Schema>,
+    /// The spec's declared column types, which the reference was read and typed under.
+    pub types: Arc<DeclaredTypes>,
 }
 
 struct Cached {
@@ -113,11 +116,16 @@ impl References {
                 .write_all(&chunk)
                 .map_err(|e| MonitorError::Internal(format!("cannot write a temporary file: {e}")))?;
         }
-        let target = m.spec.target.clone();
+        let spec = m.spec.clone();
+        let types = column_types(&spec)?;
         let data = tokio::task::spawn_blocking(move || {
-            let columns = read_file(local.path(), None, &NoProgress)?;
-            let schema = reference_schema(&columns, target.as_deref());
-            Ok::<_, MonitorError>(ReferenceData { columns: Arc::new(columns), schema: Arc::new(schema) })
+            let columns = read_file_into(local.path(), None, &types, &(), &NoProgress)?;
+            let schema = reference_schema(&columns, &spec, &types)?;
+            Ok::<_, MonitorError>(ReferenceData {
+                columns: Arc::new(columns),
+                schema: Arc::new(schema),
+                types: Arc::new(types),
+            })
         })
         .await
         .map_err(|e| MonitorError::Internal(format!("reading the reference stopped: {e}")))?
