@@ -290,6 +290,22 @@ class RawResponse:
         self.headers = headers or {}
 
 
+def assert_quiet_into_closed_pipe(argv, tmp_path):
+    """Runs `argv | head -c 10`: a report larger than the pipe's buffer meets EPIPE once head
+    exits, which must end the output quietly (no error text, no backtrace, status 0)."""
+    err = tmp_path / "stderr.txt"
+    cmd = " ".join(f"'{a}'" for a in argv)
+    proc = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {cmd} 2>'{err}' | head -c 10"],
+        capture_output=True,
+        env={**os.environ, "RUST_BACKTRACE": "1"},
+        timeout=120,
+    )
+    assert proc.stdout == b'{\n  "refer'
+    assert err.read_text() == ""
+    assert proc.returncode == 0
+
+
 def assert_json_error(resp, expected_status=None, expected_code=None, style="mlflow", naming=()):
     """An error answer in the protocol's JSON shape; returns the parsed body.
 
