@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import assert_json_error, unique
+from mlflow.exceptions import MlflowException
 
 HINT = " Hint: Value was of type '{}'. See the API docs for more information about request parameters."
 
@@ -107,3 +108,11 @@ def test_relative_artifact_location_is_made_absolute_on_the_server(client, track
     for kept in ["/abs/place", "s3://bucket/prefix"]:
         eid = client.create_experiment(unique("abs"), artifact_location=kept)
         assert client.get_experiment(eid).artifact_location == kept
+
+
+def test_max_results_out_of_range_is_refused_in_mlflow_words(client):
+    exp = client.create_experiment(unique("max-results-words"))
+    for bad in (0, 123456789):
+        with pytest.raises(MlflowException, match=rf"Invalid value {bad} for parameter 'max_results' supplied") as e:
+            client.search_runs([exp], max_results=bad)
+        assert e.value.error_code == "INVALID_PARAMETER_VALUE"

@@ -44,6 +44,8 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{p}/runs/outputs"), post(log_outputs))
         .route(&format!("{p}/runs/search"), post(search_runs))
         .route(&format!("{p}/metrics/get-history"), get(get_metric_history))
+        .route(&format!("{p}/metrics/get-history-bulk"), get(get_metric_history_bulk))
+        .route("/ajax-api/2.0/mlflow/metrics/get-history-bulk", get(get_metric_history_bulk))
         .route(&format!("{p}/logged-models"), post(create_logged_model))
         .route(&format!("{p}/logged-models/search"), post(search_logged_models))
         .route(
@@ -563,6 +565,77 @@ async fn get_metric_history(State(s): State<AppState>, QueryArgs(r): QueryArgs<G
     let key = required_str(r.metric_key, "metric_key")?;
     let page = s.store.get_metric_history(id, key, r.max_results, r.page_token).await?;
     Ok(Paged::respond("metrics", page))
+}
+
+/// Most runs one bulk history request may name, and most points it returns; MLflow's limits.
+const BULK_HISTORY_MAX_RUNS: usize = 100;
+const BULK_HISTORY_MAX_POINTS: i64 = 25_000;
+
+#[derive(Deserialize)]
+struct GetHistoryBulk {
+    #[serde(default, deserialize_with = "one_or_many")]
+    run_id: Vec<String>,
+    metric_key: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    max_results: Option<i64>,
+}
+
+/// The UI's history of one metric across several runs: points ordered by run id, then by
+/// timestamp, step and value, each carrying its `run_id`. Runs that do not exist add nothing.
+async fn get_metric_history_bulk(
+    State(s): State<AppState>,
+    QueryArgs(r): QueryArgs<GetHistoryBulk>,
+) -> ApiResult<Json<Value>> {
+    let mut run_ids: Vec<String> = r.run_id.into_iter().filter(|id| !id.is_empty()).collect();
+    if run_ids.is_empty() {
+        return Err(ApiError::invalid("GetMetricHistoryBulk request must specify at least one run_id."));
+    }
+    if run_ids.len() > BULK_HISTORY_MAX_RUNS {
+        return Err(ApiError::invalid(format!(
+            "GetMetricHistoryBulk request cannot specify more than {BULK_HISTORY_MAX_RUNS} run_ids. Received {} \
+             run_ids.",
+            run_ids.len()
+        )));
+    }
+    let key = r
+        .metric_key
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::invalid("GetMetricHistoryBulk request must specify a metric_key."))?;
+    let limit = r.max_results.unwrap_or(BULK_HISTORY_MAX_POINTS).clamp(0, BULK_HISTORY_MAX_POINTS);
+    run_ids.sort();
+    run_ids.dedup();
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let mut out = Vec::new();
+    for run_id in run_ids {
+        if out.len() >= limit {
+            break;
+        }
+        let mut points = Vec::new();
+        let mut token = None;
+        loop {
+            let page = match s.store.get_metric_history(run_id.clone(), key.clone(), None, token).await {
+                Ok(page) => page,
+                Err(slipway_store::StoreError::NotFound(_)) => break,
+                Err(e) => return Err(e.into()),
+            };
+            points.extend(page.items);
+            token = page.next_page_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        points.sort_by(|a, b| (a.timestamp, a.step).cmp(&(b.timestamp, b.step)).then(a.value.total_cmp(&b.value)));
+        for m in points {
+            let mut point =
+                serde_json::to_value(&m).map_err(|_| ApiError::from(slipway_types::MlflowError::internal()))?;
+            if let Value::Object(fields) = &mut point {
+                fields.insert("run_id".into(), Value::String(run_id.clone()));
+            }
+            out.push(point);
+        }
+    }
+    out.truncate(limit);
+    Ok(Json(json!({ "metrics": out })))
 }
 
 // ---- logged models ----

@@ -142,7 +142,10 @@ pub fn experiment_id(id: &str) -> Result<()> {
 pub fn max_results(n: Option<i64>, default: i64, limit: i64) -> Result<usize> {
     let n = n.unwrap_or(default);
     if n < 1 || n > limit {
-        return invalid(format!("invalid value {n} for parameter 'max_results': it must be between 1 and {limit}"));
+        // MLflow's own wording, which clients match on.
+        return invalid(format!(
+            "Invalid value {n} for parameter 'max_results' supplied. It must be between 1 and {limit}."
+        ));
     }
     Ok(n as usize)
 }
