@@ -535,11 +535,31 @@ pub fn search(conn: &Connection, experiment_ids: &[String], req: &SearchRequest)
         ViewType::DeletedOnly => "r.lifecycle_stage = 'deleted'",
         ViewType::All => "1 = 1",
     });
+    if let Some(split) = query::split_run_query(&scope, &clauses, &order)? {
+        let ids = split_page(conn, split, limit, offset)?;
+        return Ok(Page { items: load_runs(conn, &ids.items)?, next_page_token: ids.next_page_token });
+    }
     let mut q = query::RunQuery::default();
     query::run_filter(&mut q, &clauses)?;
     query::run_order(&mut q, &order)?;
     let ids = q.into_sql(scope).page(conn, limit, offset, |r| r.get::<_, String>(0))?;
     Ok(Page { items: load_runs(conn, &ids.items)?, next_page_token: ids.next_page_token })
+}
+
+/// One page (limit + 1 rows from `offset`, the extra row telling whether another page follows)
+/// over the concatenation of the two segments. The second is read only when the first runs out,
+/// and counted only when the page starts past its end.
+fn split_page(conn: &Connection, split: query::SplitRunQuery, limit: usize, offset: usize) -> Result<Page<String>> {
+    let want = limit + 1;
+    let mut ids: Vec<String> = split.with_value.clone().rows(conn, want, offset, |r| r.get(0))?;
+    if ids.len() < want {
+        let past = if ids.is_empty() && offset > 0 { offset.saturating_sub(split.with_value.count(conn)?) } else { 0 };
+        let more: Vec<String> = split.without_value.rows(conn, want - ids.len(), past, |r| r.get(0))?;
+        ids.extend(more);
+    }
+    let next_page_token = (ids.len() > limit).then(|| page_token::encode(offset + limit));
+    ids.truncate(limit);
+    Ok(Page { items: ids, next_page_token })
 }
 
 pub fn metric_history(

@@ -102,6 +102,7 @@ macro_rules! store_test_suite {
                 search: [
                     search_runs_by_every_kind,
                     search_runs_pages_without_gaps_or_repeats,
+                    search_runs_by_metric_order_pages_like_one_sort,
                     metric_history_pages_in_step_order,
                 ],
                 registry: [

@@ -158,3 +158,82 @@ pub async fn metric_history_pages_in_step_order(f: Fixture) {
     assert_eq!(all.items.len(), 2500);
     assert!(all.next_page_token.is_none());
 }
+
+/// Ordering by a metric reads runs with a value and runs without one (missing or NaN) in two
+/// queries; paged with any page size, the result must be the one order MLflow defines: values
+/// first in the asked direction, missing and NaN last, ties by start_time DESC then run id.
+pub async fn search_runs_by_metric_order_pages_like_one_sort(f: Fixture) {
+    let s = &f.store;
+    let exp = s.create_experiment("metric-order".into(), None, vec![]).await.unwrap();
+    // (value of "m", passes the filter on "f"); None: "m" never logged.
+    let values = [
+        Some(0.5),
+        Some(f64::NAN),
+        None,
+        Some(0.5),
+        Some(-1.0),
+        Some(2.0),
+        None,
+        Some(0.5),
+        Some(f64::NAN),
+        Some(2.0),
+        Some(0.0),
+        None,
+        Some(7.0),
+    ];
+    let mut runs = Vec::new(); // (run id, start_time, m, passes)
+    for (i, m) in values.iter().enumerate() {
+        let mut r = new_run(&exp);
+        r.start_time = Some((i % 3) as i64); // ties on start_time too
+        let id = s.create_run(r).await.unwrap().info.run_id;
+        let passes = i % 4 != 3;
+        let mut ms = vec![metric("f", if passes { 1.0 } else { 0.0 }, 0)];
+        if let Some(v) = m {
+            ms.push(metric("m", *v, 0));
+        }
+        s.log_batch(id.clone(), ms, vec![], vec![]).await.unwrap();
+        runs.push((id, (i % 3) as i64, *m, passes));
+    }
+    for ascending in [true, false] {
+        for filter in ["", "metrics.f > 0.5"] {
+            let mut want: Vec<_> = runs.iter().filter(|r| filter.is_empty() || r.3).collect();
+            want.sort_by(|a, b| {
+                let key = |r: &&(String, i64, Option<f64>, bool)| r.2.filter(|v| !v.is_nan());
+                let by_value = match (key(a), key(b)) {
+                    (Some(x), Some(y)) if ascending => x.total_cmp(&y),
+                    (Some(x), Some(y)) => y.total_cmp(&x),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                };
+                by_value.then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0))
+            });
+            let want: Vec<String> = want.into_iter().map(|r| r.0.clone()).collect();
+            for page_size in [1, 2, 3, 5, 100] {
+                let mut seen = Vec::new();
+                let mut token = None;
+                loop {
+                    let page = s
+                        .search_runs(
+                            vec![exp.clone()],
+                            SearchRequest {
+                                filter: Some(filter.into()),
+                                order_by: vec![format!("metrics.m {}", if ascending { "ASC" } else { "DESC" })],
+                                max_results: Some(page_size),
+                                page_token: token,
+                                ..SearchRequest::default()
+                            },
+                        )
+                        .await
+                        .unwrap();
+                    seen.extend(page.items.into_iter().map(|r| r.info.run_id));
+                    token = page.next_page_token;
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                assert_eq!(seen, want, "ascending {ascending}, filter '{filter}', pages of {page_size}");
+            }
+        }
+    }
+}
