@@ -288,10 +288,11 @@ impl Workers {
 
     /// Runs a small request at once on the caller's thread when its model is idle (nothing
     /// queued, a session free) and fast: two thread hand-offs cost more than such a run.
-    /// Gives the inputs back when the request must queue instead.
+    /// A model given a batch wait never runs inline: its deployment chose batches over
+    /// single-request latency. Gives the inputs back when the request must queue instead.
     pub fn try_inline(&self, model: &Arc<Loaded>, inputs: Vec<Named>, rows: usize) -> Result<Reply, Vec<Named>> {
         let below = model.limits.inline_below.as_micros().min(u128::from(u64::MAX)) as u64;
-        if rows > INLINE_MAX_ROWS || model.last_run_us.load(Ordering::Relaxed) >= below {
+        if rows > INLINE_MAX_ROWS || model.last_run_us.load(Ordering::Relaxed) >= below || !model.max_wait().is_zero() {
             return Err(inputs);
         }
         {

@@ -35,9 +35,9 @@ async fn infer(serving: &Serving, r: [f32; 3]) -> Result<f32, ServingError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_are_batched_and_each_gets_its_own_answer() {
     let tmp = tempfile::tempdir().unwrap();
-    // Nothing runs inline and a batch waits a little for company: a fast machine's worker
-    // would otherwise keep up with the callers and run every request alone.
-    let limits = Limits { inline_below: Duration::ZERO, max_wait: Duration::from_millis(5), ..Limits::default() };
+    // A batch wait turns inline runs off: without it a fast machine's worker keeps up with
+    // the callers and runs every request alone.
+    let limits = Limits { max_wait: Duration::from_millis(5), ..Limits::default() };
     let serving = linear_serving(tmp.path(), Setup { workers: 1, limits, ..Setup::default() }).await;
     let tasks: Vec<_> = (0..400)
         .map(|i| {
