@@ -100,6 +100,26 @@ impl Api {
         Ok(bytes)
     }
 
+    /// Uploads bytes (an artifact) with PUT, failing on any status but 2xx.
+    pub async fn put_bytes(&self, path: &str, body: Bytes) -> anyhow::Result<()> {
+        let url = format!("{}{path}", self.base);
+        let mut req =
+            hyper::Request::builder().method("PUT").uri(&url).header("content-type", "application/octet-stream");
+        if let Some(a) = &self.auth {
+            req = req.header("authorization", a);
+        }
+        if let Some(a) = &self.actor {
+            req = req.header("x-slipway-actor", a);
+        }
+        let resp = self.client.request(req.body(Full::new(body))?).await.with_context(|| format!("calling {url}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.into_body().collect().await.with_context(|| format!("reading {url}"))?.to_bytes();
+            bail!("PUT {url} answered {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
+        }
+        Ok(())
+    }
+
     /// Follows `next_page_token` until the last page, collecting `field`.
     pub async fn all_pages(&self, path: &str, field: &str, query: &[(&str, &str)]) -> anyhow::Result<Vec<Value>> {
         let mut items = Vec::new();

@@ -10,6 +10,7 @@ mod import;
 mod models;
 mod monitors;
 mod output;
+mod pipelines;
 mod serve;
 mod server;
 mod serving;
@@ -48,6 +49,10 @@ enum Command {
     /// Check a dataset against a schema inferred from a reference (or read from a file):
     /// types, nulls, ranges and categories, as JSON or a self-contained HTML report.
     Validate(validate::ValidateArgs),
+    /// Run a pipeline (`slipway.yaml`): cached steps, each recorded as an MLflow run.
+    Run(pipelines::RunArgs),
+    /// Pipelines and their runs on a server: list, show, runs, logs, cancel.
+    Pipelines(pipelines::PipelinesArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,5 +67,7 @@ fn main() -> anyhow::Result<()> {
         Command::Import(args) => import::run(args),
         Command::Drift(args) => drift::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Run(args) => pipelines::run(args),
+        Command::Pipelines(args) => pipelines::pipelines(args),
     }
 }
