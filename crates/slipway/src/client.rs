@@ -42,6 +42,13 @@ impl Api {
         Ok(Self { base, client: Client::builder(TokioExecutor::new()).build_http(), auth, actor })
     }
 
+    /// Names the caller in the audit log as `actor` (a pipeline run rather than the user who
+    /// started it). HTTP Basic credentials, when set, still take precedence on the server.
+    pub fn with_actor(mut self, actor: String) -> Self {
+        self.actor = Some(actor);
+        self
+    }
+
     /// Sends a request and returns the JSON answer, or the server's error as a readable failure.
     pub async fn call(
         &self,
@@ -98,6 +105,30 @@ impl Api {
             bail!("GET {url} answered {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
         }
         Ok(bytes)
+    }
+
+    /// Uploads a file's bytes (an artifact through the proxy), failing on any status but 2xx.
+    pub async fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let url = format!("{}{path}", self.base);
+        let mut req =
+            hyper::Request::builder().method("PUT").uri(&url).header("content-type", "application/octet-stream");
+        if let Some(a) = &self.auth {
+            req = req.header("authorization", a);
+        }
+        if let Some(a) = &self.actor {
+            req = req.header("x-slipway-actor", a);
+        }
+        let resp = self
+            .client
+            .request(req.body(Full::new(Bytes::from(bytes)))?)
+            .await
+            .with_context(|| format!("calling {url}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            bail!("PUT {url} answered {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+        }
+        Ok(())
     }
 
     /// Follows `next_page_token` until the last page, collecting `field`.
