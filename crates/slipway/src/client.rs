@@ -42,6 +42,13 @@ impl Api {
         Ok(Self { base, client: Client::builder(TokioExecutor::new()).build_http(), auth, actor })
     }
 
+    /// Names the caller in the audit log as `actor` (a pipeline run rather than the user who
+    /// started it). HTTP Basic credentials, when set, still take precedence on the server.
+    pub fn with_actor(mut self, actor: String) -> Self {
+        self.actor = Some(actor);
+        self
+    }
+
     /// Sends a request and returns the JSON answer, or the server's error as a readable failure.
     pub async fn call(
         &self,

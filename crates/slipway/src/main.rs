@@ -5,6 +5,7 @@ mod config;
 mod deployments;
 mod drift;
 mod drift_html;
+mod gate;
 mod gc;
 mod import;
 mod models;
@@ -39,6 +40,9 @@ enum Command {
     Deployments(deployments::DeploymentsArgs),
     /// Monitors of a running server: their windows and alerts; post ground truth from CSV.
     Monitors(monitors::MonitorsArgs),
+    /// Score a candidate model version against the champion on a holdout and promote or
+    /// reject it: exit status 0 on a pass, 3 on a rejection.
+    Gate(gate::GateArgs),
     /// Permanently remove soft-deleted objects and their artifacts.
     Gc(gc::GcArgs),
     /// Copy another tracking server's history into this store: `slipway import mlflow`.
@@ -63,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         Command::Models(args) => models::run(args),
         Command::Deployments(args) => deployments::run(args),
         Command::Monitors(args) => monitors::run(args),
+        Command::Gate(args) => gate::run(args),
         Command::Gc(args) => gc::run(args),
         Command::Import(args) => import::run(args),
         Command::Drift(args) => drift::run(args),

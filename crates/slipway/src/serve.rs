@@ -85,9 +85,10 @@ fn parse_uri(uri: &str) -> anyhow::Result<(String, Selector, Option<PathBuf>)> {
     Ok(("model".to_string(), Selector::Version("1".into()), Some(dir)))
 }
 
-/// A tracking server's registry and artifacts over its REST API.
-struct HttpSource {
-    api: Api,
+/// A tracking server's registry and artifacts over its REST API (`slipway gate` loads its
+/// models through it too).
+pub(crate) struct HttpSource {
+    pub(crate) api: Api,
 }
 
 fn remote(e: anyhow::Error) -> ServingError {
@@ -99,8 +100,19 @@ fn remote(e: anyhow::Error) -> ServingError {
     }
 }
 
-const REG: &str = "/api/2.0/mlflow";
-const ART: &str = "/api/2.0/mlflow-artifacts/artifacts";
+/// The path under the artifact proxy of an `mlflow-artifacts:` URI (with or without a
+/// host); `None` for a location the tracking server does not proxy.
+pub(crate) fn proxied_path(uri: &str) -> Option<String> {
+    uri.strip_prefix("mlflow-artifacts:")
+        .map(|r| match r.strip_prefix("//") {
+            Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
+            None => r.trim_start_matches('/'),
+        })
+        .map(str::to_string)
+}
+
+pub(crate) const REG: &str = "/api/2.0/mlflow";
+pub(crate) const ART: &str = "/api/2.0/mlflow-artifacts/artifacts";
 
 #[async_trait]
 impl ModelSource for HttpSource {
@@ -152,18 +164,11 @@ impl ModelSource for HttpSource {
             .await
             .map_err(remote)?;
         let uri = v["artifact_uri"].as_str().unwrap_or_default().to_string();
-        let root = uri
-            .strip_prefix("mlflow-artifacts:")
-            .map(|r| match r.strip_prefix("//") {
-                Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
-                None => r.trim_start_matches('/'),
-            })
-            .ok_or_else(|| {
-                ServingError::NotServable(format!(
-                    "model version {model}/{version} lives at '{uri}', which is not served by the tracking server"
-                ))
-            })?
-            .to_string();
+        let root = proxied_path(&uri).ok_or_else(|| {
+            ServingError::NotServable(format!(
+                "model version {model}/{version} lives at '{uri}', which is not served by the tracking server"
+            ))
+        })?;
         let mut dirs = vec![root.clone()];
         let mut files = 0;
         while let Some(dir) = dirs.pop() {
