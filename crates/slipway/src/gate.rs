@@ -30,7 +30,8 @@ pub struct GateArgs {
     /// The registered model.
     #[arg(long)]
     model: String,
-    /// The candidate version (a number).
+    /// The candidate version: a number, or `latest` (the model's newest version, as a
+    /// pipeline's gate step names the version its training step just registered).
     #[arg(long, value_name = "VERSION")]
     candidate: String,
     /// The alias naming the version to beat; when no version holds it, the candidate passes
@@ -118,6 +119,19 @@ async fn run_root(api: &Api, run_id: &str) -> anyhow::Result<String> {
     }
 }
 
+/// The model's highest version number (the newest of each stage's latest).
+async fn latest_version(tracking_uri: &str, model: &str) -> anyhow::Result<String> {
+    let api = Api::new(tracking_uri)?;
+    let m = api.call("GET", &format!("{REG}/registered-models/get"), &[("name", model)], None).await?;
+    let newest = m["registered_model"]["latest_versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["version"].as_str()?.parse::<u64>().ok())
+        .max();
+    newest.map(|v| v.to_string()).with_context(|| format!("model '{model}' has no versions to gate"))
+}
+
 pub fn run(args: GateArgs) -> anyhow::Result<()> {
     let metric = Metric::parse(&args.metric)?;
     slipway_serving::runtime::locate(args.onnxruntime_lib.as_deref())?;
@@ -132,6 +146,10 @@ pub fn run(args: GateArgs) -> anyhow::Result<()> {
         run_id: run_id.clone(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut spec = spec;
+    if spec.candidate == "latest" {
+        spec.candidate = rt.block_on(latest_version(&args.server.tracking_uri, &spec.model))?;
+    }
     let report = rt.block_on(gate(&args, &spec, &holdout))?;
     if args.server.json {
         output::to_stdout(|out| {
@@ -158,7 +176,9 @@ async fn gate(args: &GateArgs, spec: &GateSpec, holdout: &Holdout) -> anyhow::Re
     let mut root = None;
     if let Some(run) = &spec.run_id {
         root = Some(run_root(&api, run).await.with_context(|| format!("cannot log to run {run}"))?);
-        api = api.with_actor(slipway_gate::actor_for_run(run));
+        // Inside a pipeline the actor is the pipeline run the gate step belongs to.
+        let pipeline_run = std::env::var("SLIPWAY_PIPELINE_RUN_ID").ok().filter(|r| !r.is_empty());
+        api = api.with_actor(slipway_gate::actor_for_run(pipeline_run.as_deref().unwrap_or(run)));
     }
     let registry = HttpRegistry { api, run_root: root };
     let scratch = std::env::temp_dir().join(format!("slipway-gate-{}", std::process::id()));
