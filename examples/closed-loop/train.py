@@ -25,6 +25,8 @@ with mlflow.start_run():
     clf = LogisticRegression(C=params["train"]["C"], max_iter=500).fit(X, y)
     f1 = f1_score(y, clf.predict(X))
     mlflow.log_metric("train_f1", f1)
+    # What the model saw: a monitor on its deployment compares live traffic with this.
+    mlflow.log_artifact("data/train.csv", artifact_path="reference")
     onx = to_onnx(clf, X[:1], options={id(clf): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
     Path("model.onnx").write_bytes(onx.SerializeToString())
     features = train.drop(columns=["label"]).astype(np.float32)

@@ -12,11 +12,13 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
+from concurrent.futures import ThreadPoolExecutor
 from conftest import slipway_bin, unique
 from registry_helpers import Api, assert_no_panic
-from serving_helpers import DEPLOYMENTS, wait_deployment_ready
+from serving_helpers import DEPLOYMENTS, ServingServer, wait_deployment_ready
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "closed-loop"
 
@@ -27,9 +29,15 @@ def set_param(proj: Path, old: str, new: str):
     (proj / "params.yaml").write_text(text.replace(old, new))
 
 
-def run(server, proj, expect_rc=0):
+def venv_path():
+    """PATH with the test virtualenv first: the example's steps call `python`, as a user's
+    activated environment provides it."""
     venv_bin = str(Path(os.environ.get("VIRTUAL_ENV", ".venv")).resolve() / "bin")
-    env = dict(os.environ, MLFLOW_TRACKING_URI=server.url, PATH=venv_bin + os.pathsep + os.environ["PATH"])
+    return venv_bin + os.pathsep + os.environ["PATH"]
+
+
+def run(server, proj, expect_rc=0):
+    env = dict(os.environ, MLFLOW_TRACKING_URI=server.url, PATH=venv_path())
     p = subprocess.run(
         [slipway_bin(), "run", "--json"], cwd=proj, env=env, capture_output=True, text=True, timeout=600,
         stdin=subprocess.DEVNULL,
@@ -124,3 +132,118 @@ def test_the_example_retrains_gates_promotes_and_rejects(server, client, tmp_pat
     moves = Api(server.url).audit(name=model, action="set_alias")
     assert moves[-1]["after"] == {"alias": "champion", "version": "2"}, moves[-1]
     assert moves[-1]["actor"] == f"pipeline-run:{promoting_run}", moves[-1]
+
+
+WINDOW_S = 5
+COLUMNS = ["amount_z", "velocity_z", "age_z", "merchant_z"]
+
+
+def pipeline_runs(client, name):
+    exps = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(exps, f"tags.`slipway.pipeline` = '{name}'")
+
+
+def wait_for(what, check, timeout=180):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def test_a_drift_alert_starts_retraining_and_the_deployment_swaps_by_itself(tmp_path_factory):
+    """train -> register -> deploy -> traffic shifts -> monitor alert -> the server starts the
+    retraining pipeline (the alert rule's webhook names it) -> gate passes -> @champion moves ->
+    the deployment answers with the new version; then a storm of triggers starts one run."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("loop")
+    proj = root / "closed-loop"
+    shutil.copytree(EXAMPLE, proj)
+    model = unique("fraud-loop")
+    set_param(proj, "name: fraud-example", f"name: {model}")
+    srv = ServingServer(
+        root / "data", root / "logs", ["--monitor-interval-secs", "3600", "--pipeline", str(proj)],
+        env=dict(os.environ, PATH=venv_path()),
+    )
+    srv.start()
+    client = mlflow.MlflowClient(srv.url)
+    try:
+        listed = requests.get(f"{srv.url}/api/v1/pipelines", timeout=30).json()["pipelines"]
+        assert [p["name"] for p in listed] == ["fraud-retrain"]
+        summary, _ = run(srv, proj)
+        assert champion(client, model) == "1"
+
+        dep = unique("fraud-live")
+        r = requests.post(f"{srv.url}{DEPLOYMENTS}", json={"name": dep, "model": model, "alias": "champion"}, timeout=60)
+        assert r.status_code == 200, r.text
+        wait_deployment_ready(srv.url, dep)
+        monitor = unique("fraud-watch")
+        trigger_url = f"{srv.url}/api/v1/pipelines/fraud-retrain/runs"
+        spec = {
+            "name": monitor, "deployment": dep, "reference": {"run_artifact": "reference/train.csv"},
+            "features": COLUMNS, "window_seconds": WINDOW_S,
+            "alerts": [{"name": "drift", "series": "drift.share", "op": ">=", "threshold": 0.5, "webhook": trigger_url}],
+        }
+        r = requests.post(f"{srv.url}/api/v1/monitors", json=spec, timeout=60)
+        assert r.status_code == 200, r.text
+
+        # The world changes: this batch of data (what the retraining will read) and the traffic.
+        set_param(proj, "shift: 0.0", "shift: 1.0")
+        time.sleep(WINDOW_S - time.time() % WINDOW_S + 0.2)
+        rng = np.random.default_rng(11)
+        for _ in range(30):
+            X = rng.normal(size=(20, 4))
+            X[:, 1:] += 3.0
+            r = requests.post(
+                f"{srv.url}/serving/{dep}/invocations",
+                json={"dataframe_split": {"columns": COLUMNS, "data": X.tolist()}}, timeout=60,
+            )
+            assert r.status_code == 200 and r.headers["X-Slipway-Model-Version"] == "1", r.text
+        time.sleep(WINDOW_S - time.time() % WINDOW_S + 0.5)
+        r = requests.post(f"{srv.url}/api/v1/monitors/{monitor}/evaluate", timeout=120)
+        assert r.status_code == 200, r.text
+
+        # Nobody runs anything from here on: the alert's delivery starts the pipeline.
+        alert = wait_for("the alert", lambda: [
+            a for a in requests.get(f"{srv.url}/api/v1/monitors/{monitor}/alerts", timeout=30).json()["alerts"]
+            if a["status"] == "delivered"
+        ])[0]
+        started = wait_for("the triggered run", lambda: pipeline_runs(client, "fraud-retrain")[:1]
+                           if len(pipeline_runs(client, "fraud-retrain")) == 2 else None)[0]
+        assert started.data.tags["slipway.trigger"] == f"{monitor}/drift/{alert['window_start_ms']}"
+        assert started.data.tags["slipway.trigger.source"] == "webhook"
+        wait_for("the promotion", lambda: champion(client, model) == "2")
+        wait_for("the finished run", lambda: client.get_run(started.info.run_id).info.status == "FINISHED")
+        r = requests.post(
+            f"{srv.url}/serving/{dep}/invocations",
+            json={"dataframe_split": {"columns": COLUMNS, "data": [[0.0, 3.0, 3.0, 3.0]]}}, timeout=60,
+        )
+        assert r.status_code == 200 and r.headers["X-Slipway-Model-Version"] == "2"
+
+        # A redelivery of the same alert starts nothing.
+        r = requests.post(trigger_url, headers={"Idempotency-Key": started.data.tags["slipway.trigger"]}, json={}, timeout=30)
+        assert r.status_code == 200 and r.json()["outcome"] == "duplicate", r.text
+
+        # 100 triggers in a second: one run; the rest join it.
+        def fire(i):
+            return requests.post(trigger_url, json={"trigger_key": f"storm-{i}"}, timeout=60).json()["outcome"]
+
+        with ThreadPoolExecutor(20) as ex:
+            outcomes = list(ex.map(fire, range(100)))
+        assert outcomes.count("started") == 1 and outcomes.count("coalesced") == 99, outcomes
+        runs = wait_for("the storm's run", lambda: [
+            r for r in pipeline_runs(client, "fraud-retrain") if r.data.tags.get("slipway.trigger", "").startswith("storm-")
+        ])
+        assert len(runs) == 1
+        wait_for("the storm's run to end", lambda: client.get_run(runs[0].info.run_id).info.status != "RUNNING")
+        assert len(pipeline_runs(client, "fraud-retrain")) == 3
+
+        r = requests.post(f"{srv.url}/api/v1/pipelines/nope/runs", json={}, timeout=30)
+        assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+        r = requests.post(trigger_url, json={"trigger_key": "", "extra": 1}, timeout=30)
+        assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    finally:
+        srv.stop()

@@ -95,6 +95,8 @@ pub struct Options {
     pub tracking_uri: String,
     /// The `slipway` binary built-in steps run.
     pub slipway_exe: PathBuf,
+    /// What started the run when the server did: (trigger key, source), tagged on the run.
+    pub trigger: Option<(String, String)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -198,7 +200,12 @@ impl Runner<'_> {
         let experiment_id = self.records.experiment(&p.experiment).await?;
         let parent = self
             .records
-            .start_run(&experiment_id, &p.name, None, Log { tags: parent_tags(p, self.executor), ..Log::default() })
+            .start_run(
+                &experiment_id,
+                &p.name,
+                None,
+                Log { tags: parent_tags(p, self.executor, opts), ..Log::default() },
+            )
             .await?;
         let _ = cx.run.set((experiment_id.clone(), parent.clone()));
         (self.events)(Event::Started { run_id: parent.clone(), experiment_id });
@@ -387,15 +394,20 @@ fn metric_of(cx: &Context<'_>, step: &str, key: &str) -> Option<f64> {
     cx.lock_entry(step)?.metrics.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
 }
 
-fn parent_tags(p: &Pipeline, executor: &dyn Executor) -> Vec<(String, String)> {
-    vec![
+fn parent_tags(p: &Pipeline, executor: &dyn Executor, opts: &Options) -> Vec<(String, String)> {
+    let mut tags = vec![
         ("slipway.pipeline".into(), p.name.clone()),
         ("slipway.pipeline.file".into(), p.file.display().to_string()),
         ("slipway.executor".into(), executor.name().into()),
         ("slipway.runner".into(), format!("{}:{}", hostname(), std::process::id())),
         ("slipway.status".into(), "running".into()),
         ("mlflow.runName".into(), p.name.clone()),
-    ]
+    ];
+    if let Some((key, source)) = &opts.trigger {
+        tags.push(("slipway.trigger".into(), key.clone()));
+        tags.push(("slipway.trigger.source".into(), source.clone()));
+    }
+    tags
 }
 
 fn hostname() -> String {

@@ -34,6 +34,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::condition::Condition;
+use crate::cron::Cron;
 use crate::error::{Location, PipelineError, Result};
 use crate::params::Params;
 
@@ -53,6 +54,8 @@ pub struct Pipeline {
     /// Bumped by hand to invalidate every cached result at once.
     pub cache_version: Option<String>,
     pub steps: Vec<Step>,
+    /// Schedules on which `slipway server --pipeline FILE` starts it.
+    pub crons: Vec<Cron>,
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +195,15 @@ struct RawPipeline {
     params: Option<String>,
     cache_version: Option<Value>,
     steps: serde_yaml_ng::Mapping,
+    #[serde(default)]
+    triggers: Vec<RawTrigger>,
+}
+
+/// When `slipway server` (given this file) starts the pipeline by itself.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrigger {
+    cron: String,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +291,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
         steps.push(check_step(step_name, line, raw_step, &params, &at)?);
     }
     let cache_version = raw.cache_version.map(|v| scalar(&v));
+    let crons =
+        raw.triggers.iter().map(|t| Cron::parse(&t.cron)).collect::<std::result::Result<Vec<_>, _>>().map_err(
+            |message| PipelineError::Invalid { at: at_line(line_of_key(text, "triggers", 0), None), message },
+        )?;
     Ok(Pipeline {
         experiment: raw.experiment.unwrap_or_else(|| name.clone()),
         name,
@@ -287,6 +303,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
         params,
         cache_version,
         steps,
+        crons,
     })
 }
 

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use slipway_artifacts::ArtifactError;
 use slipway_monitor::MonitorError;
+use slipway_pipeline::PipelineError;
 use slipway_store::StoreError;
 use slipway_types::{ErrorCode, MlflowError};
 
@@ -71,6 +72,21 @@ impl From<ArtifactError> for ApiError {
             ArtifactError::Upload(m) => Self::new(ErrorCode::BadRequest, m),
             ArtifactError::Backend(detail) => {
                 tracing::error!(%detail, "artifact store failure");
+                MlflowError::internal().into()
+            }
+        }
+    }
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            e @ (PipelineError::Invalid { .. }
+            | PipelineError::Cycle { .. }
+            | PipelineError::UnknownDep { .. }
+            | PipelineError::DuplicateOut { .. }) => Self::invalid(e.to_string()),
+            e @ (PipelineError::Io { .. } | PipelineError::Records(_) | PipelineError::Cancelled) => {
+                tracing::error!(detail = %e, "pipeline failure");
                 MlflowError::internal().into()
             }
         }

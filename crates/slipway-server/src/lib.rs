@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod monitors;
 pub mod native;
+pub mod pipelines;
 pub mod registry;
 pub mod tracking;
 
@@ -47,6 +48,8 @@ pub struct AppState {
     pub registry_changed: Arc<Notify>,
     /// Monitor evaluation and alert delivery.
     pub monitors: Arc<slipway_monitor::monitors::Monitors>,
+    /// The pipelines this server may start (`--pipeline FILE`), when it was given any.
+    pub pipelines: Option<Arc<slipway_pipeline::trigger::Triggers>>,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
             artifacts,
             serving,
             registry_changed: Arc::new(Notify::new()),
+            pipelines: None,
         }
     }
 }
@@ -74,6 +78,7 @@ pub fn build_app(state: AppState) -> Router {
         .merge(native::routes())
         .merge(deployments::routes())
         .merge(monitors::routes())
+        .merge(pipelines::routes())
         .with_state(state);
     let app = match serving {
         Some(serving) => api.merge(slipway_serving::http::server(serving)),

@@ -143,6 +143,11 @@ pub struct ServerArgs {
     /// The ONNX Runtime library (default: found through ORT_DYLIB_PATH, ./.slipway, python3).
     #[arg(long, env = "SLIPWAY_ONNXRUNTIME_LIB")]
     onnxruntime_lib: Option<PathBuf>,
+    /// A pipeline file (or its folder) this server may start: on `POST
+    /// /api/v1/pipelines/NAME/runs` (what an alert rule's webhook can name) and on the file's
+    /// `triggers:` cron schedules. Repeatable.
+    #[arg(long = "pipeline", value_name = "FILE")]
+    pipelines: Vec<PathBuf>,
     /// Print the merged configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -207,22 +212,43 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .enable_all()
         .max_blocking_threads(database_threads * 2)
         .build()?
-        .block_on(serve(config))
+        .block_on(serve(config, args.pipelines))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, pipeline_files: Vec<PathBuf>) -> anyhow::Result<()> {
     let (store, artifacts) = open_stores(&config).await?;
     let db = config.metadata_store()?;
+    let addr = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     let serving = start_serving(&config, store.clone(), artifacts.clone())?;
-    let state = AppState::new(store.clone(), artifacts, Some(serving.clone()));
+    let mut state = AppState::new(store.clone(), artifacts, Some(serving.clone()));
+    if !pipeline_files.is_empty() {
+        // The runs it starts talk to this server over loopback (or the address it is bound to).
+        let local = listener.local_addr()?;
+        let url = if local.ip().is_unspecified() {
+            format!("http://127.0.0.1:{}", local.port())
+        } else {
+            format!("http://{local}")
+        };
+        let triggers = slipway_pipeline::trigger::Triggers::load(
+            &pipeline_files,
+            store.clone(),
+            std::env::current_exe().context("finding the slipway binary for pipeline runs")?,
+            url,
+            config.data_dir.join("pipeline-logs"),
+        )?;
+        let triggers = Arc::new(triggers);
+        for p in triggers.list() {
+            tracing::info!(pipeline = %p.name, file = %p.file.display(), crons = ?p.crons, "pipeline registered");
+        }
+        triggers.clone().run_cron(Duration::from_secs(20));
+        state.pipelines = Some(triggers);
+    }
     // Changes other replicas commit wake the deployment sync as this server's own do.
     store.watch_changes(state.registry_changed.clone());
     slipway_server::deployments::sync(state.clone(), Duration::from_millis(config.serving_poll_ms));
     slipway_server::monitors::run(state.clone(), Duration::from_secs(config.monitor_interval_secs));
     let app = build_app(state.clone());
-
-    let addr = format!("{}:{}", config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(
         address = %listener.local_addr()?,
         database = %db,

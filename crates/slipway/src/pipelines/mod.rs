@@ -89,6 +89,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         jobs: args.jobs,
         tracking_uri: args.server.tracking_uri.clone(),
         slipway_exe: std::env::current_exe().context("finding the slipway binary for built-in steps")?,
+        // Set by `slipway server` for the runs its triggers start.
+        trigger: std::env::var("SLIPWAY_TRIGGER")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(|k| (k, std::env::var("SLIPWAY_TRIGGER_SOURCE").unwrap_or_else(|_| "request".into()))),
     };
     let printer = Printer::new(&pipeline);
     let events = |e: Event| printer.event(e);
