@@ -844,6 +844,10 @@ def run_server(kind: str, args, sz: Sizes, res: Results, anom: Anomalies, tmp: P
                 if fn is w_search:
                     search_fingerprints[kind] = out
                 print(f" {time.perf_counter() - t0:.1f} s", flush=True)
+                # What the server keeps once a phase is over: memory it does not give back
+                # stays charged to the machine (sampled after 2 s of quiet).
+                time.sleep(2)
+                res.put(kind, f"rss_after_{name}", f"server RSS after {name}", "MiB", False, tree_rss(srv.proc.pid))
             except Exception as e:  # keep going with the next workload
                 print(f" FAILED: {e}", flush=True)
                 anom.add(kind, f"workload '{name}'", f"harness exception: {e!r}")
