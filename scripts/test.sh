@@ -10,6 +10,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 scripts/python-env.sh
 # Evidently 0.7.23, which the drift agreement tests compare against, in its own .venv-evidently.
 scripts/evidently-env.sh
+# Ray with its dashboard, for the pipelines' Ray executor tests, in its own .venv-ray.
+scripts/ray-env.sh
 # The serving tests load ONNX Runtime the way a user's machine does: through the active
 # virtualenv's `onnxruntime` package (its wheel carries libonnxruntime.so).
 export VIRTUAL_ENV="$PWD/.venv"

@@ -26,6 +26,11 @@ pub struct Job {
     /// Unique per attempt: the step run id and the attempt (Ray refuses a reused one, so a
     /// retried submit never runs a step twice).
     pub submission_id: String,
+    /// The project folder and the step's work dir inside it (what a remote executor ships).
+    pub root: PathBuf,
+    pub wdir: String,
+    /// The outs (and metrics file) a remote executor sends back through the blob store.
+    pub collect: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +66,11 @@ pub type LineSink<'a> = &'a (dyn Fn(&str) + Send + Sync);
 #[async_trait]
 pub trait Executor: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Whether steps run elsewhere: their outs then come back as blobs, named by the manifest
+    /// hash the step prints last as `SLIPWAY_OUTS <hash>`.
+    fn remote(&self) -> bool {
+        false
+    }
     async fn run(&self, job: &Job, lines: LineSink<'_>, cancel: watch::Receiver<bool>) -> Result<Outcome>;
 }
 
@@ -179,6 +189,9 @@ mod tests {
             env: vec![("GREETING".into(), "hi".into())],
             timeout,
             submission_id: "r-1".into(),
+            root: std::env::temp_dir(),
+            wdir: String::new(),
+            collect: Vec::new(),
         }
     }
 

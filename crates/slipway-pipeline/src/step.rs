@@ -128,17 +128,17 @@ pub async fn execute(
     let started = Instant::now();
     let outcome = attempts(cx, step, &run, &log_path, cancel).await;
     let finished = match outcome {
-        Ok(Outcome::Exited(0)) => match finish_success(cx, step, hasher, &run).await {
+        Ok((Outcome::Exited(0), reported)) => match finish_success(cx, step, hasher, reported).await {
             Ok(done) => Ok(done),
             Err(e) => Err(e.to_string()),
         },
-        Ok(Outcome::Cancelled) => {
+        Ok((Outcome::Cancelled, _)) => {
             upload_log(cx, step, &run, &log_path).await;
             cx.records.log(&run, tags(&[("slipway.status", "cancelled")])).await?;
             cx.records.finish(&run, RunStatus::Killed).await?;
             return Ok((StepState::Cancelled, None));
         }
-        Ok(other) => Err(describe(&other, step)),
+        Ok((other, _)) => Err(describe(&other, step)),
         Err(e) => Err(e.to_string()),
     };
     upload_log(cx, step, &run, &log_path).await;
@@ -161,15 +161,34 @@ pub async fn execute(
 
 type Success = (String, BTreeMap<String, String>, Vec<(String, f64)>);
 
-async fn finish_success(cx: &Context<'_>, step: &Step, hasher: &Hasher, _run: &str) -> Result<Success> {
-    let (manifest_hash, manifest) = outs::save(&cx.pipeline.root, hasher, &step.outs, cx.blobs).await?;
+async fn finish_success(cx: &Context<'_>, step: &Step, hasher: &Hasher, reported: Option<String>) -> Result<Success> {
+    let root = &cx.pipeline.root;
+    let (manifest_hash, manifest) = if cx.executor.remote() {
+        // The step ran elsewhere: its outs are in the blob store; put them here too.
+        let hash = reported.ok_or_else(|| PipelineError::Records("the remote step did not report its outs".into()))?;
+        let manifest = outs::manifest(root, &hash, cx.blobs).await?.ok_or_else(|| {
+            PipelineError::Records(format!("the remote step's outs manifest {hash} is not in the store"))
+        })?;
+        outs::restore(root, hasher, &manifest, cx.blobs).await?;
+        (hash, manifest)
+    } else {
+        outs::save(root, hasher, &collected(step), cx.blobs).await?
+    };
     let metrics = match &step.metrics {
-        Some(m) => read_metrics(&m.under(&cx.pipeline.root))?,
+        Some(m) => read_metrics(&m.under(root))?,
         None => Vec::new(),
     };
     let entries = manifest.iter().map(|(p, e)| (p.clone(), e.hash().to_string())).collect();
     Ok((manifest_hash, entries, metrics))
 }
+
+/// What a step's run keeps: its outs and its metrics file.
+fn collected(step: &Step) -> Vec<crate::spec::RelPath> {
+    step.outs.iter().chain(step.metrics.iter()).cloned().collect()
+}
+
+/// The line a remote step prints last: the hash of its outs manifest in the blob store.
+pub const OUTS_LINE: &str = "SLIPWAY_OUTS ";
 
 async fn attempts(
     cx: &Context<'_>,
@@ -177,7 +196,7 @@ async fn attempts(
     run: &str,
     log_path: &Path,
     cancel: watch::Receiver<bool>,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Option<String>)> {
     if let Some(dir) = log_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
     }
@@ -189,14 +208,18 @@ async fn attempts(
         let mut f = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let _ = f.write_all(text.as_bytes());
     };
-    for o in &step.outs {
+    for o in collected(step) {
         outs::remove(&o.under(&cx.pipeline.root))?;
     }
+    let reported = std::sync::Mutex::new(None::<String>);
     let mut attempt = 0;
     loop {
         attempt += 1;
         let job = job(cx, step, run, attempt);
         let sink = |line: &str| {
+            if let Some(hash) = line.strip_prefix(OUTS_LINE) {
+                *reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hash.trim().to_string());
+            }
             cx.line(&step.name, line);
             write(&format!("{line}\n"));
         };
@@ -205,14 +228,14 @@ async fn attempts(
         let retryable = !matches!(outcome, Outcome::Exited(0) | Outcome::Cancelled);
         if !retryable || attempt > step.retry.max {
             write(&format!("--- {}\n", describe(&outcome, step)));
-            return Ok(outcome);
+            return Ok((outcome, reported.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)));
         }
         let wait = step.retry.backoff.saturating_mul(1 << (attempt - 1).min(16));
         cx.note(&step.name, &format!("{}; retrying in {:.1} s", describe(&outcome, step), wait.as_secs_f64()));
         let mut cancel = cancel.clone();
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = cancel.wait_for(|c| *c) => return Ok(Outcome::Cancelled),
+            _ = cancel.wait_for(|c| *c) => return Ok((Outcome::Cancelled, None)),
         }
         cx.emit(&step.name, StepState::Running { run_id: run.to_string(), attempt: attempt + 1 });
     }
@@ -246,6 +269,9 @@ fn job(cx: &Context<'_>, step: &Step, run: &str, attempt: u32) -> Job {
         env,
         timeout: step.timeout,
         submission_id: format!("{run}-{attempt}"),
+        root: cx.pipeline.root.clone(),
+        wdir: step.wdir.as_str().to_string(),
+        collect: collected(step).iter().map(|p| p.as_str().to_string()).collect(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! `slipway run` (a pipeline, through the local executor, recorded on a tracking server) and
 //! `slipway pipelines list|show|runs|logs|cancel`.
 
+mod ray;
 mod records;
+mod zip;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -32,8 +34,20 @@ pub struct RunArgs {
     /// Steps that may run at once.
     #[arg(long, short, default_value_t = 1)]
     jobs: usize,
+    /// Where steps run: here, or as jobs on an existing Ray cluster.
+    #[arg(long, value_enum, default_value = "local")]
+    executor: ExecutorKind,
+    /// The Ray cluster's dashboard (its Jobs API), for --executor ray.
+    #[arg(long, env = "RAY_ADDRESS", default_value = "http://127.0.0.1:8265")]
+    ray_address: String,
     #[command(flatten)]
     server: ServerArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExecutorKind {
+    Local,
+    Ray,
 }
 
 #[derive(Args)]
@@ -98,8 +112,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let printer = Printer::new(&pipeline);
     let events = |e: Event| printer.event(e);
     let local = Local::default();
-    let runner =
-        Runner { pipeline: &pipeline, dag: &dag, records: &rest, blobs: &rest, executor: &local, events: &events };
+    let ray;
+    let executor: &dyn slipway_pipeline::exec::Executor = match args.executor {
+        ExecutorKind::Local => &local,
+        ExecutorKind::Ray => {
+            ray = ray::Ray::new(&args.ray_address)?;
+            &ray
+        }
+    };
+    let runner = Runner { pipeline: &pipeline, dag: &dag, records: &rest, blobs: &rest, executor, events: &events };
     let summary = runtime()?.block_on(async {
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
