@@ -241,6 +241,20 @@ def test_a_drift_alert_starts_retraining_and_the_deployment_swaps_by_itself(tmp_
         wait_for("the storm's run to end", lambda: client.get_run(runs[0].info.run_id).info.status != "RUNNING")
         assert len(pipeline_runs(client, "fraud-retrain")) == 3
 
+        # The native API shows the same runs and steps.
+        listed = requests.get(trigger_url, timeout=30).json()["runs"]
+        assert len(listed) == 3 and listed[0]["trigger"].startswith("storm-")
+        by_id = {r["run_id"]: r for r in listed}
+        assert by_id[started.info.run_id]["trigger_source"] == "webhook"
+        assert by_id[started.info.run_id]["status"] == "finished"
+        detail = requests.get(f"{srv.url}/api/v1/pipeline-runs/{started.info.run_id}", timeout=30).json()["pipeline_run"]
+        assert [(s["step"], s["status"]) for s in detail["steps"]] == [("prepare", "done"), ("train", "done"), ("gate", "done")]
+        assert detail["steps"][2]["metrics"]["gate.passed"] == 1.0
+        r = requests.post(f"{srv.url}/api/v1/pipeline-runs/{started.info.run_id}/cancel", timeout=30)
+        assert r.status_code == 400 and r.json()["error_code"] == "INVALID_STATE", r.text
+        r = requests.get(f"{srv.url}/api/v1/pipeline-runs/{detail['steps'][0]['run_id']}", timeout=30)
+        assert r.status_code == 404 and "not a pipeline run" in r.json()["message"]
+
         r = requests.post(f"{srv.url}/api/v1/pipelines/nope/runs", json={}, timeout=30)
         assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
         r = requests.post(trigger_url, json={"trigger_key": "", "extra": 1}, timeout=30)

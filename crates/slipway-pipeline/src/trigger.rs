@@ -33,6 +33,8 @@ const CRON_LEASE: &str = "pipelines-cron";
 #[derive(Debug, Clone, Serialize)]
 pub struct Registered {
     pub name: String,
+    /// The MLflow experiment its runs go to.
+    pub experiment: String,
     pub file: PathBuf,
     pub crons: Vec<String>,
     #[serde(skip)]
@@ -78,6 +80,7 @@ impl Triggers {
             crate::dag::Dag::build(&p)?;
             let reg = Registered {
                 name: p.name.clone(),
+                experiment: p.experiment.clone(),
                 file,
                 crons: p.crons.iter().map(ToString::to_string).collect(),
                 schedules: p.crons,

@@ -219,12 +219,7 @@ pub fn pipelines(args: PipelinesArgs) -> anyhow::Result<()> {
             PipelinesCommand::Runs { name } => runs(&api, &name, json_out).await,
             PipelinesCommand::Logs { run_id, step } => logs(&api, &run_id, step.as_deref()).await,
             PipelinesCommand::Cancel { run_id } => {
-                let run = api.call("GET", &format!("{API}/runs/get"), &[("run_id", &run_id)], None).await?;
-                if tag(&run["run"], "slipway.pipeline").is_none() {
-                    bail!("run {run_id} is not a pipeline run");
-                }
-                let body = json!({"run_id": run_id, "key": "slipway.cancel", "value": "requested"});
-                api.call("POST", &format!("{API}/runs/set-tag"), &[], Some(body)).await?;
+                api.call("POST", &format!("/api/v1/pipeline-runs/{run_id}/cancel"), &[], None).await?;
                 eprintln!("asked pipeline run {run_id} to stop; its runner stops the running steps within seconds");
                 Ok(())
             }
