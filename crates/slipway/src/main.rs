@@ -8,6 +8,7 @@ mod drift_html;
 mod gate;
 mod gc;
 mod import;
+mod memory;
 mod models;
 mod monitors;
 mod output;

@@ -188,6 +188,9 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    if !args.print_config {
+        crate::memory::tune();
+    }
     let config = merged_config(&args)?;
     if args.print_config {
         // Print what is in effect, derived paths included.
