@@ -149,6 +149,8 @@ impl Triggers {
             .arg("run")
             .arg(&reg.file)
             .current_dir(cwd)
+            // The server's own malloc settings (see the binary's memory.rs) are not the steps'.
+            .env_remove("GLIBC_TUNABLES")
             .env("MLFLOW_TRACKING_URI", &self.tracking_uri)
             .env("SLIPWAY_TRIGGER", key)
             .env("SLIPWAY_TRIGGER_SOURCE", source)
