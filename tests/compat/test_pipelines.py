@@ -289,10 +289,19 @@ Path("b.out").write_text(Path("a.out").read_text() + "b")
     (proj / "hold").unlink()
     assert executed(proj) == ["a", "b"]
 
-    summary, _ = run_json(server, proj)
+    summary, err = run_json(server, proj)
     assert states(summary) == {"a": "cached", "b": "done"}
     assert executed(proj) == ["a", "b", "b"], "a finished before the kill and is not redone"
     assert (proj / "b.out").read_text() == "ab"
+    # The killed runner's runs are closed, not left RUNNING forever.
+    parent, _ = child_runs(client, summary)
+    exp = parent.info.experiment_id
+    earlier = [r for r in client.search_runs([exp], "tags.`slipway.pipeline` = 'killed'") if r.info.run_id != summary["run_id"]]
+    assert len(earlier) == 1 and earlier[0].info.status == "KILLED", earlier
+    assert earlier[0].data.tags["slipway.status"] == "abandoned"
+    b_run = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{earlier[0].info.run_id}' AND tags.`slipway.step` = 'b'")
+    assert b_run[0].info.status == "KILLED", b_run[0].info
+    assert "left running by a runner that died" in err
 
 
 def test_retries_timeouts_when_and_parallel_steps(server, client, tmp_path):

@@ -72,6 +72,9 @@ pub trait Records: Send + Sync {
     /// What a `runs:/` or `models:/` dependency is now, as a stable identity to hash
     /// (a model alias resolves to its version).
     async fn identify(&self, uri: &str) -> Result<String>;
+    /// Runs in the experiment still RUNNING whose tag `tag` equals `value`: (run id, the
+    /// value of their `slipway.runner` tag).
+    async fn running(&self, experiment_id: &str, tag: &str, value: &str) -> Result<Vec<(String, Option<String>)>>;
 }
 
 /// Content-addressed storage for outs: a blob's name is its SHA-256.

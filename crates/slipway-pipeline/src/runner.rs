@@ -198,6 +198,7 @@ impl Runner<'_> {
             return Ok(Summary { pipeline: p.name.clone(), run_id: None, status: "up_to_date", steps: fresh });
         }
         let experiment_id = self.records.experiment(&p.experiment).await?;
+        self.close_abandoned(&cx, &experiment_id).await?;
         let parent = self
             .records
             .start_run(
@@ -295,6 +296,31 @@ impl Runner<'_> {
         self.records.finish(&parent, run_status).await?;
         let steps = states.into_iter().map(|(i, s)| (p.steps[i].name.clone(), s)).collect();
         Ok(Summary { pipeline: p.name.clone(), run_id: Some(parent), status, steps })
+    }
+
+    /// Marks KILLED the runs of this pipeline that a runner on this machine left RUNNING
+    /// when it died (`kill -9`, a crash): their runner's process is gone, so nothing will
+    /// ever finish them. Runs of live runners, or of other machines, are left alone.
+    async fn close_abandoned(&self, cx: &Context<'_>, experiment_id: &str) -> Result<()> {
+        let here = hostname();
+        let running = self.records.running(experiment_id, "slipway.pipeline", &self.pipeline.name).await?;
+        for (run_id, runner) in running {
+            let Some((host, pid)) = runner.as_deref().and_then(|r| r.rsplit_once(':')) else { continue };
+            if host != here || pid.parse::<u32>().is_ok_and(alive) {
+                continue;
+            }
+            for (child, _) in self.records.running(experiment_id, "mlflow.parentRunId", &run_id).await? {
+                self.records.log(&child, abandoned()).await?;
+                self.records.finish(&child, RunStatus::Killed).await?;
+            }
+            self.records.log(&run_id, abandoned()).await?;
+            self.records.finish(&run_id, RunStatus::Killed).await?;
+            cx.note(
+                "-",
+                &format!("pipeline run {run_id} was left running by a runner that died (pid {pid}); marked killed"),
+            );
+        }
+        Ok(())
     }
 
     /// Decides, before a step starts, whether it must not run: something it needs failed or
@@ -408,6 +434,15 @@ fn parent_tags(p: &Pipeline, executor: &dyn Executor, opts: &Options) -> Vec<(St
         tags.push(("slipway.trigger.source".into(), source.clone()));
     }
     tags
+}
+
+fn abandoned() -> Log {
+    Log { tags: vec![("slipway.status".into(), "abandoned".into())], ..Log::default() }
+}
+
+/// Whether a process with this pid runs on this machine.
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn hostname() -> String {

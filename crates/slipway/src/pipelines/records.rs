@@ -212,6 +212,35 @@ impl Records for Rest {
         Ok(tags.iter().any(|t| t["key"] == "slipway.cancel" && t["value"] == "requested"))
     }
 
+    async fn running(
+        &self,
+        experiment_id: &str,
+        tag: &str,
+        value: &str,
+    ) -> Result<Vec<(String, Option<String>)>, PipelineError> {
+        let body = json!({
+            "experiment_ids": [experiment_id],
+            "filter": format!("tags.`{tag}` = '{}' AND attributes.status = 'RUNNING'", value.replace('\'', "")),
+            "max_results": 1000,
+        });
+        let found = self.call("POST", &format!("{API}/runs/search"), &[], Some(body)).await?;
+        Ok(found["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|run| {
+                let runner = run["data"]["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|t| t["key"] == "slipway.runner")
+                    .and_then(|t| t["value"].as_str())
+                    .map(str::to_string);
+                (run["info"]["run_id"].as_str().unwrap_or_default().to_string(), runner)
+            })
+            .collect())
+    }
+
     async fn identify(&self, uri: &str) -> Result<String, PipelineError> {
         if let Some(rest) = uri.strip_prefix("runs:/") {
             let run_id = rest.split('/').next().unwrap_or_default();
