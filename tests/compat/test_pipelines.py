@@ -11,6 +11,7 @@ what ran and what came from the cache without timing anything.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from conftest import slipway_bin, unique
-from registry_helpers import LINEAGE, assert_no_panic
+from registry_helpers import LINEAGE, assert_no_panic, cli_json
 
 PY = sys.executable
 
@@ -466,3 +467,44 @@ def test_bad_pipeline_files_get_clear_errors_and_record_nothing(server, client, 
     assert p.returncode == 1
     assert expected in p.stderr, p.stderr
     assert len(client.search_experiments()) == before
+
+
+def test_gc_keeps_the_cache_live_runs_need_and_collects_the_rest(private_server, tmp_path):
+    srv = private_server
+    srv.use()
+    client = mlflow.MlflowClient(srv.url)
+    proj = make_project(tmp_path, unique("gc-pipe"))
+    first, _ = run_json(srv, proj)
+    lock = proj / ".slipway" / f"{proj.name}.lock.json"
+    old_model = json.loads(lock.read_text())["train"]["outs"]["model.json"]
+    prepared = json.loads(lock.read_text())["prepare"]["outs"]["data/prepared"]
+    (proj / "params.yaml").write_text("train:\n  C: 0.25\n  seed: 7\n")
+    second, _ = run_json(srv, proj)
+    new_model = json.loads(lock.read_text())["train"]["outs"]["model.json"]
+    assert new_model != old_model
+
+    def blob(h):
+        return srv.data_dir / "artifacts" / "slipway-cache" / "sha256" / h[:2] / h
+
+    cache_files = lambda: sorted(p.name for p in (srv.data_dir / "artifacts" / "slipway-cache").rglob("*") if p.is_file())
+    before = cache_files()
+    # The first run goes; its prepare result is still the second run's (cached) prepare.
+    for run_id in [first["run_id"], *(s["run_id"] for s in first["steps"].values())]:
+        client.delete_run(run_id)
+    dry = cli_json(slipway_bin(), "gc", "--older-than", "0s", "--dry-run", "--json", "--data-dir", str(srv.data_dir))
+    assert dry["cache_blobs"] >= 3 and cache_files() == before, "a dry run removes nothing"
+    report = cli_json(slipway_bin(), "gc", "--older-than", "0s", "--json", "--data-dir", str(srv.data_dir))
+    assert report["cache_blobs"] == dry["cache_blobs"] and report["cache_bytes"] > 0
+    assert not blob(old_model).exists(), "the C=0.5 model.json only the deleted run named"
+    assert blob(new_model).exists()
+    manifest = json.loads(lock.read_text())["prepare"]["manifest"]
+    assert blob(manifest).exists()
+    prepared_files = json.loads(blob(manifest).read_text())["data/prepared"]["files"]
+    assert all(blob(h).exists() for _, h, _ in prepared_files), "prepare's outs are kept for the live cached run"
+    assert prepared  # the folder's own hash names no blob; its files do
+    # Nothing the live runs need was lost: with the workspace gone, a rerun restores it all.
+    shutil.rmtree(proj / "data" / "prepared")
+    (proj / "model.json").unlink()
+    summary, _ = run_json(srv, proj)
+    assert set(states(summary).values()) == {"cached"}
+    assert (proj / "report.txt").read_text() == "C=0.25 rows=30\n"

@@ -320,6 +320,38 @@ impl Artifacts {
         Ok(removed)
     }
 
+    /// Removes every object under `dir` whose file name `keep` refuses and that was last
+    /// written before `written_before_ms` (so an object being stored right now, not yet
+    /// referenced, survives). With `dry_run` it only counts.
+    pub async fn remove_unkept(
+        &self,
+        dir: &ArtifactPath,
+        keep: impl Fn(&str) -> bool,
+        written_before_ms: i64,
+        dry_run: bool,
+    ) -> Result<Removal> {
+        if dir.is_root() {
+            return Err(ArtifactError::InvalidPath("refusing to sweep the artifact root".into()));
+        }
+        let prefix = self.object(dir)?;
+        let objects: Vec<object_store::ObjectMeta> = self.store.list(Some(&prefix)).try_collect().await?;
+        let mut removed = Removal::default();
+        for o in objects {
+            let name = o.location.filename().unwrap_or_default();
+            if keep(name) || o.last_modified.timestamp_millis() >= written_before_ms {
+                continue;
+            }
+            if !dry_run {
+                match self.store.delete(&o.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            removed += Removal { files: 1, bytes: o.size };
+        }
+        Ok(removed)
+    }
+
     /// Deletes an object, or everything under a directory. Deleting nothing is not an error.
     pub async fn delete(&self, path: &ArtifactPath) -> Result<usize> {
         if path.is_root() {

@@ -1,10 +1,13 @@
 //! Garbage collection: permanently removes soft-deleted experiments, runs, logged models and
-//! model versions whose deletion is older than a cut-off, with their artifacts.
+//! model versions whose deletion is older than a cut-off, with their artifacts, and the
+//! pipeline-cache blobs that no run it keeps names any more.
 //!
 //! Artifacts go first, then the object's rows, one object per transaction: interrupted, the
 //! next pass finds the same rows and finishes. Anything under a protected location (today a
 //! live model version's storage location) is never removed, and a protected location in our
 //! store that cannot be read stops GC before anything is removed.
+
+use std::collections::HashSet;
 
 use serde::Serialize;
 use slipway_artifacts::{ArtifactError, ArtifactPath, Artifacts, Removal};
@@ -25,6 +28,9 @@ pub enum GcError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Artifacts(#[from] ArtifactError),
+    /// A kept run names a pipeline outs manifest that is not JSON.
+    #[error("pipeline outs manifest {hash} cannot be read: {detail}")]
+    Manifest { hash: String, detail: String },
 }
 
 pub type Result<T, E = GcError> = std::result::Result<T, E>;
@@ -40,6 +46,9 @@ pub struct GcReport {
     pub model_versions: u64,
     pub artifact_files: u64,
     pub artifact_bytes: u64,
+    /// Pipeline-cache blobs no kept run needs any more.
+    pub cache_blobs: u64,
+    pub cache_bytes: u64,
     /// Artifact locations outside this server's store, left alone.
     pub skipped: Vec<String>,
 }
@@ -100,9 +109,54 @@ pub async fn collect(
         }
         report.model_versions += 1;
     }
+    let cache = pipeline_cache(&plan, artifacts, cutoff, dry_run).await?;
+    report.cache_blobs = cache.files;
+    report.cache_bytes = cache.bytes;
     report.artifact_files = removed.files;
     report.artifact_bytes = removed.bytes;
     Ok(report)
+}
+
+/// Where pipelines keep their outs, content-addressed (`slipway-cache/sha256/<ab>/<hash>`).
+pub const PIPELINE_CACHE: &str = "slipway-cache/sha256";
+
+/// Removes the pipeline-cache blobs that no kept run's outs manifest names and that are older
+/// than the cut-off (a blob a running step just stored is not named by any manifest yet). A
+/// manifest that cannot be read stops GC of the cache: what it names is unknown.
+async fn pipeline_cache(plan: &GcPlan, artifacts: &Artifacts, cutoff: i64, dry_run: bool) -> Result<Removal> {
+    let root = slipway_artifacts::sanitize(PIPELINE_CACHE).map_err(GcError::Artifacts)?;
+    let mut keep: HashSet<String> = HashSet::new();
+    for manifest in &plan.pipeline_manifests {
+        keep.insert(manifest.clone());
+        let Some(body) = read_blob(artifacts, manifest).await? else { continue };
+        let parsed: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| GcError::Manifest { hash: manifest.clone(), detail: e.to_string() })?;
+        for entry in parsed.as_object().into_iter().flat_map(|m| m.values()) {
+            if let Some(h) = entry["hash"].as_str().filter(|_| entry["kind"] == "file") {
+                keep.insert(h.to_string());
+            }
+            for f in entry["files"].as_array().into_iter().flatten() {
+                if let Some(h) = f[1].as_str() {
+                    keep.insert(h.to_string());
+                }
+            }
+        }
+    }
+    artifacts.remove_unkept(&root, |name| keep.contains(name), cutoff, dry_run).await.map_err(GcError::Artifacts)
+}
+
+/// A pipeline-cache blob's bytes; `None` when it is gone (a run whose cache is already broken).
+async fn read_blob(artifacts: &Artifacts, hash: &str) -> Result<Option<Vec<u8>>> {
+    let Some(prefix) = hash.get(..2) else { return Ok(None) };
+    let path = slipway_artifacts::sanitize(&format!("{PIPELINE_CACHE}/{prefix}/{hash}")).map_err(GcError::Artifacts)?;
+    let download = match artifacts.get_stream(&path).await {
+        Ok(d) => d,
+        Err(ArtifactError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let chunks: Vec<bytes::Bytes> =
+        futures::TryStreamExt::try_collect(download.stream).await.map_err(GcError::Artifacts)?;
+    Ok(Some(chunks.concat()))
 }
 
 /// Stored locations whose trees are never removed: live model versions' storage locations.

@@ -171,6 +171,9 @@ pub struct GcPlan {
     pub protected: Vec<String>,
     /// artifact locations of runs and logged models inside purged experiments
     pub experiment_children: Vec<String>,
+    /// Pipeline outs manifests (`slipway.outs` tags) of every run this pass keeps: the blobs
+    /// they name stay in the pipeline cache.
+    pub pipeline_manifests: Vec<String>,
 }
 
 /// Everything the tracking API persists. Methods validate their input and either apply all of

@@ -62,13 +62,16 @@ pub fn run(args: GcArgs) -> anyhow::Result<()> {
 fn print_report(r: &GcReport) {
     let verb = if r.dry_run { "would remove" } else { "removed" };
     println!(
-        "gc {verb}: {} experiments, {} runs, {} logged models, {} model versions; {} artifact files ({})",
+        "gc {verb}: {} experiments, {} runs, {} logged models, {} model versions; {} artifact files ({}); \
+         {} pipeline-cache blobs ({})",
         r.experiments,
         r.runs,
         r.logged_models,
         r.model_versions,
         r.artifact_files,
-        human_bytes(r.artifact_bytes)
+        human_bytes(r.artifact_bytes),
+        r.cache_blobs,
+        human_bytes(r.cache_bytes)
     );
     for s in &r.skipped {
         println!("  left alone (not in this server's artifact store): {s}");

@@ -62,7 +62,16 @@ pub fn plan(conn: &Connection, deleted_before: i64) -> Result<GcPlan> {
          SELECT m.artifact_location FROM logged_models m WHERE m.experiment_id IN ({PURGEABLE_EXPERIMENTS})"
     ))?;
     let experiment_children = stmt.query_map([deleted_before], |r| r.get(0))?.collect::<super::conn::Result<_>>()?;
-    Ok(GcPlan { experiments, runs, logged_models, model_versions, protected, experiment_children })
+    // Every run not purged by this pass: live ones, and deleted ones not yet due.
+    let mut stmt = conn.prepare(&format!(
+        "{REFERENCED}
+         SELECT DISTINCT t.value FROM tags t JOIN runs r ON r.run_key = t.run_key
+         WHERE t.key = 'slipway.outs'
+           AND NOT (r.lifecycle_stage = 'deleted' AND r.deleted_time < ?1 AND r.run_uuid NOT IN (SELECT run_uuid FROM ref_runs))
+           AND r.experiment_id NOT IN ({PURGEABLE_EXPERIMENTS})"
+    ))?;
+    let pipeline_manifests = stmt.query_map([deleted_before], |r| r.get(0))?.collect::<super::conn::Result<_>>()?;
+    Ok(GcPlan { experiments, runs, logged_models, model_versions, protected, experiment_children, pipeline_manifests })
 }
 
 fn purge_run_rows(conn: &Connection, run_key: i64) -> Result<()> {
