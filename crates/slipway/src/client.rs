@@ -3,7 +3,10 @@
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -20,9 +23,16 @@ pub struct ServerArgs {
     pub json: bool,
 }
 
+/// A request body: bytes in memory, or a file streamed from disk.
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
 pub struct Api {
     base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, Body>,
     auth: Option<String>,
     actor: Option<String>,
 }
@@ -75,7 +85,7 @@ impl Api {
         }
         let payload = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let resp =
-            self.client.request(req.body(Full::new(payload))?).await.with_context(|| format!("calling {url}"))?;
+            self.client.request(req.body(full(payload))?).await.with_context(|| format!("calling {url}"))?;
         let status = resp.status();
         let bytes =
             resp.into_body().collect().await.with_context(|| format!("reading the answer of {url}"))?.to_bytes();
@@ -98,7 +108,7 @@ impl Api {
             req = req.header("authorization", a);
         }
         let resp =
-            self.client.request(req.body(Full::new(Bytes::new()))?).await.with_context(|| format!("calling {url}"))?;
+            self.client.request(req.body(full(Bytes::new()))?).await.with_context(|| format!("calling {url}"))?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await.with_context(|| format!("reading {url}"))?.to_bytes();
         if !status.is_success() {
@@ -118,12 +128,78 @@ impl Api {
         if let Some(a) = &self.actor {
             req = req.header("x-slipway-actor", a);
         }
-        let resp = self.client.request(req.body(Full::new(body))?).await.with_context(|| format!("calling {url}"))?;
+        let resp = self.client.request(req.body(full(body))?).await.with_context(|| format!("calling {url}"))?;
         let status = resp.status();
         if !status.is_success() {
             let bytes = resp.into_body().collect().await.with_context(|| format!("reading {url}"))?.to_bytes();
             bail!("PUT {url} answered {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
         }
+        Ok(())
+    }
+
+    /// Uploads a file with PUT, streamed from disk in 1 MiB chunks (an out of any size).
+    pub async fn put_file(&self, path: &str, file: &std::path::Path) -> anyhow::Result<()> {
+        let f = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
+        let len = f.metadata().await.with_context(|| format!("reading {}", file.display()))?.len();
+        let chunks = futures::stream::unfold(Some(f), |state| async move {
+            let mut f = state?;
+            let mut buf = vec![0u8; 1 << 20];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Frame::data(Bytes::from(buf))), Some(f)))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        });
+        let url = format!("{}{path}", self.base);
+        let mut req = hyper::Request::builder()
+            .method("PUT")
+            .uri(&url)
+            .header("content-type", "application/octet-stream")
+            .header("content-length", len);
+        if let Some(a) = &self.auth {
+            req = req.header("authorization", a);
+        }
+        if let Some(a) = &self.actor {
+            req = req.header("x-slipway-actor", a);
+        }
+        let resp = self
+            .client
+            .request(req.body(StreamBody::new(chunks).boxed())?)
+            .await
+            .with_context(|| format!("calling {url}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.into_body().collect().await.with_context(|| format!("reading {url}"))?.to_bytes();
+            bail!("PUT {url} answered {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
+        }
+        Ok(())
+    }
+
+    /// Downloads a file (an artifact) into `dest`, streamed: nothing is held in memory whole.
+    pub async fn get_to_file(&self, path: &str, dest: &std::path::Path) -> anyhow::Result<()> {
+        let url = format!("{}{path}", self.base);
+        let mut req = hyper::Request::builder().method("GET").uri(&url);
+        if let Some(a) = &self.auth {
+            req = req.header("authorization", a);
+        }
+        let resp = self.client.request(req.body(full(Bytes::new()))?).await.with_context(|| format!("calling {url}"))?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let bytes = body.collect().await.with_context(|| format!("reading {url}"))?.to_bytes();
+            bail!("GET {url} answered {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
+        }
+        let mut out = tokio::fs::File::create(dest).await.with_context(|| format!("creating {}", dest.display()))?;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.with_context(|| format!("reading {url}"))?;
+            if let Ok(data) = frame.into_data() {
+                out.write_all(&data).await.with_context(|| format!("writing {}", dest.display()))?;
+            }
+        }
+        out.flush().await.with_context(|| format!("writing {}", dest.display()))?;
         Ok(())
     }
 

@@ -8,7 +8,6 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use serde_json::{Value, json};
 use slipway_pipeline::PipelineError;
 use slipway_pipeline::records::{Blobs, Cached, DatasetInput, Log, Records, RunStatus};
@@ -202,8 +201,7 @@ impl Records for Rest {
 
     async fn upload_artifact(&self, run_id: &str, artifact_path: &str, file: &Path) -> Result<(), PipelineError> {
         let root = self.artifact_root(run_id).await?;
-        let body = tokio::fs::read(file).await.map_err(|e| PipelineError::io(file, e))?;
-        self.api.put_bytes(&format!("{PROXY}/{root}/{artifact_path}"), Bytes::from(body)).await.map_err(records)
+        self.api.put_file(&format!("{PROXY}/{root}/{artifact_path}"), file).await.map_err(records)
     }
 
     async fn cancel_requested(&self, run_id: &str) -> Result<bool, PipelineError> {
@@ -289,17 +287,18 @@ impl Blobs for Rest {
         if self.has(hash).await? {
             return Ok(());
         }
-        let body = tokio::fs::read(file).await.map_err(|e| PipelineError::io(file, e))?;
-        self.api.put_bytes(&format!("{PROXY}/{}", blob_path(hash)), Bytes::from(body)).await.map_err(records)?;
+        self.api.put_file(&format!("{PROXY}/{}", blob_path(hash)), file).await.map_err(records)?;
         self.present.lock().unwrap_or_else(PoisonError::into_inner).insert(hash.to_string());
         Ok(())
     }
 
     async fn get(&self, hash: &str, dest: &Path) -> Result<(), PipelineError> {
-        let bytes = self.api.get_bytes(&format!("{PROXY}/{}", blob_path(hash))).await.map_err(records)?;
         let tmp =
             dest.with_file_name(format!(".{}.slipway-tmp", dest.file_name().and_then(|n| n.to_str()).unwrap_or("out")));
-        tokio::fs::write(&tmp, &bytes).await.map_err(|e| PipelineError::io(&tmp, e))?;
+        if let Err(e) = self.api.get_to_file(&format!("{PROXY}/{}", blob_path(hash)), &tmp).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(records(e));
+        }
         tokio::fs::rename(&tmp, dest).await.map_err(|e| PipelineError::io(dest, e))
     }
 }
