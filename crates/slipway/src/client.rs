@@ -6,11 +6,11 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The flags every command that talks to a running server takes.
 #[derive(clap::Args)]
@@ -84,8 +84,7 @@ impl Api {
             req = req.header("x-slipway-actor", a);
         }
         let payload = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let resp =
-            self.client.request(req.body(full(payload))?).await.with_context(|| format!("calling {url}"))?;
+        let resp = self.client.request(req.body(full(payload))?).await.with_context(|| format!("calling {url}"))?;
         let status = resp.status();
         let bytes =
             resp.into_body().collect().await.with_context(|| format!("reading the answer of {url}"))?.to_bytes();
@@ -185,7 +184,8 @@ impl Api {
         if let Some(a) = &self.auth {
             req = req.header("authorization", a);
         }
-        let resp = self.client.request(req.body(full(Bytes::new()))?).await.with_context(|| format!("calling {url}"))?;
+        let resp =
+            self.client.request(req.body(full(Bytes::new()))?).await.with_context(|| format!("calling {url}"))?;
         let status = resp.status();
         let mut body = resp.into_body();
         if !status.is_success() {
