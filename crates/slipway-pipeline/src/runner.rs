@@ -148,8 +148,11 @@ impl Context<'_> {
 
     fn remember(&self, step: &str, locked: Locked) -> Result<()> {
         let mut lock = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        lock.steps.insert(step.to_string(), locked);
-        lock.save()
+        lock.record(step, locked)
+    }
+
+    fn save_lock(&self) -> Result<()> {
+        self.lock.lock().unwrap_or_else(PoisonError::into_inner).save()
     }
 }
 
@@ -192,6 +195,7 @@ impl Runner<'_> {
             && let Some(fresh) = self.up_to_date(&cx, &selected, &hasher).await?
         {
             hasher.save()?;
+            cx.save_lock()?;
             for (name, state) in &fresh {
                 cx.emit(name, state.clone());
             }
@@ -275,6 +279,7 @@ impl Runner<'_> {
             }
         }
         hasher.save()?;
+        cx.save_lock()?;
         let failed = states.values().any(|s| matches!(s, StepState::Failed { .. } | StepState::Blocked { .. }));
         let (status, run_status) = if cancelled || states.values().any(|s| *s == StepState::Cancelled) {
             ("cancelled", RunStatus::Killed)

@@ -119,29 +119,44 @@ pub async fn execute(
             source: json!({"uri": dep, "sha256": hash}).to_string(),
         })
         .collect();
-    if !datasets.is_empty() {
-        cx.records.log_inputs(&run, &datasets).await?;
-    }
     cx.emit(&step.name, StepState::Running { run_id: run.clone(), attempt: 1 });
     let log_path =
         cx.pipeline.root.join(STATE_DIR).join("logs").join(cx.parent_run()).join(format!("{}.log", step.name));
     let started = Instant::now();
-    let outcome = attempts(cx, step, &run, &log_path, cancel).await;
+    // The datasets are recorded while the step runs, and the log uploaded while its outs are
+    // stored: a step's bookkeeping costs round trips, not process time.
+    let log_inputs = async {
+        match datasets.is_empty() {
+            true => Ok(()),
+            false => cx.records.log_inputs(&run, &datasets).await,
+        }
+    };
+    let (logged, outcome) = futures::future::join(log_inputs, attempts(cx, step, &run, &log_path, cancel)).await;
+    logged?;
     let finished = match outcome {
-        Ok((Outcome::Exited(0), reported)) => match finish_success(cx, step, hasher, reported).await {
-            Ok(done) => Ok(done),
-            Err(e) => Err(e.to_string()),
-        },
+        Ok((Outcome::Exited(0), reported)) => {
+            let (done, ()) = futures::future::join(
+                finish_success(cx, step, hasher, reported),
+                upload_log(cx, step, &run, &log_path),
+            )
+            .await;
+            done.map_err(|e| e.to_string())
+        }
         Ok((Outcome::Cancelled, _)) => {
             upload_log(cx, step, &run, &log_path).await;
             cx.records.log(&run, tags(&[("slipway.status", "cancelled")])).await?;
             cx.records.finish(&run, RunStatus::Killed).await?;
             return Ok((StepState::Cancelled, None));
         }
-        Ok((other, _)) => Err(describe(&other, step)),
-        Err(e) => Err(e.to_string()),
+        Ok((other, _)) => {
+            upload_log(cx, step, &run, &log_path).await;
+            Err(describe(&other, step))
+        }
+        Err(e) => {
+            upload_log(cx, step, &run, &log_path).await;
+            Err(e.to_string())
+        }
     };
-    upload_log(cx, step, &run, &log_path).await;
     match finished {
         Ok((manifest, entries, metrics)) => {
             let mut done = tags(&[("slipway.status", "done"), ("slipway.outs", &manifest)]);
