@@ -153,10 +153,59 @@ def wait_for(what, check, timeout=180):
         time.sleep(0.3)
 
 
-def test_a_drift_alert_starts_retraining_and_the_deployment_swaps_by_itself(tmp_path_factory):
-    """train -> register -> deploy -> traffic shifts -> monitor alert -> the server starts the
-    retraining pipeline (the alert rule's webhook names it) -> gate passes -> @champion moves ->
-    the deployment answers with the new version; then a storm of triggers starts one run."""
+def shifted_traffic(rng, rows):
+    """Transactions after the world changed, labelled by the rule prepare.py uses at shift 1.0
+    (the second signal has taken over from the first): what a model trained before cannot know."""
+    X = rng.normal(size=(rows, 4))
+    signal = 1.5 * X[:, 1] - 0.5 * X[:, 2] + rng.normal(scale=0.4, size=rows)
+    return X, (signal > 0.6).astype(int)
+
+
+def score(url, X):
+    """One request per 20 rows; returns (request id, served version, predicted labels) each."""
+    answers = []
+    for chunk in np.array_split(X, len(X) // 20):
+        r = requests.post(url, json={"dataframe_split": {"columns": COLUMNS, "data": chunk.tolist()}}, timeout=60)
+        assert r.status_code == 200, r.text
+        predictions = r.json()["predictions"]
+        labels = [p["label"] for p in predictions] if isinstance(predictions, list) else predictions["label"]
+        answers.append((r.headers["X-Request-Id"], r.headers["X-Slipway-Model-Version"], [int(v) for v in labels]))
+    return answers
+
+
+def send_labels(srv, dep, answers, y):
+    labels, at = [], 0
+    for request_id, _, predicted in answers:
+        labels.append({"request_id": request_id, "labels": [int(v) for v in y[at:at + len(predicted)]]})
+        at += len(predicted)
+    r = requests.post(f"{srv.url}/api/v1/deployments/{dep}/ground-truth", json={"labels": labels}, timeout=60)
+    assert r.status_code == 200, r.text
+
+
+def accuracy(answers, y):
+    predicted = np.concatenate([p for _, _, p in answers])
+    return float((predicted == y).mean())
+
+
+def next_window():
+    time.sleep(WINDOW_S - time.time() % WINDOW_S + 0.2)
+
+
+def evaluated_window(srv, monitor, window_start):
+    """Waits for the window after `window_start` to end, evaluates it and returns it."""
+    time.sleep(max(0.0, window_start + WINDOW_S + 0.3 - time.time()))
+    r = requests.post(f"{srv.url}/api/v1/monitors/{monitor}/evaluate", timeout=120)
+    assert r.status_code == 200, r.text
+    windows = requests.get(f"{srv.url}/api/v1/monitors/{monitor}/windows", timeout=30).json()["windows"]
+    return next(w for w in windows if w["start_ms"] == int(window_start) * 1000)
+
+
+def test_labels_show_accuracy_fell_and_the_loop_retrains_swaps_and_recovers(tmp_path_factory):
+    """train -> register -> deploy -> the traffic's meaning shifts -> labels arrive -> the
+    monitor's accuracy alert fires -> its webhook starts the retraining pipeline in the server ->
+    gate passes -> @champion moves -> the deployment answers with the new version, with no
+    request failing during the swap, and accuracy on the shifted traffic recovers; then a storm
+    of triggers starts one run."""
     import mlflow
 
     root = tmp_path_factory.mktemp("loop")
@@ -170,6 +219,7 @@ def test_a_drift_alert_starts_retraining_and_the_deployment_swaps_by_itself(tmp_
     )
     srv.start()
     client = mlflow.MlflowClient(srv.url)
+    traffic = None
     try:
         listed = requests.get(f"{srv.url}/api/v1/pipelines", timeout=30).json()["pipelines"]
         assert [p["name"] for p in listed] == ["fraud-retrain"]
@@ -180,48 +230,74 @@ def test_a_drift_alert_starts_retraining_and_the_deployment_swaps_by_itself(tmp_
         r = requests.post(f"{srv.url}{DEPLOYMENTS}", json={"name": dep, "model": model, "alias": "champion"}, timeout=60)
         assert r.status_code == 200, r.text
         wait_deployment_ready(srv.url, dep)
+        invocations = f"{srv.url}/serving/{dep}/invocations"
         monitor = unique("fraud-watch")
         trigger_url = f"{srv.url}/api/v1/pipelines/fraud-retrain/runs"
         spec = {
             "name": monitor, "deployment": dep, "reference": {"run_artifact": "reference/train.csv"},
-            "features": COLUMNS, "window_seconds": WINDOW_S,
-            "alerts": [{"name": "drift", "series": "drift.share", "op": ">=", "threshold": 0.5, "webhook": trigger_url}],
+            "target": "label", "features": COLUMNS, "window_seconds": WINDOW_S,
+            "alerts": [{"name": "accuracy", "series": "performance.accuracy", "op": "<", "threshold": 0.8,
+                        "webhook": trigger_url}],
         }
         r = requests.post(f"{srv.url}/api/v1/monitors", json=spec, timeout=60)
         assert r.status_code == 200, r.text
 
-        # The world changes: this batch of data (what the retraining will read) and the traffic.
+        # The world changes: this batch of data (what the retraining will read) and what the
+        # traffic means. v1 goes on answering, worse than before; nobody can tell yet.
         set_param(proj, "shift: 0.0", "shift: 1.0")
-        time.sleep(WINDOW_S - time.time() % WINDOW_S + 0.2)
         rng = np.random.default_rng(11)
-        for _ in range(30):
-            X = rng.normal(size=(20, 4))
-            X[:, 1:] += 3.0
-            r = requests.post(
-                f"{srv.url}/serving/{dep}/invocations",
-                json={"dataframe_split": {"columns": COLUMNS, "data": X.tolist()}}, timeout=60,
-            )
-            assert r.status_code == 200 and r.headers["X-Slipway-Model-Version"] == "1", r.text
-        time.sleep(WINDOW_S - time.time() % WINDOW_S + 0.5)
-        r = requests.post(f"{srv.url}/api/v1/monitors/{monitor}/evaluate", timeout=120)
-        assert r.status_code == 200, r.text
+        next_window()
+        before_start = time.time() // WINDOW_S * WINDOW_S
+        X, y = shifted_traffic(rng, 600)
+        before = score(invocations, X)
+        assert {v for _, v, _ in before} == {"1"}
+        acc_before = accuracy(before, y)
+        assert acc_before < 0.75, acc_before
+
+        # Someone keeps using the model through everything that follows.
+        X_live, _ = shifted_traffic(rng, 1)
+        traffic = Traffic(invocations, {"columns": COLUMNS, "data": X_live.tolist()})
+        traffic.start()
+
+        # The labels arrive; the window's accuracy is the one the test measured, and it alerts.
+        send_labels(srv, dep, before, y)
+        window = evaluated_window(srv, monitor, before_start)
+        assert window["series"]["performance.labelled_rows"] == 600, window["series"]
+        assert abs(window["series"]["performance.accuracy"] - acc_before) < 1e-9, (window["series"], acc_before)
 
         # Nobody runs anything from here on: the alert's delivery starts the pipeline.
         alert = wait_for("the alert", lambda: [
             a for a in requests.get(f"{srv.url}/api/v1/monitors/{monitor}/alerts", timeout=30).json()["alerts"]
             if a["status"] == "delivered"
         ])[0]
+        assert alert["rule"] == "accuracy", alert
         started = wait_for("the triggered run", lambda: pipeline_runs(client, "fraud-retrain")[:1]
                            if len(pipeline_runs(client, "fraud-retrain")) == 2 else None)[0]
-        assert started.data.tags["slipway.trigger"] == f"{monitor}/drift/{alert['window_start_ms']}"
+        assert started.data.tags["slipway.trigger"] == f"{monitor}/accuracy/{alert['window_start_ms']}"
         assert started.data.tags["slipway.trigger.source"] == "webhook"
         wait_for("the promotion", lambda: champion(client, model) == "2")
         wait_for("the finished run", lambda: client.get_run(started.info.run_id).info.status == "FINISHED")
-        r = requests.post(
-            f"{srv.url}/serving/{dep}/invocations",
-            json={"dataframe_split": {"columns": COLUMNS, "data": [[0.0, 3.0, 3.0, 3.0]]}}, timeout=60,
-        )
-        assert r.status_code == 200 and r.headers["X-Slipway-Model-Version"] == "2"
+        wait_for("the swap", lambda: any(v == "2" for _, v, _ in traffic.answers[-5:]), timeout=60)
+        traffic.stop.set()
+        traffic.join(timeout=30)
+        failed = [a for a in traffic.answers if a[0] != 200]
+        assert not failed, failed[:5]
+        versions = [v for _, v, _ in traffic.answers]
+        assert versions[0] == "1" and versions[-1] == "2", versions
+        # Once v2 answered, v1 never did again.
+        assert "1" not in versions[versions.index("2"):], versions
+
+        # On the same shifted traffic, accuracy recovers, as the monitor sees it too.
+        next_window()
+        after_start = time.time() // WINDOW_S * WINDOW_S
+        X, y = shifted_traffic(rng, 600)
+        after = score(invocations, X)
+        assert {v for _, v, _ in after} == {"2"}
+        acc_after = accuracy(after, y)
+        assert acc_after > 0.85 and acc_after > acc_before + 0.15, (acc_before, acc_after)
+        send_labels(srv, dep, after, y)
+        window = evaluated_window(srv, monitor, after_start)
+        assert abs(window["series"]["performance.accuracy"] - acc_after) < 1e-9, (window["series"], acc_after)
 
         # A redelivery of the same alert starts nothing.
         r = requests.post(trigger_url, headers={"Idempotency-Key": started.data.tags["slipway.trigger"]}, json={}, timeout=30)
@@ -260,4 +336,6 @@ def test_a_drift_alert_starts_retraining_and_the_deployment_swaps_by_itself(tmp_
         r = requests.post(trigger_url, json={"trigger_key": "", "extra": 1}, timeout=30)
         assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     finally:
+        if traffic is not None:
+            traffic.stop.set()
         srv.stop()
