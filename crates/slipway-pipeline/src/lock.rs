@@ -36,11 +36,11 @@ pub struct Lock {
     pub steps: BTreeMap<String, Locked>,
 }
 
-/// One journal line.
+/// One journal line; `locked: null` forgets the step.
 #[derive(Serialize, Deserialize)]
 struct Entry {
     step: String,
-    locked: Locked,
+    locked: Option<Locked>,
 }
 
 impl Lock {
@@ -55,14 +55,27 @@ impl Lock {
         // A line torn by a kill does not parse and is skipped: that step runs again.
         let entries: Vec<Entry> = lines.split(|&b| b == b'\n').filter_map(|l| serde_json::from_slice(l).ok()).collect();
         let dirty = !lines.is_empty();
-        steps.extend(entries.into_iter().map(|e| (e.step, e.locked)));
+        for e in entries {
+            match e.locked {
+                Some(locked) => steps.insert(e.step, locked),
+                None => steps.remove(&e.step),
+            };
+        }
         Lock { path, journal, dirty, steps }
     }
 
     /// Remembers what `step` produced, durably enough to survive a kill of this process.
     pub fn record(&mut self, step: &str, locked: Locked) -> Result<()> {
+        self.append(Entry { step: step.to_string(), locked: Some(locked) })
+    }
+
+    /// Forgets what `step` produced: the next run runs it again.
+    pub fn forget(&mut self, step: &str) -> Result<()> {
+        self.append(Entry { step: step.to_string(), locked: None })
+    }
+
+    fn append(&mut self, entry: Entry) -> Result<()> {
         use std::io::Write;
-        let entry = Entry { step: step.to_string(), locked };
         let mut line = serde_json::to_vec(&entry).map_err(|e| PipelineError::Records(e.to_string()))?;
         line.push(b'\n');
         let dir = self.journal.parent().unwrap_or(Path::new("."));
@@ -74,7 +87,10 @@ impl Lock {
             .map_err(|e| PipelineError::io(&self.journal, e))?;
         // One write of the whole line: appends from one writer never interleave.
         file.write_all(&line).map_err(|e| PipelineError::io(&self.journal, e))?;
-        self.steps.insert(entry.step, entry.locked);
+        match entry.locked {
+            Some(locked) => self.steps.insert(entry.step, locked),
+            None => self.steps.remove(&entry.step),
+        };
         self.dirty = true;
         Ok(())
     }
@@ -114,6 +130,8 @@ mod tests {
         let mut lock = Lock::open(dir.path(), "p");
         lock.record("a", locked("ka")).unwrap();
         lock.record("b", locked("kb")).unwrap();
+        lock.record("z", locked("kz")).unwrap();
+        lock.forget("z").unwrap();
         // Killed before save(): a third line was half written.
         std::fs::OpenOptions::new()
             .append(true)

@@ -151,6 +151,26 @@ impl Context<'_> {
         lock.record(step, locked)
     }
 
+    /// A succeeded step whose records could not be finished failed after all: it is forgotten
+    /// by the lock, so the next run runs it again.
+    fn recorded(
+        &self,
+        step: &str,
+        recorded: Result<()>,
+        states: &mut BTreeMap<usize, StepState>,
+        i: usize,
+    ) -> Result<()> {
+        let Err(e) = recorded else { return Ok(()) };
+        let run_id = match &states[&i] {
+            StepState::Done { run_id, .. } => Some(run_id.clone()),
+            _ => None,
+        };
+        let state = StepState::Failed { run_id, reason: format!("its run could not be recorded: {e}") };
+        self.emit(step, state.clone());
+        states.insert(i, state);
+        self.lock.lock().unwrap_or_else(PoisonError::into_inner).forget(step)
+    }
+
     fn save_lock(&self) -> Result<()> {
         self.lock.lock().unwrap_or_else(PoisonError::into_inner).save()
     }
@@ -218,6 +238,9 @@ impl Runner<'_> {
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let mut states: BTreeMap<usize, StepState> = selected.iter().map(|&i| (i, StepState::Pending)).collect();
         let mut running = FuturesUnordered::new();
+        // Records of succeeded steps still being written (step::Closing).
+        let mut closing = FuturesUnordered::new();
+
         let mut poll = tokio::time::interval(Duration::from_secs(2));
         let mut cancelled = false;
         loop {
@@ -254,10 +277,14 @@ impl Runner<'_> {
                 continue;
             }
             tokio::select! {
-                Some((i, state)) = running.next() => {
+                Some((i, (state, records))) = running.next() => {
                     cx.emit(&p.steps[i].name, state.clone());
                     states.insert(i, state);
+                    if let Some(records) = records {
+                        closing.push(async move { (i, records.await) });
+                    }
                 }
+                Some((i, recorded)) = closing.next() => cx.recorded(&p.steps[i].name, recorded, &mut states, i)?,
                 _ = poll.tick() => {
                     if !cancelled && self.records.cancel_requested(&parent).await.unwrap_or(false) {
                         cancelled = true;
@@ -271,6 +298,9 @@ impl Runner<'_> {
                     }
                 }
             }
+        }
+        while let Some((i, recorded)) = closing.next().await {
+            cx.recorded(&p.steps[i].name, recorded, &mut states, i)?;
         }
         for (i, s) in states.iter_mut() {
             if *s == StepState::Pending {
@@ -395,7 +425,13 @@ async fn local_key(cx: &Context<'_>, step: &Step, hasher: &Hasher) -> Result<Opt
 }
 
 /// One step from its inputs to its final state.
-async fn one(cx: &Context<'_>, step: &Step, hasher: &Hasher, cancel: watch::Receiver<bool>, force: bool) -> StepState {
+async fn one<'a>(
+    cx: &'a Context<'_>,
+    step: &'a Step,
+    hasher: &Hasher,
+    cancel: watch::Receiver<bool>,
+    force: bool,
+) -> (StepState, Option<step::Closing<'a>>) {
     let attempt = async {
         let inputs = step::inputs(cx, step, hasher).await?;
         if step.cache
@@ -405,15 +441,19 @@ async fn one(cx: &Context<'_>, step: &Step, hasher: &Hasher, cancel: watch::Rece
             let run_id = step::record_hit(cx, step, &inputs, &hit).await?;
             let from = hit.run_id.clone();
             cx.remember(&step.name, hit)?;
-            return Ok(StepState::Cached { run_id: Some(run_id), from, restored });
+            return Ok((StepState::Cached { run_id: Some(run_id), from, restored }, None));
         }
-        let (state, locked) = step::execute(cx, step, &inputs, hasher, cancel).await?;
-        if let Some(l) = locked {
-            cx.remember(&step.name, l)?;
-        }
-        Ok::<_, PipelineError>(state)
+        let (state, done) = step::execute(cx, step, &inputs, hasher, cancel).await?;
+        let closing = match done {
+            Some((locked, closing)) => {
+                cx.remember(&step.name, locked)?;
+                Some(closing)
+            }
+            None => None,
+        };
+        Ok::<_, PipelineError>((state, closing))
     };
-    attempt.await.unwrap_or_else(|e| StepState::Failed { run_id: None, reason: e.to_string() })
+    attempt.await.unwrap_or_else(|e| (StepState::Failed { run_id: None, reason: e.to_string() }, None))
 }
 
 fn finished(s: Option<&StepState>) -> bool {

@@ -98,14 +98,20 @@ pub async fn record_hit(cx: &Context<'_>, step: &Step, inputs: &Inputs, hit: &Lo
     Ok(run)
 }
 
+/// What is left to record of a step that succeeded: its log, its outs and status, the end of
+/// its run. The runner starts the steps it unblocked first; the records follow in the
+/// background and the pipeline run ends only after them.
+pub type Closing<'a> = futures::future::BoxFuture<'a, Result<()>>;
+
 /// Runs the step (with its retries) on the executor and records everything on a new child run.
-pub async fn execute(
-    cx: &Context<'_>,
-    step: &Step,
+/// A success returns the lock entry and what is left to record.
+pub async fn execute<'a>(
+    cx: &'a Context<'_>,
+    step: &'a Step,
     inputs: &Inputs,
     hasher: &Hasher,
     cancel: watch::Receiver<bool>,
-) -> Result<(StepState, Option<Locked>)> {
+) -> Result<(StepState, Option<(Locked, Closing<'a>)>)> {
     let mut log = base_log(step, inputs);
     log.tags.push(("slipway.status".into(), "running".into()));
     log.tags.push(("slipway.executor".into(), cx.executor.name().into()));
@@ -123,8 +129,7 @@ pub async fn execute(
     let log_path =
         cx.pipeline.root.join(STATE_DIR).join("logs").join(cx.parent_run()).join(format!("{}.log", step.name));
     let started = Instant::now();
-    // The datasets are recorded while the step runs, and the log uploaded while its outs are
-    // stored: a step's bookkeeping costs round trips, not process time.
+    // The datasets are recorded while the step runs.
     let log_inputs = async {
         match datasets.is_empty() {
             true => Ok(()),
@@ -135,12 +140,7 @@ pub async fn execute(
     logged?;
     let finished = match outcome {
         Ok((Outcome::Exited(0), reported)) => {
-            let (done, ()) = futures::future::join(
-                finish_success(cx, step, hasher, reported),
-                upload_log(cx, step, &run, &log_path),
-            )
-            .await;
-            done.map_err(|e| e.to_string())
+            finish_success(cx, step, hasher, reported).await.map_err(|e| e.to_string())
         }
         Ok((Outcome::Cancelled, _)) => {
             upload_log(cx, step, &run, &log_path).await;
@@ -148,25 +148,24 @@ pub async fn execute(
             cx.records.finish(&run, RunStatus::Killed).await?;
             return Ok((StepState::Cancelled, None));
         }
-        Ok((other, _)) => {
-            upload_log(cx, step, &run, &log_path).await;
-            Err(describe(&other, step))
-        }
-        Err(e) => {
-            upload_log(cx, step, &run, &log_path).await;
-            Err(e.to_string())
-        }
+        Ok((other, _)) => Err(describe(&other, step)),
+        Err(e) => Err(e.to_string()),
     };
     match finished {
         Ok((manifest, entries, metrics)) => {
             let mut done = tags(&[("slipway.status", "done"), ("slipway.outs", &manifest)]);
             done.metrics = metrics.clone();
-            cx.records.log(&run, done).await?;
-            cx.records.finish(&run, RunStatus::Finished).await?;
             let locked = Locked { key: inputs.key.clone(), run_id: run.clone(), manifest, outs: entries, metrics };
-            Ok((StepState::Done { run_id: run, seconds: started.elapsed().as_secs_f64() }, Some(locked)))
+            let state = StepState::Done { run_id: run.clone(), seconds: started.elapsed().as_secs_f64() };
+            let closing: Closing<'a> = Box::pin(async move {
+                upload_log(cx, step, &run, &log_path).await;
+                cx.records.log(&run, done).await?;
+                cx.records.finish(&run, RunStatus::Finished).await
+            });
+            Ok((state, Some((locked, closing))))
         }
         Err(reason) => {
+            upload_log(cx, step, &run, &log_path).await;
             cx.records.log(&run, tags(&[("slipway.status", "failed"), ("slipway.error", &reason)])).await?;
             cx.records.finish(&run, RunStatus::Failed).await?;
             Ok((StepState::Failed { run_id: Some(run), reason }, None))
