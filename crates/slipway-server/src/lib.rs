@@ -50,6 +50,8 @@ pub struct AppState {
     pub monitors: Arc<slipway_monitor::monitors::Monitors>,
     /// The pipelines this server may start (`--pipeline FILE`), when it was given any.
     pub pipelines: Option<Arc<slipway_pipeline::trigger::Triggers>>,
+    /// The MLflow UI served at `/`, when one was found.
+    pub mlflow_ui: Option<slipway_ui::mlflow::Bundle>,
 }
 
 impl AppState {
@@ -61,12 +63,14 @@ impl AppState {
             serving,
             registry_changed: Arc::new(Notify::new()),
             pipelines: None,
+            mlflow_ui: None,
         }
     }
 }
 
 pub fn build_app(state: AppState) -> Router {
     let serving = state.serving.clone();
+    let ui = slipway_ui::mlflow::routes(state.mlflow_ui.clone());
     let api = Router::new()
         .route("/health", get(|| async { "OK" }))
         .route("/ping", get(|| async { "OK" }))
@@ -80,11 +84,25 @@ pub fn build_app(state: AppState) -> Router {
         .merge(monitors::routes())
         .merge(pipelines::routes())
         .with_state(state);
+    // The MLflow UI calls every API route under `/ajax-api/` too.
+    let inner = api.clone().fallback(not_found).method_not_allowed_fallback(method_not_allowed);
+    let ajax = tower::ServiceExt::map_request(inner, |mut req: Request| {
+        *req.uri_mut() = under_api(req.uri());
+        req
+    });
+    let api = api.nest_service("/ajax-api", ajax).merge(ui);
     let app = match serving {
         Some(serving) => api.merge(slipway_serving::http::server(serving)),
         None => api,
     };
     app.fallback(not_found).method_not_allowed_fallback(method_not_allowed).layer(middleware::from_fn(access_log))
+}
+
+/// `/2.0/mlflow/x?q` (what is left of `/ajax-api/2.0/mlflow/x?q` inside the nest) as
+/// `/api/2.0/mlflow/x?q`.
+fn under_api(uri: &axum::http::Uri) -> axum::http::Uri {
+    let rest = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    format!("/api{rest}").parse().unwrap_or_else(|_| uri.clone())
 }
 
 async fn server_info() -> Json<serde_json::Value> {

@@ -45,7 +45,6 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{p}/runs/search"), post(search_runs))
         .route(&format!("{p}/metrics/get-history"), get(get_metric_history))
         .route(&format!("{p}/metrics/get-history-bulk"), get(get_metric_history_bulk))
-        .route("/ajax-api/2.0/mlflow/metrics/get-history-bulk", get(get_metric_history_bulk))
         .route(&format!("{p}/logged-models"), post(create_logged_model))
         .route(&format!("{p}/logged-models/search"), post(search_logged_models))
         .route(

@@ -54,6 +54,9 @@ pub struct Config {
     pub monitor_interval_secs: u64,
     /// The ONNX Runtime library; default: found as `slipway_serving::runtime` describes.
     pub onnxruntime_lib: Option<PathBuf>,
+    /// The MLflow UI served at `/`: `auto` (from the installed `mlflow` wheel), `off`, or the
+    /// folder of an `mlflow` package or of its built UI.
+    pub mlflow_ui: String,
 }
 
 impl Default for Config {
@@ -79,6 +82,7 @@ impl Default for Config {
             prediction_log_roll_secs: 60,
             monitor_interval_secs: 60,
             onnxruntime_lib: None,
+            mlflow_ui: "auto".into(),
         }
     }
 }
@@ -107,6 +111,7 @@ pub struct Layer {
     pub prediction_log_roll_secs: Option<u64>,
     pub monitor_interval_secs: Option<u64>,
     pub onnxruntime_lib: Option<PathBuf>,
+    pub mlflow_ui: Option<String>,
 }
 
 impl Config {
@@ -116,7 +121,7 @@ impl Config {
         }
         set!(host, port, data_dir, artifact_mode, log_format, log_level, read_connections, db_pool_size);
         set!(serving_queue_capacity, serving_max_batch_rows, serving_request_timeout_ms, serving_max_body_bytes);
-        set!(serving_poll_ms, prediction_log_roll_secs, monitor_interval_secs);
+        set!(serving_poll_ms, prediction_log_roll_secs, monitor_interval_secs, mlflow_ui);
         if l.serving_memory_budget.is_some() {
             self.serving_memory_budget = l.serving_memory_budget;
         }

@@ -143,6 +143,10 @@ pub struct ServerArgs {
     /// The ONNX Runtime library (default: found through ORT_DYLIB_PATH, ./.slipway, python3).
     #[arg(long, env = "SLIPWAY_ONNXRUNTIME_LIB")]
     onnxruntime_lib: Option<PathBuf>,
+    /// The MLflow UI at `/`: auto (found in $VIRTUAL_ENV, ./.venv or python3's mlflow), off,
+    /// or the folder of an mlflow package or of its built UI.
+    #[arg(long, env = "SLIPWAY_MLFLOW_UI", value_name = "auto|off|PATH")]
+    mlflow_ui: Option<String>,
     /// A pipeline file (or its folder) this server may start: on `POST
     /// /api/v1/pipelines/NAME/runs` (what an alert rule's webhook can name) and on the file's
     /// `triggers:` cron schedules. Repeatable.
@@ -171,6 +175,7 @@ fn merged_config(args: &ServerArgs) -> anyhow::Result<Config> {
         prediction_log_roll_secs: args.prediction_log_roll_secs,
         monitor_interval_secs: args.monitor_interval_secs,
         onnxruntime_lib: args.onnxruntime_lib.clone(),
+        mlflow_ui: args.mlflow_ui.clone(),
         ..Layer::default()
     })
 }
@@ -225,6 +230,7 @@ async fn serve(config: Config, pipeline_files: Vec<PathBuf>) -> anyhow::Result<(
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     let serving = start_serving(&config, store.clone(), artifacts.clone())?;
     let mut state = AppState::new(store.clone(), artifacts, Some(serving.clone()));
+    state.mlflow_ui = mlflow_ui(&config)?;
     if !pipeline_files.is_empty() {
         // The runs it starts talk to this server over loopback (or the address it is bound to).
         let local = listener.local_addr()?;
@@ -271,6 +277,34 @@ async fn serve(config: Config, pipeline_files: Vec<PathBuf>) -> anyhow::Result<(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The MLflow UI bundle, when one is configured or found; a folder named explicitly that holds
+/// none stops the start.
+fn mlflow_ui(config: &Config) -> anyhow::Result<Option<slipway_ui::mlflow::Bundle>> {
+    let setting: slipway_ui::mlflow::Setting = config.mlflow_ui.parse().map_err(anyhow::Error::msg)?;
+    let bundle = slipway_ui::mlflow::locate(&setting).map_err(anyhow::Error::msg)?;
+    match &bundle {
+        Some(b) => {
+            let version = b.version.as_deref().unwrap_or("unknown");
+            tracing::info!(root = %b.root.display(), version, "serving the MLflow UI at /");
+            if version != slipway_server::MLFLOW_COMPAT_VERSION {
+                tracing::warn!(
+                    version,
+                    speaks = slipway_server::MLFLOW_COMPAT_VERSION,
+                    "the MLflow UI found is another version than the API this server speaks; pages may call \
+                     endpoints it lacks (pip install mlflow=={})",
+                    slipway_server::MLFLOW_COMPAT_VERSION
+                );
+            }
+        }
+        None if setting == slipway_ui::mlflow::Setting::Auto => tracing::warn!(
+            "no MLflow UI found ($VIRTUAL_ENV, ./.venv, python3); `/` says how to install it ({})",
+            slipway_ui::mlflow::INSTALL_HINT
+        ),
+        None => {}
+    }
+    Ok(bundle)
 }
 
 /// Model serving over this server's own registry and artifacts.
