@@ -12,6 +12,8 @@ scripts/python-env.sh
 scripts/evidently-env.sh
 # Ray with its dashboard, for the pipelines' Ray executor tests, in its own .venv-ray.
 scripts/ray-env.sh
+# Debian's Chromium, which the browser tests drive through Playwright.
+scripts/browser-env.sh
 # The serving tests load ONNX Runtime the way a user's machine does: through the active
 # virtualenv's `onnxruntime` package (its wheel carries libonnxruntime.so).
 export VIRTUAL_ENV="$PWD/.venv"

@@ -9,6 +9,8 @@ pub mod artifacts;
 pub mod deployments;
 pub mod error;
 pub mod extract;
+pub mod graphql;
+pub mod history;
 pub mod monitors;
 pub mod native;
 pub mod pipelines;
@@ -76,6 +78,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/ping", get(|| async { "OK" }))
         .route("/version", get(|| async { MLFLOW_COMPAT_VERSION }))
         .route("/api/3.0/mlflow/server-info", get(server_info))
+        .route("/api/3.0/mlflow/ui-telemetry", get(ui_telemetry).post(ui_telemetry_records))
         .merge(tracking::routes())
         .merge(artifacts::routes())
         .merge(registry::routes())
@@ -83,6 +86,8 @@ pub fn build_app(state: AppState) -> Router {
         .merge(deployments::routes())
         .merge(monitors::routes())
         .merge(pipelines::routes())
+        .merge(graphql::routes())
+        .route("/api/2.0/mlflow/metrics/get-history-bulk-interval", get(history::get_history_bulk_interval))
         .with_state(state);
     // The MLflow UI calls every API route under `/ajax-api/` too.
     let inner = api.clone().fallback(not_found).method_not_allowed_fallback(method_not_allowed);
@@ -105,8 +110,19 @@ fn under_api(uri: &axum::http::Uri) -> axum::http::Uri {
     format!("/api{rest}").parse().unwrap_or_else(|_| uri.clone())
 }
 
+/// The MLflow UI asks whether to send usage telemetry: never.
+async fn ui_telemetry() -> Json<serde_json::Value> {
+    Json(json!({"disable_ui_telemetry": true, "disable_ui_events": [], "ui_rollout_percentage": 0}))
+}
+
+async fn ui_telemetry_records() -> Json<serde_json::Value> {
+    Json(json!({"status": "disabled"}))
+}
+
 async fn server_info() -> Json<serde_json::Value> {
     Json(json!({
+        // The UI shows the AI gateway unless told it is off.
+        "features_enabled": {"gateway": false},
         "store_type": "SqlStore",
         "workspaces_enabled": false,
         "multipart_uploads_enabled": false,

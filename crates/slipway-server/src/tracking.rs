@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{p}/experiments/restore"), post(restore_experiment))
         .route(&format!("{p}/experiments/set-experiment-tag"), post(set_experiment_tag))
         .route(&format!("{p}/experiments/delete-experiment-tag"), post(delete_experiment_tag))
+        .route(&format!("{p}/experiments/search-datasets"), post(search_datasets))
         .route(&format!("{p}/runs/create"), post(create_run))
         .route(&format!("{p}/runs/get"), get(get_run))
         .route(&format!("{p}/runs/update"), post(update_run))
@@ -54,6 +55,27 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{p}/logged-models/{{model_id}}/tags"), axum::routing::patch(set_logged_model_tags))
         .route(&format!("{p}/logged-models/{{model_id}}/tags/{{key}}"), axum::routing::delete(delete_logged_model_tag))
         .route(&format!("{p}/logged-models/{{model_id}}/params"), post(log_logged_model_params))
+}
+
+#[derive(Deserialize)]
+struct SearchDatasets {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+}
+
+/// The datasets an experiment's runs took as inputs (the UI's dataset filter).
+async fn search_datasets(State(s): State<AppState>, JsonBody(r): JsonBody<SearchDatasets>) -> ApiResult<Json<Value>> {
+    if r.experiment_ids.is_empty() {
+        return Err(ApiError::invalid("SearchDatasets request must specify at least one experiment_id."));
+    }
+    if r.experiment_ids.len() > 20 {
+        return Err(ApiError::invalid(format!(
+            "SearchDatasets request cannot specify more than 20 experiment_ids. Received {} experiment_ids.",
+            r.experiment_ids.len()
+        )));
+    }
+    let found = s.store.search_datasets(r.experiment_ids).await?;
+    Ok(Json(if found.is_empty() { json!({}) } else { json!({ "dataset_summaries": found }) }))
 }
 
 fn required<T>(v: Option<T>, field: &str) -> ApiResult<T> {

@@ -91,6 +91,16 @@ pub struct RunUpdate {
     pub run_name: Option<String>,
 }
 
+/// One row of `SearchDatasets`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DatasetSummary {
+    pub experiment_id: String,
+    pub name: String,
+    pub digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+}
+
 /// A dataset input of a run, with its input tags (such as `mlflow.data.context`).
 #[derive(Debug, Clone)]
 pub struct NewDatasetInput {
@@ -281,6 +291,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     // lineage and audit (native API)
     async fn lineage(&self, name: String, version: String) -> Result<Lineage>;
     async fn model_versions_by_dataset(&self, digest: String) -> Result<Vec<ModelVersion>>;
+    /// The distinct datasets logged as inputs to runs of these experiments, with their
+    /// `mlflow.data.context` input tag (MLflow's `SearchDatasets`, at most 1,000).
+    async fn search_datasets(&self, experiment_ids: Vec<String>) -> Result<Vec<DatasetSummary>>;
     async fn audit_log(&self, query: AuditQuery) -> Result<Page<AuditRecord>>;
 
     // serving deployments; specs are checked by `validate::deployment`, and every mutation

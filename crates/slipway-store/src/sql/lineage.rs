@@ -5,7 +5,7 @@ use super::conn::{Connection, OptionalExtension, params};
 use slipway_types::{Lineage, LineageDataset, LineageRun, ModelVersion};
 
 use super::{audit, registry, runs};
-use crate::{AuditQuery, Result};
+use crate::{AuditQuery, DatasetSummary, Result};
 
 pub fn of_version(conn: &Connection, name: &str, version: i64) -> Result<Lineage> {
     let mv = registry::get_version(conn, name, version)?;
@@ -82,4 +82,31 @@ pub fn versions_by_dataset(conn: &Connection, digest: &str) -> Result<Vec<ModelV
     let keys: Vec<(String, i64)> =
         stmt.query_map(params![digest], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<super::conn::Result<_>>()?;
     keys.iter().map(|(n, v)| registry::get_version(conn, n, *v)).collect()
+}
+
+/// The distinct datasets runs of these experiments took as inputs, with their
+/// `mlflow.data.context` tag: what the MLflow UI's dataset filter lists.
+pub fn datasets_of(conn: &Connection, experiment_ids: &[i64]) -> Result<Vec<DatasetSummary>> {
+    if experiment_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The ids are parsed integers, so listing them inline is safe.
+    let ids = experiment_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT DISTINCT d.experiment_id, d.name, d.digest, t.value FROM datasets d
+         JOIN dataset_inputs di ON di.dataset_uuid = d.dataset_uuid
+         LEFT JOIN input_tags t ON t.input_uuid = di.input_uuid AND t.name = 'mlflow.data.context'
+         WHERE d.experiment_id IN ({ids})
+         ORDER BY d.experiment_id, d.name, d.digest, t.value
+         LIMIT 1000"
+    ))?;
+    let rows = stmt.query_map(params![], |r| {
+        Ok(DatasetSummary {
+            experiment_id: r.get::<_, i64>(0)?.to_string(),
+            name: r.get(1)?,
+            digest: r.get(2)?,
+            context: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<super::conn::Result<_>>()?)
 }

@@ -30,8 +30,8 @@ use slipway_types::{
 };
 
 use crate::{
-    AuditQuery, GcPlan, LoggedModelSearch, MetadataStore, NewDatasetInput, NewLoggedModel, NewModelVersion, NewRun,
-    Page, RegistrySearch, Result, RunUpdate, SearchRequest, validate,
+    AuditQuery, DatasetSummary, GcPlan, LoggedModelSearch, MetadataStore, NewDatasetInput, NewLoggedModel,
+    NewModelVersion, NewRun, Page, RegistrySearch, Result, RunUpdate, SearchRequest, validate,
 };
 pub use conn::Connection;
 
@@ -417,6 +417,12 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
     }
     async fn model_versions_by_dataset(&self, digest: String) -> Result<Vec<ModelVersion>> {
         self.backend.read(move |c| lineage::versions_by_dataset(c, &digest)).await
+    }
+    async fn search_datasets(&self, experiment_ids: Vec<String>) -> Result<Vec<DatasetSummary>> {
+        experiment_ids.iter().try_for_each(|e| crate::validate::experiment_id(e))?;
+        // Stored ids are integers: any other names no experiment.
+        let ids: Vec<i64> = experiment_ids.iter().filter_map(|e| e.parse().ok()).collect();
+        self.backend.read(move |c| lineage::datasets_of(c, &ids)).await
     }
     async fn audit_log(&self, query: AuditQuery) -> Result<Page<AuditRecord>> {
         self.backend.read(move |c| audit::list(c, &query)).await
