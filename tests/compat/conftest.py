@@ -343,3 +343,19 @@ def assert_json_error(resp, expected_status=None, expected_code=None, style="mlf
     if naming:
         assert any(n in message for n in naming), f"message names none of {list(naming)}: {message!r}"
     return body
+
+
+# ---- browser tests (test_ui_*.py): Debian's Chromium through Playwright, no browser download ----
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": ["--no-sandbox"]}
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory):
+    """Where pages' screenshots go: $SLIPWAY_UI_SCREENSHOTS, else a temp dir."""
+    d = Path(os.environ.get("SLIPWAY_UI_SCREENSHOTS") or tmp_path_factory.mktemp("ui-shots"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d

@@ -2,70 +2,18 @@
 
 Data is logged by the real mlflow client; each page is opened as a person would and checked
 for what they would look at. Every response from our server is watched: any 4xx/5xx fails the
-test unless it is one of the calls listed in UNSUPPORTED, each with its reason. Screenshots go
+test unless it is one of the calls listed in ui_helpers.UNSUPPORTED, each with its reason. Screenshots go
 to $SLIPWAY_UI_SCREENSHOTS (default: the test's tmp dir).
 """
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 import requests
 from conftest import unique
-
 from playwright.sync_api import Page, expect
-
-CHROMIUM = "/usr/bin/chromium"
-
-# Calls the bundle makes that Slipway answers with 404 on purpose.
-UNSUPPORTED = {
-    r"/ajax-api/2\.0/mlflow/users/current": "no login yet: MLflow itself answers 404 without its auth app (issue 16)",
-    r"/ajax-api/3\.0/mlflow/assistant/": "the GenAI assistant is not part of Slipway",
-    r"/ajax-api/2\.0/mlflow/gateway-proxy": "the AI gateway is not part of Slipway (server-info says so; the page asks anyway)",
-}
-ML = "workflowType=machine_learning"  # the "Model training" side of the UI, not its GenAI default
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ["--no-sandbox"]}
-
-
-@pytest.fixture(scope="session")
-def shots(tmp_path_factory):
-    d = Path(os.environ.get("SLIPWAY_UI_SCREENSHOTS") or tmp_path_factory.mktemp("ui-shots"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-class Watcher:
-    """Every answer our server gives the page; the failed ones, less the deliberate ones."""
-
-    def __init__(self, page: Page, base: str):
-        self.base, self.seen, self.failed = base, [], []
-        page.on("response", self._on_response)
-        page.on("requestfailed", lambda req: self._record("failed", req.method, req.url))
-
-    def _on_response(self, resp):
-        self.seen.append((resp.status, resp.request.method, resp.url))
-        if resp.status >= 400:
-            self._record(resp.status, resp.request.method, resp.url)
-
-    def _record(self, status, method, url):
-        if not url.startswith(self.base):
-            return
-        path = url[len(self.base):]
-        if any(re.match(p, path) for p in UNSUPPORTED):
-            return
-        self.failed.append((status, method, path))
-
-    def answered(self, fragment: str) -> list[int]:
-        return [s for s, _, u in self.seen if fragment in u]
-
-    def assert_clean(self):
-        assert not self.failed, f"requests that failed: {self.failed}"
+from ui_helpers import ML, Watcher
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ pub mod native;
 pub mod pipelines;
 pub mod registry;
 pub mod tracking;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -87,6 +88,7 @@ pub fn build_app(state: AppState) -> Router {
         .merge(monitors::routes())
         .merge(pipelines::routes())
         .merge(graphql::routes())
+        .merge(ui::routes())
         .route("/api/2.0/mlflow/metrics/get-history-bulk-interval", get(history::get_history_bulk_interval))
         .with_state(state);
     // The MLflow UI calls every API route under `/ajax-api/` too.

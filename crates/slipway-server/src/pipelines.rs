@@ -72,24 +72,35 @@ async fn runs(
     Path(name): Path<String>,
     QueryArgs(q): QueryArgs<RunsQuery>,
 ) -> ApiResult<Json<Value>> {
+    let (runs, next) = runs_of(&s, &name, q.max_results.unwrap_or(100), q.page_token).await?;
+    Ok(Json(json!({ "runs": runs, "next_page_token": next })))
+}
+
+/// A registered pipeline's runs as the native API shows them, newest first, and the next
+/// page's token.
+pub async fn runs_of(
+    s: &AppState,
+    name: &str,
+    max_results: i64,
+    page_token: Option<String>,
+) -> ApiResult<(Vec<Value>, Option<String>)> {
     let unknown = || ApiError::new(ErrorCode::ResourceDoesNotExist, format!("no pipeline '{name}' on this server"));
-    let reg = s.pipelines.as_ref().and_then(|t| t.get(&name)).ok_or_else(unknown)?;
+    let reg = s.pipelines.as_ref().and_then(|t| t.get(name)).ok_or_else(unknown)?;
     let experiment = match s.store.get_experiment_by_name(reg.experiment.clone()).await {
         Ok(e) => e,
         // Registered but never run: no experiment yet.
-        Err(slipway_store::StoreError::NotFound(_)) => return Ok(Json(json!({ "runs": [] }))),
+        Err(slipway_store::StoreError::NotFound(_)) => return Ok((Vec::new(), None)),
         Err(e) => return Err(e.into()),
     };
     let req = SearchRequest {
-        filter: Some(format!("tags.`slipway.pipeline` = {}", quoted(&name)?)),
+        filter: Some(format!("tags.`slipway.pipeline` = {}", quoted(name)?)),
         order_by: vec!["attributes.start_time DESC".into()],
         view_type: ViewType::ActiveOnly,
-        max_results: Some(q.max_results.unwrap_or(100)),
-        page_token: q.page_token,
+        max_results: Some(max_results),
+        page_token,
     };
     let page = s.store.search_runs(vec![experiment.experiment_id], req).await?;
-    let runs: Vec<Value> = page.items.iter().map(pipeline_run).collect();
-    Ok(Json(json!({ "runs": runs, "next_page_token": page.next_page_token })))
+    Ok((page.items.iter().map(pipeline_run).collect(), page.next_page_token))
 }
 
 async fn parent(s: &AppState, run_id: &str) -> ApiResult<Run> {
@@ -102,9 +113,14 @@ async fn parent(s: &AppState, run_id: &str) -> ApiResult<Run> {
 
 /// One pipeline run with its steps (the child runs), in the order they started.
 async fn show_run(State(s): State<AppState>, Path(run_id): Path<String>) -> ApiResult<Json<Value>> {
-    let run = parent(&s, &run_id).await?;
+    Ok(Json(json!({ "pipeline_run": run_detail(&s, &run_id).await? })))
+}
+
+/// A pipeline run as the native API shows it, with its `steps`.
+pub async fn run_detail(s: &AppState, run_id: &str) -> ApiResult<Value> {
+    let run = parent(s, run_id).await?;
     let req = SearchRequest {
-        filter: Some(format!("tags.`mlflow.parentRunId` = {}", quoted(&run_id)?)),
+        filter: Some(format!("tags.`mlflow.parentRunId` = {}", quoted(run_id)?)),
         order_by: vec!["attributes.start_time ASC".into()],
         view_type: ViewType::ActiveOnly,
         max_results: Some(1000),
@@ -131,7 +147,7 @@ async fn show_run(State(s): State<AppState>, Path(run_id): Path<String>) -> ApiR
         .collect();
     let mut body = pipeline_run(&run);
     body["steps"] = Value::Array(steps);
-    Ok(Json(json!({ "pipeline_run": body })))
+    Ok(body)
 }
 
 /// Asks the run's runner to stop (it polls the tag every 2 s and kills its running steps).

@@ -30,6 +30,22 @@ struct Inner {
     counters: BTreeMap<(&'static str, Labels), f64>,
     histograms: BTreeMap<(&'static str, Labels), Histogram>,
     models: BTreeSet<String>,
+    /// Per deployment, requests per second over the last minute: (unix second, count) in a
+    /// ring indexed by the second modulo 60.
+    recent: BTreeMap<String, [(u64, u32); 60]>,
+}
+
+/// What one deployment answered since this process started, for Slipway's deployments page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Traffic {
+    pub requests: u64,
+    /// Answers with a 4xx or 5xx status.
+    pub errors: u64,
+    /// Requests in the 60 seconds before the call.
+    pub last_minute: u64,
+    /// Latency quantiles, as the upper bound of the histogram bucket that holds them.
+    pub p50_seconds: Option<f64>,
+    pub p95_seconds: Option<f64>,
 }
 
 #[derive(Default)]
@@ -125,6 +141,68 @@ impl Metrics {
         h.count += 1;
     }
 
+    /// Counts a request of `deployment` in its last-minute ring.
+    pub fn tick(&self, deployment: &str, now_secs: u64) {
+        let mut inner = self.lock();
+        let ring = inner.recent.entry(deployment.to_string()).or_insert([(0, 0); 60]);
+        let slot = &mut ring[(now_secs % 60) as usize];
+        if slot.0 != now_secs {
+            *slot = (now_secs, 0);
+        }
+        slot.1 += 1;
+    }
+
+    /// `deployment`'s requests, errors, last-minute count and latency quantiles.
+    pub fn traffic(&self, deployment: &str, now_secs: u64) -> Traffic {
+        let inner = self.lock();
+        let ours = |labels: &Labels| labels.iter().any(|(k, v)| *k == "deployment" && v == deployment);
+        let mut t = Traffic::default();
+        for ((name, labels), n) in &inner.counters {
+            if *name != "slipway_serving_requests_total" || !ours(labels) {
+                continue;
+            }
+            let n = *n as u64;
+            t.requests += n;
+            let code = labels.iter().find(|(k, _)| *k == "code").and_then(|(_, v)| v.parse::<u16>().ok());
+            if code.is_some_and(|c| c >= 400) {
+                t.errors += n;
+            }
+        }
+        let mut counts = vec![0u64; LATENCY.len()];
+        let mut total = 0u64;
+        for ((name, labels), h) in &inner.histograms {
+            if *name == "slipway_serving_request_duration_seconds" && ours(labels) {
+                counts.iter_mut().zip(&h.counts).for_each(|(c, n)| *c += n);
+                total += h.count;
+            }
+        }
+        let quantile = |q: f64| -> Option<f64> {
+            if total == 0 {
+                return None;
+            }
+            let want = (q * total as f64).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (bound, n) in LATENCY.iter().zip(&counts) {
+                seen += n;
+                if seen >= want {
+                    return Some(*bound);
+                }
+            }
+            // Beyond the last bucket.
+            LATENCY.last().copied()
+        };
+        t.p50_seconds = quantile(0.5);
+        t.p95_seconds = quantile(0.95);
+        if let Some(ring) = inner.recent.get(deployment) {
+            t.last_minute = ring
+                .iter()
+                .filter(|(sec, _)| *sec + 60 > now_secs && *sec <= now_secs)
+                .map(|(_, n)| u64::from(*n))
+                .sum();
+        }
+        t
+    }
+
     pub fn observe_latency(&self, name: &'static str, labels: Labels, seconds: f64) {
         self.observe(name, LATENCY, labels, seconds);
     }
@@ -199,6 +277,32 @@ mod tests {
         assert!(text.contains("slipway_serving_batch_size_bucket{model=\"a\",le=\"+Inf\"} 1\n"), "{text}");
         assert!(text.contains("slipway_serving_batch_size_sum{model=\"a\"} 3\n"), "{text}");
         assert!(text.contains("slipway_serving_models_loaded 1\n"), "{text}");
+    }
+
+    #[test]
+    fn traffic_sums_a_deployments_requests_errors_latency_and_last_minute() {
+        let m = Metrics::default();
+        let labels = |d: &str, code: &str| vec![("deployment", d.to_string()), ("code", code.to_string())];
+        m.inc("slipway_serving_requests_total", labels("fraud", "200"), 8.0);
+        m.inc("slipway_serving_requests_total", labels("fraud", "503"), 2.0);
+        m.inc("slipway_serving_requests_total", labels("other", "200"), 5.0);
+        for ms in [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 200.0] {
+            m.observe_latency(
+                "slipway_serving_request_duration_seconds",
+                vec![("deployment", "fraud".into())],
+                ms / 1000.0,
+            );
+        }
+        for sec in [1000, 1000, 1030, 1059] {
+            m.tick("fraud", sec);
+        }
+        m.tick("fraud", 900); // more than a minute before
+        let t = m.traffic("fraud", 1059);
+        assert_eq!((t.requests, t.errors, t.last_minute), (10, 2, 4));
+        assert_eq!(t.p50_seconds, Some(0.001));
+        assert_eq!(t.p95_seconds, Some(0.25));
+        assert_eq!(m.traffic("fraud", 1061).last_minute, 2, "the two at second 1000 have aged out");
+        assert_eq!(m.traffic("nobody", 1059), Traffic::default());
     }
 
     #[test]

@@ -450,6 +450,8 @@ impl Serving {
         let mut with_code = base.clone();
         with_code.push(("code", status.to_string()));
         self.metrics.inc("slipway_serving_requests_total", with_code, 1.0);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.metrics.tick(deployment, now);
         self.metrics.observe_latency("slipway_serving_request_duration_seconds", base, started.elapsed().as_secs_f64());
     }
 
