@@ -28,6 +28,8 @@ def logged(server, tmp_path_factory):
     mlflow.set_tracking_uri(server.url)
     name = unique("ui-exp")
     exp_id = mlflow.create_experiment(name)
+    # The active experiment is process-wide: an earlier test's would refuse to resume our run.
+    mlflow.set_experiment(experiment_id=exp_id)
     work = tmp_path_factory.mktemp("ui-data")
     runs = []
     for i in range(3):
@@ -94,6 +96,27 @@ def test_a_metric_chart_draws_from_the_sampled_history(page: Page, logged, shots
     )
     page.screenshot(path=str(shots / "mlflow-chart.png"))
     assert 200 in w.answered("get-history-bulk-interval"), w.seen
+    w.assert_clean()
+
+
+def test_run_compare_shows_params_side_by_side(page: Page, logged, shots):
+    runs = json.dumps(logged["runs"])
+    w = open_page(page, f"{logged['url']}/#/compare-runs?runs={runs}&experiments={json.dumps([logged['exp_id']])}")
+    for i in range(3):
+        expect(page.get_by_text(f"ui-run-{i}").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("depth").first).to_be_visible()
+    expect(page.get_by_text("0.30000000000000004").or_(page.get_by_text("0.3", exact=True)).first).to_be_visible()
+    page.screenshot(path=str(shots / "mlflow-compare.png"))
+    w.assert_clean()
+
+
+def test_logged_models_list_the_sklearn_model(page: Page, logged, shots):
+    w = open_page(page, f"{logged['url']}/#/experiments/{logged['exp_id']}/models?{ML}")
+    row = page.get_by_role("row").filter(has_text="Ready")
+    expect(row.first).to_be_visible(timeout=30_000)
+    expect(row.first.get_by_text("model", exact=True)).to_be_visible()
+    page.screenshot(path=str(shots / "mlflow-logged-models.png"))
+    assert 200 in w.answered("logged-models/search")
     w.assert_clean()
 
 
