@@ -8,6 +8,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use slipway_store::StoreError;
@@ -107,27 +108,44 @@ pub async fn sampled_history(s: &AppState, r: HistoryInterval) -> ApiResult<Vec<
     };
     let mut seen = std::collections::HashSet::new();
     run_ids.retain(|id| seen.insert(id.clone()));
+    // Runs are read and sampled a few at a time (the store has several readers; at most four
+    // whole histories are in memory), kept in the order asked.
+    let k = usize::try_from(k).unwrap_or(1);
+    let reads: Vec<_> =
+        run_ids.iter().map(|id| sampled_run(s.clone(), id.clone(), r.metric_key.clone(), range, k)).collect();
+    let sampled: Vec<ApiResult<Vec<Metric>>> = futures::stream::iter(reads).buffered(4).collect().await;
     let mut out = Vec::new();
-    for run_id in run_ids {
-        let mut points = history(s, &run_id, &r.metric_key).await?;
-        if let Some((a, b)) = range {
-            points.retain(|m| (a..=b).contains(&m.step));
-        }
-        points.sort_by(|a, b| (a.step, a.timestamp).cmp(&(b.step, b.timestamp)).then(a.value.total_cmp(&b.value)));
-        let values: Vec<f64> = points.iter().map(|m| m.value).collect();
-        let keep = sample(&values, usize::try_from(k).unwrap_or(1));
-        let mut points: Vec<Option<Metric>> = points.into_iter().map(Some).collect();
-        out.extend(keep.into_iter().filter_map(|i| points[i].take()).map(|m| (run_id.clone(), m)));
+    for (run_id, points) in run_ids.into_iter().zip(sampled) {
+        out.extend(points?.into_iter().map(|m| (run_id.clone(), m)));
     }
     Ok(out)
 }
 
+/// One run's points in `range`, in step order, sampled down to `k`.
+async fn sampled_run(
+    s: AppState,
+    run_id: String,
+    key: String,
+    range: Option<(i64, i64)>,
+    k: usize,
+) -> ApiResult<Vec<Metric>> {
+    let mut points = history(s, run_id, key).await?;
+    if let Some((a, b)) = range {
+        points.retain(|m| (a..=b).contains(&m.step));
+    }
+    points.sort_by(|a, b| (a.step, a.timestamp).cmp(&(b.step, b.timestamp)).then(a.value.total_cmp(&b.value)));
+    let values: Vec<f64> = points.iter().map(|m| m.value).collect();
+    let keep = sample(&values, k);
+    let mut points: Vec<Option<Metric>> = points.into_iter().map(Some).collect();
+    Ok(keep.into_iter().filter_map(|i| points[i].take()).collect())
+}
+
 /// The whole history of one metric of one run; none when the run does not exist.
-async fn history(s: &AppState, run_id: &str, key: &str) -> ApiResult<Vec<Metric>> {
+async fn history(s: AppState, run_id: String, key: String) -> ApiResult<Vec<Metric>> {
     let mut points = Vec::new();
     let mut token = None;
     loop {
-        let page = match s.store.get_metric_history(run_id.to_string(), key.to_string(), None, token).await {
+        let page = match s.store.get_metric_history(run_id.clone(), key.clone(), None, token).await {
             Ok(page) => page,
             Err(StoreError::NotFound(_)) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
