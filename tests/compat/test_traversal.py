@@ -176,13 +176,11 @@ def test_put_traversal_rejected(sandbox):
     assert files_containing(data_dir, payload) == [], "a rejected upload was stored"
 
 
-def test_get_traversal_rejected(sandbox):
-    srv = sandbox["server"]
-    secret = sandbox["secret"].encode()
-    rel_victim = str(sandbox["victim"]).lstrip("/")
+def _get_shapes(rel_victim: str):
+    """Traversal shapes for reads, aimed at the victim file (and /etc/passwd)."""
     enc = quote(rel_victim, safe="")
     up = "../" * DEPTH
-    shapes = [
+    return [
         up + rel_victim,
         "0/" + up + rel_victim,
         "a/" + up + rel_victim,
@@ -202,6 +200,12 @@ def test_get_traversal_rejected(sandbox):
         "..%2f" * DEPTH + "etc%2fpasswd",
         "%252e%252e%252f" * DEPTH + "etc%252fpasswd",
     ]
+
+
+def test_get_traversal_rejected(sandbox):
+    srv = sandbox["server"]
+    secret = sandbox["secret"].encode()
+    shapes = _get_shapes(str(sandbox["victim"]).lstrip("/"))
     failures = []
     for shape in shapes:
         r = raw(srv, "GET", f"{ART}/{shape}")
@@ -343,3 +347,23 @@ def test_client_side_traversal_in_artifact_path(sandbox, tmp_path):
         assert not os.path.exists(os.path.join(d, "x.txt")) or open(
             os.path.join(d, "x.txt"), "rb"
         ).read() != token, d
+
+
+def test_ui_file_routes_traversal_rejected(sandbox):
+    """The same shapes through what the web UI reads: the MLflow bundle's `/static-files/`
+    and the file previews (`get-artifact`, as a raw query value and as the UI encodes it)."""
+    srv = sandbox["server"]
+    secret = sandbox["secret"].encode()
+    client = mlflow.MlflowClient(srv.url)
+    run = client.create_run(client.create_experiment(unique("trav-ui"))).info.run_id
+    assert raw(srv, "GET", "/").status == 200
+    failures = []
+    for shape in _get_shapes(str(sandbox["victim"]).lstrip("/")):
+        for path in (f"/static-files/{shape}", f"/get-artifact?run_uuid={run}&path={shape}",
+                     f"/get-artifact?run_uuid={run}&path={quote(shape, safe='')}"):
+            r = raw(srv, "GET", path)
+            if secret in r.body or b"root:x:0:0" in r.body:
+                failures.append((path[:90], r.status, "LEAKED FILE CONTENT"))
+            elif r.status not in (400, 404):
+                failures.append((path[:90], r.status, r.text[:200]))
+    assert not failures, failures
