@@ -185,6 +185,9 @@ def test_history_interval_keeps_first_last_and_extremes(logged):
     assert steps[0] == 0 and steps[-1] == 1999 and 1234 in steps and 777 in steps
     assert steps == sorted(steps)
 
+    default = requests.get(base, params={"run_ids": run, "metric_key": "spiky"}, timeout=30).json()["metrics"]
+    assert len(default) == 320, "320 points a run when max_results is not given"
+
     zoomed = requests.get(base, params={"run_ids": run, "metric_key": "spiky", "max_results": 10,
                                         "start_step": 100, "end_step": 120}, timeout=30).json()["metrics"]
     assert zoomed[0]["step"] == 100 and zoomed[-1]["step"] == 120 and len(zoomed) == 10
