@@ -129,15 +129,21 @@ async fn list_run_artifacts(
 ) -> ApiResult<Json<Value>> {
     let run_id = q.run_id.or(q.run_uuid).filter(|r| !r.is_empty()).ok_or_else(|| ApiError::missing("run_id"))?;
     let run = s.store.get_run(run_id).await?;
-    let root = locate(&s, &run.info.artifact_uri)?;
-    let sub = sanitize(&percent_encode_path(q.path.as_deref().unwrap_or("")))?;
+    list_under(&s, &run.info.artifact_uri, q.path.as_deref()).await
+}
+
+/// `{root_uri, files}`: the folder `sub` (a query value, decoded once) under a stored location,
+/// each path from the root, as MLflow lists run and logged-model artifacts.
+async fn list_under(s: &AppState, root_uri: &str, sub: Option<&str>) -> ApiResult<Json<Value>> {
+    let root = locate(s, root_uri)?;
+    let sub = sanitize(&percent_encode_path(sub.unwrap_or("")))?;
     let prefix = sub.to_string();
-    let files: Vec<FileInfo> = list_dir(&s, &root.join(&sub))
+    let files: Vec<FileInfo> = list_dir(s, &root.join(&sub))
         .await?
         .into_iter()
         .map(|f| FileInfo { path: if prefix.is_empty() { f.path } else { format!("{prefix}/{}", f.path) }, ..f })
         .collect();
-    let mut out = json!({ "root_uri": run.info.artifact_uri });
+    let mut out = json!({ "root_uri": root_uri });
     if !files.is_empty() {
         out["files"] = json!(files);
     }
@@ -200,19 +206,7 @@ async fn logged_model_directory(
     QueryArgs(q): QueryArgs<LoggedModelDirQuery>,
 ) -> ApiResult<Json<Value>> {
     let model = s.store.get_logged_model(model_id, false).await?;
-    let root = locate(&s, &model.info.artifact_uri)?;
-    let sub = sanitize(&percent_encode_path(q.artifact_directory_path.as_deref().unwrap_or("")))?;
-    let prefix = sub.to_string();
-    let files: Vec<FileInfo> = list_dir(&s, &root.join(&sub))
-        .await?
-        .into_iter()
-        .map(|f| FileInfo { path: if prefix.is_empty() { f.path } else { format!("{prefix}/{}", f.path) }, ..f })
-        .collect();
-    let mut out = json!({ "root_uri": model.info.artifact_uri });
-    if !files.is_empty() {
-        out["files"] = json!(files);
-    }
-    Ok(Json(out))
+    list_under(&s, &model.info.artifact_uri, q.artifact_directory_path.as_deref()).await
 }
 
 #[derive(Deserialize)]

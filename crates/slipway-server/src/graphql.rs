@@ -187,7 +187,8 @@ async fn search_runs(s: &AppState, input: &Value) -> Answer {
         _ => return Err(Failure::Input("variable field `experimentIds` must be a list of experiment ids".into())),
     };
     let filter = input.get("filter").and_then(Value::as_str).filter(|f| !f.is_empty()).map(str::to_string);
-    let max_results = input.get("maxResults").and_then(Value::as_i64);
+    // Each run brings its experiment and model versions along: a page stays small.
+    let max_results = Some(input.get("maxResults").and_then(Value::as_i64).unwrap_or(100).clamp(1, 100));
     let page = s
         .store
         .search_runs(
@@ -202,10 +203,15 @@ async fn search_runs(s: &AppState, input: &Value) -> Answer {
         )
         .await?;
     let mut runs = Vec::with_capacity(page.items.len());
+    let mut experiments: std::collections::HashMap<String, Experiment> = std::collections::HashMap::new();
     for run in &page.items {
-        let experiment = s.store.get_experiment(run.info.experiment_id.clone()).await?;
+        let id = &run.info.experiment_id;
+        if !experiments.contains_key(id) {
+            experiments.insert(id.clone(), s.store.get_experiment(id.clone()).await?);
+        }
+        let experiment = &experiments[id];
         let versions = versions_of(s, &run.info.run_id).await?;
-        runs.push(run_json(run, &experiment, &versions, true));
+        runs.push(run_json(run, experiment, &versions, true));
     }
     Ok(json!({"__typename": "MlflowSearchRunsResponse", "apiError": null, "runs": runs}))
 }

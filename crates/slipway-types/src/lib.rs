@@ -10,6 +10,7 @@ pub mod json;
 pub mod monitoring;
 pub mod registry;
 pub mod serving;
+pub mod time;
 
 pub use entities::*;
 pub use error::{ErrorCode, MlflowError};

@@ -3,6 +3,7 @@
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
+use slipway_types::time::utc;
 
 use crate::client::Api;
 
@@ -256,23 +257,6 @@ fn text(v: &Value) -> String {
 /// A timestamp field (milliseconds, as a number or a string) as [`utc`] text.
 fn time(v: &Value) -> String {
     v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).map_or_else(|| "-".into(), utc)
-}
-
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` UTC.
-pub fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 pub fn print_json(v: &Value) -> anyhow::Result<()> {

@@ -16,7 +16,8 @@ use slipway_pipeline::{Dag, Event, Options, Pipeline, Runner, StepState};
 use tokio::sync::watch;
 
 use crate::client::{Api, ServerArgs};
-use crate::models::{print_json, print_table, utc};
+use crate::models::{print_json, print_table};
+use slipway_types::time::utc;
 
 const API: &str = "/api/2.0/mlflow";
 
