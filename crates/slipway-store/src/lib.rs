@@ -6,6 +6,7 @@
 //! [`postgres::PostgresStore`] for several servers on one database. Validation of names,
 //! lengths and batch limits lives in [`validate`] so every backend enforces the same rules.
 
+pub mod auth;
 pub mod import;
 pub mod postgres;
 pub mod search;

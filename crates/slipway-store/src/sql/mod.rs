@@ -8,6 +8,7 @@
 //! serialization conflicts), and in their migrations.
 
 mod audit;
+mod auth;
 pub(crate) mod conn;
 mod deployments;
 pub(crate) mod experiments;
@@ -73,6 +74,77 @@ impl<B: Backend> crate::import::ImportStore for SqlStore<B> {
     }
     async fn finish_import(&self) -> Result<()> {
         self.backend.write(import::finish).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> crate::auth::AuthStore for SqlStore<B> {
+    async fn auth_epoch(&self) -> Result<u64> {
+        self.backend.read(auth::epoch).await
+    }
+    async fn create_principal(&self, new: crate::auth::NewPrincipal, actor: String) -> Result<crate::auth::Principal> {
+        auth::validate_name("user name", &new.name)?;
+        self.backend
+            .write(move |c| {
+                c.lock("principal", &new.name)?;
+                auth::create_principal(c, &new, &actor)
+            })
+            .await
+    }
+    async fn principal(&self, name: String) -> Result<crate::auth::Principal> {
+        self.backend.read(move |c| auth::principal(c, &name)).await
+    }
+    async fn principal_by_id(&self, id: i64) -> Result<crate::auth::Principal> {
+        self.backend.read(move |c| auth::principal_by_id(c, id)).await
+    }
+    async fn list_principals(&self) -> Result<Vec<crate::auth::Principal>> {
+        self.backend.read(auth::list_principals).await
+    }
+    async fn update_principal(&self, name: String, update: crate::auth::PrincipalUpdate, actor: String) -> Result<()> {
+        self.backend.write(move |c| auth::update_principal(c, &name, &update, &actor)).await
+    }
+    async fn rehash_password(&self, principal_id: i64, old_hash: String, new_hash: String) -> Result<()> {
+        self.backend.write(move |c| auth::rehash_password(c, principal_id, &old_hash, &new_hash)).await
+    }
+    async fn delete_principal(&self, name: String, actor: String) -> Result<()> {
+        self.backend.write(move |c| auth::delete_principal(c, &name, &actor)).await
+    }
+    async fn access(&self, principal_id: i64) -> Result<crate::auth::Access> {
+        self.backend.read(move |c| auth::access(c, principal_id)).await
+    }
+    async fn set_grant(
+        &self,
+        grantee: crate::auth::Grantee,
+        kind: crate::auth::ObjectKind,
+        pattern: String,
+        permission: i64,
+        actor: String,
+    ) -> Result<crate::auth::Grant> {
+        self.backend.write(move |c| auth::set_grant(c, &grantee, kind, &pattern, permission, &actor)).await
+    }
+    async fn remove_grant(
+        &self,
+        grantee: crate::auth::Grantee,
+        kind: crate::auth::ObjectKind,
+        pattern: String,
+        actor: String,
+    ) -> Result<()> {
+        self.backend.write(move |c| auth::remove_grant(c, &grantee, kind, &pattern, &actor)).await
+    }
+    async fn create_token(&self, new: crate::auth::NewToken, actor: String) -> Result<crate::auth::TokenRecord> {
+        self.backend.write(move |c| auth::create_token(c, &new, &actor)).await
+    }
+    async fn token(&self, id: String) -> Result<crate::auth::TokenRecord> {
+        self.backend.read(move |c| auth::token(c, &id)).await
+    }
+    async fn list_tokens(&self, principal_id: Option<i64>) -> Result<Vec<crate::auth::TokenRecord>> {
+        self.backend.read(move |c| auth::list_tokens(c, principal_id)).await
+    }
+    async fn revoke_token(&self, id: String, actor: String) -> Result<()> {
+        self.backend.write(move |c| auth::revoke_token(c, &id, &actor)).await
+    }
+    async fn touch_token(&self, id: String, now_ms: i64) -> Result<()> {
+        self.backend.write(move |c| auth::touch_token(c, &id, now_ms)).await
     }
 }
 

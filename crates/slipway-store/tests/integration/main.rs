@@ -9,6 +9,7 @@ mod suite;
 use std::sync::Arc;
 
 use slipway_store::MetadataStore;
+use slipway_store::auth::AuthStore;
 use slipway_store::import::ImportStore;
 use slipway_store::postgres::PostgresStore;
 use slipway_store::sqlite::SqliteStore;
@@ -18,6 +19,8 @@ pub struct Fixture {
     pub store: Arc<dyn MetadataStore>,
     /// The same store, as `slipway import` writes to it.
     pub import: Arc<dyn ImportStore>,
+    /// The same store, as the auth layer uses it.
+    pub auth: Arc<dyn AuthStore>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -25,7 +28,7 @@ pub async fn sqlite_fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("meta.db"), "mlflow-artifacts:", 4).expect("open store");
     let store = Arc::new(store);
-    Fixture { store: store.clone(), import: store, _dir: Some(dir) }
+    Fixture { store: store.clone(), import: store.clone(), auth: store, _dir: Some(dir) }
 }
 
 /// The PostgreSQL server `scripts/test.sh` starts (`SLIPWAY_TEST_PG_URL`).
@@ -51,7 +54,7 @@ pub async fn pg_schema() -> tokio_postgres::Config {
 pub async fn postgres_fixture() -> Fixture {
     let store = PostgresStore::connect_with(pg_schema().await, "mlflow-artifacts:", 8).await.expect("open store");
     let store = Arc::new(store);
-    Fixture { store: store.clone(), import: store, _dir: None }
+    Fixture { store: store.clone(), import: store.clone(), auth: store, _dir: None }
 }
 
 store_test_suite!(sqlite, crate::sqlite_fixture);

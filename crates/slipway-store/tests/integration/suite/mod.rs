@@ -3,6 +3,7 @@
 //! them into one `#[tokio::test]` per function per backend. The files follow the store's
 //! subjects; the builders below are what more than one of them uses.
 
+pub mod auth;
 pub mod deployments;
 pub mod experiments;
 pub mod import;
@@ -127,6 +128,12 @@ macro_rules! store_test_suite {
                     an_alert_fires_once_per_window_and_records_delivery,
                 ],
                 import: [import_keeps_ids_and_a_repeat_changes_nothing],
+                auth: [
+                    principals_round_trip_and_every_change_bumps_the_epoch,
+                    grants_reach_a_principal_through_its_groups_and_go_with_it,
+                    tokens_are_stored_as_digests_and_revoke_once,
+                    auth_changes_are_audited_without_secrets,
+                ],
             });
             // Writers on several threads at once: the runtime must have them.
             $crate::store_tests!($fixture, #[tokio::test(flavor = "multi_thread", worker_threads = 4)], {

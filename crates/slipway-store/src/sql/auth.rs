@@ -1,0 +1,380 @@
+//! Principals, groups, grants and API tokens in SQL. Each mutation bumps `auth_state.epoch`
+//! and appends its audit record in its own transaction; password hashes and token digests
+//! never reach the audit log.
+
+use serde_json::json;
+
+use super::audit;
+use super::conn::{Connection, OptionalExtension, Row, params};
+use crate::auth::{
+    Access, Grant, Grantee, NewPrincipal, NewToken, ObjectKind, Principal, PrincipalKind, PrincipalUpdate, TokenRecord,
+};
+use crate::{Result, StoreError, now_ms};
+
+const PRINCIPAL_COLUMNS: &str = "principal_id, kind, name, is_admin, disabled, password_hash, created_ms";
+const TOKEN_COLUMNS: &str = "t.token_id, t.principal_id, p.name, t.name, t.secret_sha256, t.scopes_json, \
+     t.created_ms, t.expires_ms, t.last_used_ms, t.revoked_ms";
+
+/// The name of a principal's personal group: MLflow's synthetic per-user role.
+fn personal_group(principal_id: i64) -> String {
+    format!("__user_{principal_id}__")
+}
+
+fn principal_not_found(name: &str) -> StoreError {
+    StoreError::NotFound(format!("user '{name}' not found"))
+}
+
+pub fn validate_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 256 {
+        return Err(StoreError::InvalidParameter(format!("{what} must be 1 to 256 bytes long")));
+    }
+    if name.chars().any(|c| c.is_control()) || name.contains(':') {
+        return Err(StoreError::InvalidParameter(format!("{what} must not contain ':' or control characters")));
+    }
+    Ok(())
+}
+
+pub fn bump_epoch(conn: &Connection) -> Result<()> {
+    conn.execute("UPDATE auth_state SET epoch = epoch + 1 WHERE id = 1", params![])?;
+    Ok(())
+}
+
+pub fn epoch(conn: &Connection) -> Result<u64> {
+    Ok(conn.query_row("SELECT epoch FROM auth_state WHERE id = 1", params![], |r| r.get::<_, i64>(0))? as u64)
+}
+
+fn row_to_principal(r: &Row) -> super::conn::Result<(i64, String, String, i64, i64, Option<String>, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+}
+
+fn decode_principal(
+    (id, kind, name, is_admin, disabled, password_hash, created_ms): (
+        i64,
+        String,
+        String,
+        i64,
+        i64,
+        Option<String>,
+        i64,
+    ),
+) -> Result<Principal> {
+    let kind = PrincipalKind::parse(&kind)
+        .ok_or_else(|| StoreError::Backend(format!("principal {id} has unknown kind '{kind}'")))?;
+    Ok(Principal { id, kind, name, is_admin: is_admin != 0, disabled: disabled != 0, password_hash, created_ms })
+}
+
+/// What the audit log shows of a principal: never its hash.
+fn snapshot(p: &Principal) -> serde_json::Value {
+    json!({"id": p.id, "kind": p.kind, "name": p.name, "is_admin": p.is_admin, "disabled": p.disabled,
+           "has_password": p.password_hash.is_some()})
+}
+
+fn find_principal(conn: &Connection, name: &str) -> Result<Option<Principal>> {
+    conn.prepare_cached(&format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE name = ?1"))?
+        .query_row([name], row_to_principal)
+        .optional()?
+        .map(decode_principal)
+        .transpose()
+}
+
+pub fn principal(conn: &Connection, name: &str) -> Result<Principal> {
+    find_principal(conn, name)?.ok_or_else(|| principal_not_found(name))
+}
+
+pub fn principal_by_id(conn: &Connection, id: i64) -> Result<Principal> {
+    conn.prepare_cached(&format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE principal_id = ?1"))?
+        .query_row([id], row_to_principal)
+        .optional()?
+        .map(decode_principal)
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound(format!("user {id} not found")))
+}
+
+pub fn list_principals(conn: &Connection) -> Result<Vec<Principal>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {PRINCIPAL_COLUMNS} FROM principals ORDER BY principal_id"))?;
+    let rows = stmt.query_map(params![], row_to_principal)?.collect::<super::conn::Result<Vec<_>>>()?;
+    rows.into_iter().map(decode_principal).collect()
+}
+
+pub fn create_principal(conn: &Connection, new: &NewPrincipal, actor: &str) -> Result<Principal> {
+    if find_principal(conn, &new.name)?.is_some() {
+        return Err(StoreError::AlreadyExists(format!("user '{}' already exists", new.name)));
+    }
+    let now = now_ms();
+    let id: i64 = conn.query_row(
+        "INSERT INTO principals (kind, name, is_admin, disabled, password_hash, created_ms)
+         VALUES (?1, ?2, ?3, 0, ?4, ?5) RETURNING principal_id",
+        params![new.kind.as_str(), new.name.as_str(), i64::from(new.is_admin), new.password_hash.as_deref(), now],
+        |r| r.get(0),
+    )?;
+    conn.execute(
+        "INSERT INTO auth_groups (name, description, personal_of, created_ms) VALUES (?1, NULL, ?2, ?3)",
+        params![personal_group(id), id, now],
+    )?;
+    bump_epoch(conn)?;
+    let created = principal_by_id(conn, id)?;
+    audit::record(conn, actor, "create", new.kind.as_str(), &new.name, None, None, Some(snapshot(&created)))?;
+    Ok(created)
+}
+
+pub fn update_principal(conn: &Connection, name: &str, update: &PrincipalUpdate, actor: &str) -> Result<()> {
+    let before = principal(conn, name)?;
+    conn.execute(
+        "UPDATE principals SET password_hash = COALESCE(?2, password_hash), is_admin = COALESCE(?3, is_admin),
+         disabled = COALESCE(?4, disabled) WHERE principal_id = ?1",
+        params![
+            before.id,
+            update.password_hash.as_deref(),
+            update.is_admin.map(i64::from),
+            update.disabled.map(i64::from)
+        ],
+    )?;
+    bump_epoch(conn)?;
+    let after = principal_by_id(conn, before.id)?;
+    let action = if update.password_hash.is_some() { "update_password" } else { "update" };
+    audit::record(
+        conn,
+        actor,
+        action,
+        before.kind.as_str(),
+        name,
+        None,
+        Some(snapshot(&before)),
+        Some(snapshot(&after)),
+    )
+}
+
+pub fn rehash_password(conn: &Connection, id: i64, old: &str, new: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE principals SET password_hash = ?3 WHERE principal_id = ?1 AND password_hash = ?2",
+        params![id, old, new],
+    )?;
+    Ok(())
+}
+
+pub fn delete_principal(conn: &Connection, name: &str, actor: &str) -> Result<()> {
+    let before = principal(conn, name)?;
+    // Memberships, grants of the personal group and tokens go with it (ON DELETE CASCADE).
+    conn.execute("DELETE FROM auth_groups WHERE personal_of = ?1", [before.id])?;
+    conn.execute("DELETE FROM principals WHERE principal_id = ?1", [before.id])?;
+    bump_epoch(conn)?;
+    audit::record(conn, actor, "delete", before.kind.as_str(), name, None, Some(snapshot(&before)), None)
+}
+
+fn row_to_grant(r: &Row) -> super::conn::Result<(i64, i64, String, String, String, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+fn decode_grant(
+    (id, group_id, group_name, kind, pattern, permission): (i64, i64, String, String, String, i64),
+) -> Result<Grant> {
+    let kind =
+        ObjectKind::parse(&kind).ok_or_else(|| StoreError::Backend(format!("grant {id} has unknown kind '{kind}'")))?;
+    Ok(Grant { id, group_id, group_name, kind, pattern, permission })
+}
+
+pub fn access(conn: &Connection, principal_id: i64) -> Result<Access> {
+    let principal = principal_by_id(conn, principal_id)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT group_id FROM auth_groups WHERE personal_of = ?1
+         UNION SELECT group_id FROM group_members WHERE principal_id = ?1",
+    )?;
+    let mut group_ids =
+        stmt.query_map([principal_id], |r| r.get::<_, i64>(0))?.collect::<super::conn::Result<Vec<_>>>()?;
+    group_ids.sort_unstable();
+    let mut stmt = conn.prepare_cached(
+        "SELECT g.grant_id, g.group_id, a.name, g.kind, g.pattern, g.permission
+         FROM grants g JOIN auth_groups a ON a.group_id = g.group_id
+         WHERE g.group_id IN (SELECT group_id FROM auth_groups WHERE personal_of = ?1
+                              UNION SELECT group_id FROM group_members WHERE principal_id = ?1)
+         ORDER BY g.grant_id",
+    )?;
+    let rows = stmt.query_map([principal_id], row_to_grant)?.collect::<super::conn::Result<Vec<_>>>()?;
+    let grants = rows.into_iter().map(decode_grant).collect::<Result<Vec<_>>>()?;
+    Ok(Access { principal, group_ids, grants, epoch: epoch(conn)? })
+}
+
+fn grantee_group(conn: &Connection, grantee: &Grantee) -> Result<(i64, String)> {
+    let found = match grantee {
+        Grantee::Principal(name) => {
+            let p = principal(conn, name)?;
+            conn.query_row("SELECT group_id, name FROM auth_groups WHERE personal_of = ?1", [p.id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?
+        }
+        Grantee::Group(name) => conn
+            .query_row("SELECT group_id, name FROM auth_groups WHERE name = ?1", [name.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?,
+    };
+    found.ok_or_else(|| match grantee {
+        Grantee::Principal(name) => principal_not_found(name),
+        Grantee::Group(name) => StoreError::NotFound(format!("group '{name}' not found")),
+    })
+}
+
+fn grantee_name(grantee: &Grantee) -> &str {
+    match grantee {
+        Grantee::Principal(n) | Grantee::Group(n) => n,
+    }
+}
+
+pub fn set_grant(
+    conn: &Connection,
+    grantee: &Grantee,
+    kind: ObjectKind,
+    pattern: &str,
+    permission: i64,
+    actor: &str,
+) -> Result<Grant> {
+    if pattern.is_empty() || pattern.len() > 1024 {
+        return Err(StoreError::InvalidParameter("resource must be 1 to 1024 bytes long".into()));
+    }
+    let (group_id, _) = grantee_group(conn, grantee)?;
+    conn.execute(
+        "INSERT INTO grants (group_id, kind, pattern, permission) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (group_id, kind, pattern) DO UPDATE SET permission = excluded.permission",
+        params![group_id, kind.as_str(), pattern, permission],
+    )?;
+    bump_epoch(conn)?;
+    let grant = conn.query_row(
+        "SELECT g.grant_id, g.group_id, a.name, g.kind, g.pattern, g.permission
+         FROM grants g JOIN auth_groups a ON a.group_id = g.group_id
+         WHERE g.group_id = ?1 AND g.kind = ?2 AND g.pattern = ?3",
+        params![group_id, kind.as_str(), pattern],
+        row_to_grant,
+    )?;
+    let grant = decode_grant(grant)?;
+    let after = json!({"grantee": grantee_name(grantee), "kind": kind, "resource": pattern, "permission": permission});
+    audit::record(conn, actor, "grant", "grant", grantee_name(grantee), None, None, Some(after))?;
+    Ok(grant)
+}
+
+pub fn remove_grant(conn: &Connection, grantee: &Grantee, kind: ObjectKind, pattern: &str, actor: &str) -> Result<()> {
+    let (group_id, _) = grantee_group(conn, grantee)?;
+    let removed = conn.execute(
+        "DELETE FROM grants WHERE group_id = ?1 AND kind = ?2 AND pattern = ?3",
+        params![group_id, kind.as_str(), pattern],
+    )?;
+    if removed == 0 {
+        return Err(StoreError::NotFound(format!(
+            "'{}' has no permission on {} '{pattern}'",
+            grantee_name(grantee),
+            kind.as_str()
+        )));
+    }
+    bump_epoch(conn)?;
+    let before = json!({"grantee": grantee_name(grantee), "kind": kind, "resource": pattern});
+    audit::record(conn, actor, "revoke", "grant", grantee_name(grantee), None, Some(before), None)
+}
+
+type TokenRow = (String, i64, String, String, String, String, i64, i64, Option<i64>, Option<i64>);
+
+fn row_to_token(r: &Row) -> super::conn::Result<TokenRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
+}
+
+fn decode_token(
+    (
+        id,
+        principal_id,
+        principal_name,
+        name,
+        secret_sha256,
+        scopes_json,
+        created_ms,
+        expires_ms,
+        last_used_ms,
+        revoked_ms,
+    ): TokenRow,
+) -> TokenRecord {
+    TokenRecord {
+        id,
+        principal_id,
+        principal_name,
+        name,
+        secret_sha256,
+        scopes_json,
+        created_ms,
+        expires_ms,
+        last_used_ms,
+        revoked_ms,
+    }
+}
+
+/// What the audit log shows of a token: never its digest.
+fn token_snapshot(t: &TokenRecord) -> serde_json::Value {
+    json!({"id": t.id, "principal": t.principal_name, "name": t.name, "scopes": t.scopes_json,
+           "expires_ms": t.expires_ms, "revoked_ms": t.revoked_ms})
+}
+
+fn find_token(conn: &Connection, id: &str) -> Result<Option<TokenRecord>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN principals p ON p.principal_id = t.principal_id
+             WHERE t.token_id = ?1"
+        ))?
+        .query_row([id], row_to_token)
+        .optional()?
+        .map(decode_token))
+}
+
+pub fn token(conn: &Connection, id: &str) -> Result<TokenRecord> {
+    find_token(conn, id)?.ok_or_else(|| StoreError::NotFound(format!("token '{id}' not found")))
+}
+
+pub fn list_tokens(conn: &Connection, principal_id: Option<i64>) -> Result<Vec<TokenRecord>> {
+    let select = format!(
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN principals p ON p.principal_id = t.principal_id
+         WHERE t.principal_id = ?1 OR ?2 = 1 ORDER BY t.created_ms DESC, t.token_id"
+    );
+    let mut stmt = conn.prepare_cached(&select)?;
+    let every = i64::from(principal_id.is_none());
+    let rows = stmt
+        .query_map(params![principal_id.unwrap_or(0), every], row_to_token)?
+        .collect::<super::conn::Result<Vec<_>>>()?;
+    Ok(rows.into_iter().map(decode_token).collect())
+}
+
+pub fn create_token(conn: &Connection, new: &NewToken, actor: &str) -> Result<TokenRecord> {
+    validate_name("token name", &new.name)?;
+    principal_by_id(conn, new.principal_id)?;
+    if find_token(conn, &new.id)?.is_some() {
+        return Err(StoreError::AlreadyExists(format!("token '{}' already exists", new.id)));
+    }
+    conn.execute(
+        "INSERT INTO api_tokens (token_id, principal_id, name, secret_sha256, scopes_json, created_ms, expires_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            new.id.as_str(),
+            new.principal_id,
+            new.name.as_str(),
+            new.secret_sha256.as_str(),
+            new.scopes_json.as_str(),
+            now_ms(),
+            new.expires_ms
+        ],
+    )?;
+    bump_epoch(conn)?;
+    let created = token(conn, &new.id)?;
+    audit::record(conn, actor, "create", "token", &created.id, None, None, Some(token_snapshot(&created)))?;
+    Ok(created)
+}
+
+pub fn revoke_token(conn: &Connection, id: &str, actor: &str) -> Result<()> {
+    let before = token(conn, id)?;
+    if before.revoked_ms.is_some() {
+        return Ok(());
+    }
+    conn.execute("UPDATE api_tokens SET revoked_ms = ?2 WHERE token_id = ?1", params![id, now_ms()])?;
+    bump_epoch(conn)?;
+    let after = token(conn, id)?;
+    audit::record(conn, actor, "revoke", "token", id, None, Some(token_snapshot(&before)), Some(token_snapshot(&after)))
+}
+
+pub fn touch_token(conn: &Connection, id: &str, now: i64) -> Result<()> {
+    conn.execute("UPDATE api_tokens SET last_used_ms = ?2 WHERE token_id = ?1", params![id, now])?;
+    Ok(())
+}
