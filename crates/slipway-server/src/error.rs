@@ -18,14 +18,20 @@ use slipway_types::{ErrorCode, MlflowError};
 pub struct ApiError {
     pub error: MlflowError,
     pub status: Option<StatusCode>,
+    /// Seconds for a `Retry-After` header: throttled and overloaded answers.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { error: MlflowError::new(code, message), status: None }
+        Self { error: MlflowError::new(code, message), status: None, retry_after: None }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidParameterValue, message)
+    }
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait.as_secs().max(1));
+        self
     }
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = Some(status);
@@ -43,7 +49,7 @@ impl ApiError {
 
 impl From<MlflowError> for ApiError {
     fn from(error: MlflowError) -> Self {
-        Self { error, status: None }
+        Self { error, status: None, retry_after: None }
     }
 }
 
@@ -132,7 +138,11 @@ impl IntoResponse for ApiError {
         let status = self.status.unwrap_or_else(|| {
             StatusCode::from_u16(self.error.error_code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
         });
-        (status, axum::Json(self.error)).into_response()
+        let mut resp = (status, axum::Json(self.error)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 

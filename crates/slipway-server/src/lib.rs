@@ -6,6 +6,7 @@
 
 pub mod actor;
 pub mod artifacts;
+pub mod auth;
 pub mod deployments;
 pub mod error;
 pub mod extract;
@@ -55,6 +56,9 @@ pub struct AppState {
     pub pipelines: Option<Arc<slipway_pipeline::trigger::Triggers>>,
     /// The MLflow UI served at `/`, when one was found.
     pub mlflow_ui: Option<slipway_ui::mlflow::Bundle>,
+    /// Authentication and permissions; `None` (the embedded default) lets every caller do
+    /// everything, naming themselves for the audit log.
+    pub auth: Option<Arc<auth::Auth>>,
 }
 
 impl AppState {
@@ -67,12 +71,14 @@ impl AppState {
             registry_changed: Arc::new(Notify::new()),
             pipelines: None,
             mlflow_ui: None,
+            auth: None,
         }
     }
 }
 
 pub fn build_app(state: AppState) -> Router {
     let serving = state.serving.clone();
+    let auth = state.auth.clone();
     let ui = slipway_ui::mlflow::routes(state.mlflow_ui.clone());
     let api = Router::new()
         .route("/health", get(|| async { "OK" }))
@@ -91,6 +97,10 @@ pub fn build_app(state: AppState) -> Router {
         .merge(ui::routes())
         .route("/api/2.0/mlflow/metrics/get-history-bulk-interval", get(history::get_history_bulk_interval))
         .with_state(state);
+    let api = match &auth {
+        Some(auth) => api.merge(auth::users::routes(auth.clone())),
+        None => api,
+    };
     // The MLflow UI calls every API route under `/ajax-api/` too.
     let inner = api.clone().fallback(not_found).method_not_allowed_fallback(method_not_allowed);
     let ajax = tower::ServiceExt::map_request(inner, |mut req: Request| {
@@ -102,7 +112,13 @@ pub fn build_app(state: AppState) -> Router {
         Some(serving) => api.merge(slipway_serving::http::server(serving)),
         None => api,
     };
-    app.fallback(not_found).method_not_allowed_fallback(method_not_allowed).layer(middleware::from_fn(access_log))
+    let app = app.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
+    // Before routing and before any body is read: unknown paths need credentials too.
+    let app = match auth {
+        Some(auth) => app.layer(middleware::from_fn_with_state(auth, auth::require)),
+        None => app,
+    };
+    app.layer(middleware::from_fn(access_log))
 }
 
 /// `/2.0/mlflow/x?q` (what is left of `/ajax-api/2.0/mlflow/x?q` inside the nest) as
@@ -175,5 +191,7 @@ pub async fn serve(
             tracing::debug!(%err, "could not set TCP_NODELAY");
         }
     });
+    // The peer's address reaches handlers (the failed-login throttle keys on it).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

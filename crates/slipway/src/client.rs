@@ -44,10 +44,7 @@ impl Api {
             bail!("tracking URI '{tracking_uri}' must start with http:// (https needs a TLS proxy in front for now)");
         }
         // The same credentials the MLflow client sends, so the audit log names the same actor.
-        let auth = std::env::var("MLFLOW_TRACKING_USERNAME").ok().map(|user| {
-            let pass = std::env::var("MLFLOW_TRACKING_PASSWORD").unwrap_or_default();
-            format!("Basic {}", encode_base64(format!("{user}:{pass}").as_bytes()))
-        });
+        let auth = credentials();
         let actor = std::env::var("SLIPWAY_ACTOR").ok().or_else(|| std::env::var("USER").ok());
         // Requests are small and sequential: without TCP_NODELAY each one can wait ~40 ms on Nagle.
         let mut connector = HttpConnector::new();
@@ -228,29 +225,46 @@ impl Api {
     }
 }
 
-fn encode_base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
+/// The credentials the mlflow client would send: Basic from `MLFLOW_TRACKING_USERNAME` and
+/// `_PASSWORD` when both are set, else from the `[mlflow]` section of `~/.mlflow/credentials`
+/// (field by field), else `Bearer $MLFLOW_TRACKING_TOKEN`.
+fn credentials() -> Option<String> {
+    use base64::Engine;
+    let file = std::env::var_os("HOME")
+        .and_then(|home| std::fs::read_to_string(std::path::Path::new(&home).join(".mlflow/credentials")).ok())
+        .unwrap_or_default();
+    let field = |var: &str| std::env::var(var).ok().or_else(|| from_credentials_file(&file, &var.to_lowercase()));
+    if let (Some(user), Some(pass)) = (field("MLFLOW_TRACKING_USERNAME"), field("MLFLOW_TRACKING_PASSWORD")) {
+        let pair = format!("{user}:{pass}");
+        return Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)));
+    }
+    std::env::var("MLFLOW_TRACKING_TOKEN").ok().map(|t| format!("Bearer {t}"))
+}
+
+/// `key = value` in the `[mlflow]` section of an INI file.
+fn from_credentials_file(text: &str, key: &str) -> Option<String> {
+    let mut in_section = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_section = line == "[mlflow]";
+        } else if in_section
+            && let Some((k, v)) = line.split_once('=')
+            && k.trim() == key
+        {
+            return Some(v.trim().to_string());
         }
     }
-    out
+    None
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn base64_matches_the_standard() {
-        assert_eq!(super::encode_base64(b"alice:secret"), "YWxpY2U6c2VjcmV0");
-        assert_eq!(super::encode_base64(b"a"), "YQ==");
-        assert_eq!(super::encode_base64(b"ab"), "YWI=");
+    fn reads_the_mlflow_section_of_the_credentials_file() {
+        let text = "[other]\nmlflow_tracking_username = x\n[mlflow]\nmlflow_tracking_username = alice\n\
+                    mlflow_tracking_password= s=cret \n";
+        assert_eq!(super::from_credentials_file(text, "mlflow_tracking_username").as_deref(), Some("alice"));
+        assert_eq!(super::from_credentials_file(text, "mlflow_tracking_password").as_deref(), Some("s=cret"));
+        assert_eq!(super::from_credentials_file(text, "missing"), None);
     }
 }

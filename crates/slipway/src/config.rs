@@ -57,6 +57,15 @@ pub struct Config {
     /// The MLflow UI served at `/`: `auto` (from the installed `mlflow` wheel), `off`, or the
     /// folder of an `mlflow` package or of its built UI.
     pub mlflow_ui: String,
+    /// Authentication and permissions (docs/design/auth.md). Off: every caller may do
+    /// everything, as on a laptop. On: callers authenticate (password or token) and need
+    /// permissions; the first start needs `SLIPWAY_AUTH_ADMIN_PASSWORD` to create `admin`.
+    pub auth: bool,
+    /// What every authenticated user may do without a grant: READ, USE, EDIT, MANAGE or
+    /// NO_PERMISSIONS (the default).
+    pub auth_default_permission: String,
+    /// The longest lifetime, in days, a token may be given.
+    pub auth_token_max_days: u32,
 }
 
 impl Default for Config {
@@ -83,6 +92,9 @@ impl Default for Config {
             monitor_interval_secs: 60,
             onnxruntime_lib: None,
             mlflow_ui: "auto".into(),
+            auth: false,
+            auth_default_permission: "NO_PERMISSIONS".into(),
+            auth_token_max_days: 90,
         }
     }
 }
@@ -112,6 +124,9 @@ pub struct Layer {
     pub monitor_interval_secs: Option<u64>,
     pub onnxruntime_lib: Option<PathBuf>,
     pub mlflow_ui: Option<String>,
+    pub auth: Option<bool>,
+    pub auth_default_permission: Option<String>,
+    pub auth_token_max_days: Option<u32>,
 }
 
 impl Config {
@@ -122,6 +137,7 @@ impl Config {
         set!(host, port, data_dir, artifact_mode, log_format, log_level, read_connections, db_pool_size);
         set!(serving_queue_capacity, serving_max_batch_rows, serving_request_timeout_ms, serving_max_body_bytes);
         set!(serving_poll_ms, prediction_log_roll_secs, monitor_interval_secs, mlflow_ui);
+        set!(auth, auth_default_permission, auth_token_max_days);
         if l.serving_memory_budget.is_some() {
             self.serving_memory_budget = l.serving_memory_budget;
         }
@@ -142,6 +158,18 @@ impl Config {
     pub fn load_file(path: &Path) -> anyhow::Result<Layer> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// `auth_default_permission` as a level; `None` for NO_PERMISSIONS.
+    pub fn default_permission(&self) -> anyhow::Result<Option<slipway_auth::Level>> {
+        match slipway_auth::Permission::parse(&self.auth_default_permission) {
+            Some(slipway_auth::Permission::Level(level)) => Ok(Some(level)),
+            Some(slipway_auth::Permission::NoPermissions) => Ok(None),
+            _ => bail!(
+                "auth_default_permission must be READ, USE, EDIT, MANAGE or NO_PERMISSIONS, got '{}'",
+                self.auth_default_permission
+            ),
+        }
     }
 
     /// The metadata store this configuration names.
@@ -166,6 +194,10 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.default_permission()?;
+        if !(1..=3650).contains(&self.auth_token_max_days) {
+            bail!("auth_token_max_days must be 1 to 3650, got {}", self.auth_token_max_days);
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!("log_format must be 'text' or 'json', got '{}'", self.log_format);
         }

@@ -12,6 +12,7 @@ use slipway_server::{AppState, build_app};
 use slipway_serving::Serving;
 use slipway_serving::source::StoreSource;
 use slipway_store::MetadataStore;
+use slipway_store::auth::AuthStore;
 use slipway_store::import::ImportStore;
 use slipway_store::postgres::PostgresStore;
 use slipway_store::sqlite::SqliteStore;
@@ -66,8 +67,8 @@ impl StoreArgs {
 
 /// Both faces of an opened store: servers get the [`MetadataStore`], `slipway import` the
 /// [`ImportStore`] as well.
-pub trait Store: MetadataStore + ImportStore {}
-impl<T: MetadataStore + ImportStore> Store for T {}
+pub trait Store: MetadataStore + ImportStore + AuthStore {}
+impl<T: MetadataStore + ImportStore + AuthStore> Store for T {}
 
 /// Opens the metadata store and artifact root a configuration names.
 pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn MetadataStore>, Artifacts)> {
@@ -147,6 +148,14 @@ pub struct ServerArgs {
     /// or the folder of an mlflow package or of its built UI.
     #[arg(long, env = "SLIPWAY_MLFLOW_UI", value_name = "auto|off|PATH")]
     mlflow_ui: Option<String>,
+    /// Require authentication and permissions (see docs/design/auth.md). The first start
+    /// with it needs SLIPWAY_AUTH_ADMIN_PASSWORD, which creates the user `admin`.
+    #[arg(long, env = "SLIPWAY_AUTH")]
+    auth: Option<bool>,
+    /// What every authenticated user may do without a grant: READ, USE, EDIT, MANAGE or
+    /// NO_PERMISSIONS (the default).
+    #[arg(long, env = "SLIPWAY_AUTH_DEFAULT_PERMISSION")]
+    auth_default_permission: Option<String>,
     /// A pipeline file (or its folder) this server may start: on `POST
     /// /api/v1/pipelines/NAME/runs` (what an alert rule's webhook can name) and on the file's
     /// `triggers:` cron schedules. Repeatable.
@@ -176,6 +185,8 @@ fn merged_config(args: &ServerArgs) -> anyhow::Result<Config> {
         monitor_interval_secs: args.monitor_interval_secs,
         onnxruntime_lib: args.onnxruntime_lib.clone(),
         mlflow_ui: args.mlflow_ui.clone(),
+        auth: args.auth,
+        auth_default_permission: args.auth_default_permission.clone(),
         ..Layer::default()
     })
 }
@@ -224,13 +235,16 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, pipeline_files: Vec<PathBuf>) -> anyhow::Result<()> {
-    let (store, artifacts) = open_stores(&config).await?;
+    let (store, artifacts) = open_store(&config).await?;
+    let auth = if config.auth { Some(start_auth(&config, store.clone()).await?) } else { None };
+    let store: Arc<dyn MetadataStore> = store;
     let db = config.metadata_store()?;
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     let serving = start_serving(&config, store.clone(), artifacts.clone())?;
     let mut state = AppState::new(store.clone(), artifacts, Some(serving.clone()));
     state.mlflow_ui = mlflow_ui(&config)?;
+    state.auth = auth;
     if !pipeline_files.is_empty() {
         // The runs it starts talk to this server over loopback (or the address it is bound to).
         let local = listener.local_addr()?;
@@ -277,6 +291,46 @@ async fn serve(config: Config, pipeline_files: Vec<PathBuf>) -> anyhow::Result<(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The auth layer, with an administrator: one that exists, or `admin` made from
+/// `SLIPWAY_AUTH_ADMIN_PASSWORD`. There is no default password.
+async fn start_auth(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<slipway_server::auth::Auth>> {
+    let settings = slipway_server::auth::AuthConfig {
+        default_permission: config.default_permission()?,
+        token_max_days: config.auth_token_max_days,
+        hash_workers: std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
+        ..Default::default()
+    };
+    let auth_store: Arc<dyn AuthStore> = store;
+    let auth = Arc::new(slipway_server::auth::Auth::new(auth_store.clone(), settings));
+    let admins = auth_store.list_principals().await?.into_iter().filter(|p| p.is_admin && !p.disabled).count();
+    if admins == 0 {
+        let password = std::env::var("SLIPWAY_AUTH_ADMIN_PASSWORD").map_err(|_| {
+            anyhow::anyhow!(
+                "auth is on and there is no administrator: set SLIPWAY_AUTH_ADMIN_PASSWORD (12 characters or more) \
+                 to create the user 'admin' on this start"
+            )
+        })?;
+        let hash = auth.hash_password(&password).await.map_err(|e| anyhow::anyhow!("{}", e.error.message))?;
+        let new = slipway_store::auth::NewPrincipal {
+            kind: slipway_store::auth::PrincipalKind::User,
+            name: "admin".into(),
+            password_hash: Some(hash),
+            is_admin: true,
+        };
+        match auth_store.create_principal(new, "slipway server".into()).await {
+            Ok(_) => tracing::info!("created the administrator 'admin'"),
+            Err(slipway_store::StoreError::AlreadyExists(_)) => {
+                anyhow::bail!(
+                    "auth is on, there is no administrator, and a user 'admin' exists: make one an administrator with `slipway users` or the API"
+                )
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tracing::info!(default_permission = %config.auth_default_permission, "authentication is on");
+    Ok(auth)
 }
 
 /// The MLflow UI bundle, when one is configured or found; a folder named explicitly that holds

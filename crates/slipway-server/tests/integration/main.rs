@@ -11,6 +11,8 @@ use slipway_server::{AppState, build_app};
 use slipway_store::sqlite::SqliteStore;
 use tower::ServiceExt;
 
+mod auth;
+
 struct App {
     router: axum::Router,
     dir: tempfile::TempDir,

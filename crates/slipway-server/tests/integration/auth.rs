@@ -1,0 +1,339 @@
+//! Auth on: who may call, with what credentials, and what each is refused, through the real app.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+use slipway_artifacts::Artifacts;
+use slipway_auth::Level;
+use slipway_auth::password::Argon2Params;
+use slipway_server::auth::{Auth, AuthConfig};
+use slipway_server::{AppState, build_app};
+use slipway_store::auth::{AuthStore, Grantee, NewPrincipal, NewToken, ObjectKind, PrincipalKind};
+use slipway_store::sqlite::SqliteStore;
+use tower::ServiceExt;
+
+const API: &str = "/api/2.0/mlflow";
+const ADMIN_PASSWORD: &str = "admin-password-123";
+const ALICE_PASSWORD: &str = "alice-password-123";
+
+struct World {
+    router: axum::Router,
+    auth: Arc<Auth>,
+    store: Arc<SqliteStore>,
+    _dir: tempfile::TempDir,
+}
+
+/// Cheap hashes: the tests count them, they do not time them.
+fn quick() -> Argon2Params {
+    Argon2Params { m_kib: 8192, t: 1, p: 1 }
+}
+
+async fn world(default_permission: Option<Level>) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("db.sqlite"), "mlflow-artifacts:", 2).unwrap());
+    let artifacts = Artifacts::local(dir.path().join("artifacts")).unwrap();
+    let config = AuthConfig { default_permission, argon2: quick(), ..AuthConfig::default() };
+    let auth = Arc::new(Auth::new(store.clone(), config));
+    let admin = NewPrincipal {
+        kind: PrincipalKind::User,
+        name: "admin".into(),
+        password_hash: Some(slipway_auth::password::hash(ADMIN_PASSWORD, quick())),
+        is_admin: true,
+    };
+    store.create_principal(admin, "test".into()).await.unwrap();
+    let mut state = AppState::new(store.clone(), artifacts, None);
+    state.auth = Some(auth.clone());
+    World { router: build_app(state), auth, store, _dir: dir }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+async fn send(
+    w: &World,
+    method: Method,
+    uri: &str,
+    auth: &[&str],
+    body: Value,
+) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let mut req = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+    for a in auth {
+        req = req.header("authorization", *a);
+    }
+    let req = req.header("x-slipway-actor", "mallory").body(Body::from(body.to_string())).unwrap();
+    let resp = w.router.clone().oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let value =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value, headers)
+}
+
+async fn as_(w: &World, who: &str, method: Method, uri: &str, body: Value) -> (StatusCode, Value) {
+    let (s, b, _) = send(w, method, uri, &[who], body).await;
+    (s, b)
+}
+
+async fn add_alice(w: &World) -> String {
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let body = json!({"username": "alice", "password": ALICE_PASSWORD});
+    let (s, b) = as_(w, &admin, Method::POST, &format!("{API}/users/create"), body).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["username"], "alice");
+    assert_eq!(b["user"]["is_admin"], false);
+    basic("alice", ALICE_PASSWORD)
+}
+
+/// Alice's permission on every object of a kind (`slipway_auth::Permission::as_i64`).
+async fn grant_alice(w: &World, kind: ObjectKind, permission: i64) {
+    w.store.set_grant(Grantee::Principal("alice".into()), kind, "*".into(), permission, "t".into()).await.unwrap();
+}
+
+#[tokio::test]
+async fn anonymous_callers_get_401_with_a_challenge_and_public_routes_stay_open() {
+    let w = world(None).await;
+    let (s, b, h) = send(&w, Method::GET, &format!("{API}/experiments/get?experiment_id=0"), &[], json!({})).await;
+    assert_eq!(s, 401, "{b}");
+    assert_eq!(b["error_code"], "UNAUTHENTICATED");
+    assert!(h["www-authenticate"].to_str().unwrap().starts_with("Basic realm="));
+    // Unknown paths need credentials as well: nothing is learnt about routes anonymously.
+    let (s, _, _) = send(&w, Method::GET, "/api/2.0/mlflow/no-such-route", &[], json!({})).await;
+    assert_eq!(s, 401);
+    for open in ["/health", "/version", "/api/3.0/mlflow/server-info"] {
+        let (s, b, _) = send(&w, Method::GET, open, &[], json!({})).await;
+        assert_eq!(s, 200, "{open}: {b}");
+    }
+    let (s, _, _) = send(&w, Method::GET, "/metrics", &[], json!({})).await;
+    assert_eq!(s, 401);
+}
+
+#[tokio::test]
+async fn malformed_credentials_are_refused_without_echo() {
+    let w = world(None).await;
+    let uri = format!("{API}/experiments/search");
+    let garbage = [
+        "Basic !!!!",                 // not base64
+        "Basic YWxpY2U=",             // no colon
+        "Basic YWxpY2UAOnNlY3JldA==", // a NUL in the user
+        "Basic",                      // nothing
+        "Digest username=\"alice\"",  // another scheme
+        "Bearer not a token",         // spaces
+    ];
+    for value in garbage {
+        let (s, b, _) = send(&w, Method::POST, &uri, &[value], json!({})).await;
+        assert_eq!(s, 401, "{value}: {b}");
+        assert!(!b.to_string().contains("alice"), "{b}");
+    }
+    let huge = format!("Basic {}", "A".repeat(9000));
+    let (s, _, _) = send(&w, Method::POST, &uri, &[&huge], json!({})).await;
+    assert_eq!(s, 401);
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let (s, b, _) = send(&w, Method::POST, &uri, &[&admin, &admin], json!({})).await;
+    assert_eq!(s, 400, "two authorization headers: {b}");
+}
+
+#[tokio::test]
+async fn permissions_follow_star_grants_and_the_default_and_the_actor_is_the_principal() {
+    let w = world(None).await;
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let alice = add_alice(&w).await;
+    let search = format!("{API}/experiments/search");
+    let create = format!("{API}/experiments/create");
+
+    // No grant and no default permission: nothing.
+    let (s, b) = as_(&w, &alice, Method::POST, &search, json!({})).await;
+    assert_eq!((s.as_u16(), b["error_code"].as_str()), (403, Some("PERMISSION_DENIED")), "{b}");
+    // READ on every experiment: reads, but no writes.
+    grant_alice(&w, ObjectKind::Experiment, 1).await;
+    assert_eq!(as_(&w, &alice, Method::POST, &search, json!({})).await.0, 200);
+    assert_eq!(as_(&w, &alice, Method::POST, &create, json!({"name": "a"})).await.0, 403);
+    // EDIT: creates; deleting still needs MANAGE.
+    grant_alice(&w, ObjectKind::Experiment, 3).await;
+    let (s, b) = as_(&w, &alice, Method::POST, &create, json!({"name": "a"})).await;
+    assert_eq!(s, 200, "{b}");
+    let id = b["experiment_id"].as_str().unwrap().to_string();
+    let delete = format!("{API}/experiments/delete");
+    assert_eq!(as_(&w, &alice, Method::POST, &delete, json!({"experiment_id": id})).await.0, 403);
+    // DENY beats everything, the default included.
+    grant_alice(&w, ObjectKind::Experiment, -1).await;
+    assert_eq!(as_(&w, &alice, Method::POST, &search, json!({})).await.0, 403);
+    // Registry and deployments are other kinds: nothing there.
+    assert_eq!(as_(&w, &alice, Method::GET, &format!("{API}/registered-models/search"), json!({})).await.0, 403);
+    // Admin-only routes.
+    assert_eq!(as_(&w, &alice, Method::GET, "/metrics", json!({})).await.0, 403);
+    assert_eq!(as_(&w, &alice, Method::GET, &format!("{API}/users/list"), json!({})).await.0, 403);
+    assert_eq!(as_(&w, &admin, Method::GET, &format!("{API}/users/list"), json!({})).await.0, 200);
+
+    // The audit log names the authenticated principal, whatever X-Slipway-Actor claims.
+    let (s, b) = as_(&w, &admin, Method::POST, &format!("{API}/registered-models/create"), json!({"name": "m"})).await;
+    assert_eq!(s, 200, "{b}");
+    let (_, log) = as_(&w, &admin, Method::GET, "/api/v1/audit?name=m", json!({})).await;
+    assert_eq!(log["records"][0]["actor"], "admin", "{log}");
+}
+
+#[tokio::test]
+async fn a_default_permission_is_a_floor_for_authenticated_callers_only() {
+    let w = world(Some(Level::Read)).await;
+    let alice = add_alice(&w).await;
+    assert_eq!(as_(&w, &alice, Method::POST, &format!("{API}/experiments/search"), json!({})).await.0, 200);
+    let (s, _, _) = send(&w, Method::POST, &format!("{API}/experiments/search"), &[], json!({})).await;
+    assert_eq!(s, 401);
+    let create = as_(&w, &alice, Method::POST, &format!("{API}/experiments/create"), json!({"name": "x"})).await;
+    assert_eq!(create.0, 403);
+}
+
+#[tokio::test]
+async fn an_unknown_user_costs_one_hash_like_a_wrong_password_and_failures_are_throttled() {
+    let w = world(Some(Level::Read)).await;
+    add_alice(&w).await;
+    let uri = format!("{API}/experiments/search");
+    let hashes = || w.auth.hashes.load(Ordering::Relaxed);
+    let before = hashes();
+    let (s, b) = as_(&w, &basic("alice", "wrong-password-1"), Method::POST, &uri, json!({})).await;
+    assert_eq!(s, 401);
+    let wrong = b["message"].clone();
+    assert_eq!(hashes() - before, 1);
+    let (s, b) = as_(&w, &basic("nobody", "wrong-password-1"), Method::POST, &uri, json!({})).await;
+    assert_eq!(s, 401);
+    assert_eq!(hashes() - before, 2, "an unknown user is verified against a dummy hash");
+    assert_eq!(b["message"], wrong, "the same answer for both");
+
+    // A correct password is verified once, then served from the cache.
+    let alice = basic("alice", ALICE_PASSWORD);
+    for _ in 0..3 {
+        assert_eq!(as_(&w, &alice, Method::POST, &uri, json!({})).await.0, 200);
+    }
+    assert_eq!(hashes() - before, 3);
+
+    // Ten failures for one name, then it is refused before any hash, even with the right password.
+    for _ in 0..9 {
+        as_(&w, &basic("alice", "wrong-password-2"), Method::POST, &uri, json!({})).await;
+    }
+    let at_limit = hashes();
+    let (s, b, h) = send(&w, Method::POST, &uri, &[&basic("alice", "another-wrong-3")], json!({})).await;
+    assert_eq!(s, 429, "{b}");
+    assert!(h.contains_key("retry-after"));
+    assert_eq!(hashes(), at_limit, "a throttled attempt computes no hash");
+    // Another user is not locked out by alice's failures.
+    assert_eq!(as_(&w, &basic("admin", ADMIN_PASSWORD), Method::POST, &uri, json!({})).await.0, 200);
+}
+
+#[tokio::test]
+async fn tokens_authenticate_as_bearer_or_password_and_stop_when_revoked_or_expired() {
+    let w = world(None).await;
+    let alice = add_alice(&w).await;
+    grant_alice(&w, ObjectKind::Experiment, 3).await;
+    let (s, b) = as_(&w, &alice, Method::POST, "/api/v1/tokens", json!({"name": "ci", "expires_in_days": 7})).await;
+    assert_eq!(s, 200, "{b}");
+    let secret = b["secret"].as_str().unwrap().to_string();
+    let id = b["token"]["id"].as_str().unwrap().to_string();
+    assert!(!b["token"].to_string().contains(&secret), "the secret is shown once, beside the record");
+    let search = format!("{API}/experiments/search");
+    assert_eq!(as_(&w, &format!("Bearer {secret}"), Method::POST, &search, json!({})).await.0, 200);
+    assert_eq!(as_(&w, &basic("token", &secret), Method::POST, &search, json!({})).await.0, 200);
+    assert_eq!(as_(&w, &basic("alice", &secret), Method::POST, &search, json!({})).await.0, 200);
+    assert_eq!(as_(&w, &basic("admin", &secret), Method::POST, &search, json!({})).await.0, 401, "not admin's token");
+    // A tampered secret fails.
+    let mut tampered = secret.clone();
+    tampered.pop();
+    tampered.push(if secret.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(as_(&w, &format!("Bearer {tampered}"), Method::POST, &search, json!({})).await.0, 401);
+    // Too long a life is refused.
+    let (s, _) = as_(&w, &alice, Method::POST, "/api/v1/tokens", json!({"name": "x", "expires_in_days": 91})).await;
+    assert_eq!(s, 400);
+
+    // Revoked: refused at once.
+    assert_eq!(as_(&w, &alice, Method::DELETE, &format!("/api/v1/tokens/{id}"), json!({})).await.0, 200);
+    let (s, b) = as_(&w, &format!("Bearer {secret}"), Method::POST, &search, json!({})).await;
+    assert_eq!(s, 401, "{b}");
+
+    // Expired: refused.
+    let alice_id = w.store.principal("alice".into()).await.unwrap().id;
+    let minted = slipway_auth::token::mint();
+    let old = NewToken {
+        id: minted.id.clone(),
+        principal_id: alice_id,
+        name: "old".into(),
+        secret_sha256: slipway_auth::hex(&minted.digest),
+        scopes_json: r#"[{"kind":"*","object":"*","level":"MANAGE"}]"#.into(),
+        expires_ms: 1,
+    };
+    w.store.create_token(old, "t".into()).await.unwrap();
+    let (s, b) = as_(&w, &format!("Bearer {}", minted.token()), Method::POST, &search, json!({})).await;
+    assert_eq!((s.as_u16(), b["message"].as_str()), (401, Some("this token has expired")));
+}
+
+#[tokio::test]
+async fn a_token_does_only_what_its_scopes_and_its_owner_allow_and_never_widens_itself() {
+    let w = world(None).await;
+    let alice = add_alice(&w).await;
+    grant_alice(&w, ObjectKind::Experiment, 3).await;
+    let read_only = json!({"name": "ro", "scopes": [{"kind": "experiment", "object": "*", "level": "READ"}]});
+    let (s, b) = as_(&w, &alice, Method::POST, "/api/v1/tokens", read_only).await;
+    assert_eq!(s, 200, "{b}");
+    let ro = format!("Bearer {}", b["secret"].as_str().unwrap());
+    assert_eq!(as_(&w, &ro, Method::POST, &format!("{API}/experiments/search"), json!({})).await.0, 200);
+    let create = as_(&w, &ro, Method::POST, &format!("{API}/experiments/create"), json!({"name": "x"})).await;
+    assert_eq!(create.0, 403, "the owner may, the token may not");
+    // Minting a wider token with it is refused; a narrower one is fine.
+    let wider = json!({"name": "w", "scopes": [{"kind": "*", "object": "*", "level": "MANAGE"}]});
+    assert_eq!(as_(&w, &ro, Method::POST, "/api/v1/tokens", wider).await.0, 403);
+    let same = json!({"name": "s", "scopes": [{"kind": "experiment", "object": "*", "level": "READ"}]});
+    assert_eq!(as_(&w, &ro, Method::POST, "/api/v1/tokens", same).await.0, 200);
+    // A token with MANAGE scope cannot exceed its owner's EDIT either.
+    let (_, b) = as_(&w, &alice, Method::POST, "/api/v1/tokens", json!({"name": "all"})).await;
+    let all = format!("Bearer {}", b["secret"].as_str().unwrap());
+    let (_, b) = as_(&w, &all, Method::POST, &format!("{API}/experiments/create"), json!({"name": "y"})).await;
+    let id = b["experiment_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        as_(&w, &all, Method::POST, &format!("{API}/experiments/delete"), json!({"experiment_id": id})).await.0,
+        403
+    );
+    // Admin scope is not given to a non-admin's token, nor does it make one admin.
+    let admin_scope = json!({"name": "a", "scopes": [{"kind": "admin", "object": "*", "level": "MANAGE"}]});
+    let (_, b) = as_(&w, &alice, Method::POST, "/api/v1/tokens", admin_scope).await;
+    let adm = format!("Bearer {}", b["secret"].as_str().unwrap());
+    assert_eq!(as_(&w, &adm, Method::GET, "/metrics", json!({})).await.0, 403);
+}
+
+#[tokio::test]
+async fn users_see_and_change_only_themselves_unless_admin() {
+    let w = world(None).await;
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let alice = add_alice(&w).await;
+    let (s, b) = as_(&w, &alice, Method::GET, &format!("{API}/users/current"), json!({})).await;
+    assert_eq!((s.as_u16(), b["user"]["username"].as_str()), (200, Some("alice")));
+    assert_eq!(as_(&w, &alice, Method::GET, &format!("{API}/users/get?username=alice"), json!({})).await.0, 200);
+    assert_eq!(as_(&w, &alice, Method::GET, &format!("{API}/users/get?username=admin"), json!({})).await.0, 403);
+    let change = format!("{API}/users/update-password");
+    // Self-service needs the current password.
+    let no_current = json!({"username": "alice", "password": "a-new-password-1"});
+    assert_eq!(as_(&w, &alice, Method::PATCH, &change, no_current).await.0, 400);
+    let wrong_current =
+        json!({"username": "alice", "password": "a-new-password-1", "current_password": "nope-nope-nope"});
+    assert_eq!(as_(&w, &alice, Method::PATCH, &change, wrong_current).await.0, 400);
+    let other = json!({"username": "admin", "password": "a-new-password-1"});
+    assert_eq!(as_(&w, &alice, Method::PATCH, &change, other).await.0, 403);
+    let short = json!({"username": "alice", "password": "short", "current_password": ALICE_PASSWORD});
+    assert_eq!(as_(&w, &alice, Method::PATCH, &change, short).await.0, 400);
+    let ok = json!({"username": "alice", "password": "a-new-password-1", "current_password": ALICE_PASSWORD});
+    assert_eq!(as_(&w, &alice, Method::PATCH, &change, ok).await.0, 200);
+    // The old password stops working at once, cached or not.
+    assert_eq!(as_(&w, &alice, Method::GET, &format!("{API}/users/current"), json!({})).await.0, 401);
+    let alice = basic("alice", "a-new-password-1");
+    assert_eq!(as_(&w, &alice, Method::GET, &format!("{API}/users/current"), json!({})).await.0, 200);
+    // Admins: promote, and may not delete themselves.
+    let promote = json!({"username": "alice", "is_admin": true});
+    assert_eq!(as_(&w, &admin, Method::PATCH, &format!("{API}/users/update-admin"), promote).await.0, 200);
+    assert_eq!(as_(&w, &alice, Method::GET, &format!("{API}/users/list"), json!({})).await.0, 200);
+    let (s, _) = as_(&w, &admin, Method::DELETE, &format!("{API}/users/delete"), json!({"username": "admin"})).await;
+    assert_eq!(s, 400);
+    let (s, _) = as_(&w, &admin, Method::DELETE, &format!("{API}/users/delete"), json!({"username": "alice"})).await;
+    assert_eq!(s, 200);
+    assert_eq!(as_(&w, &alice, Method::GET, &format!("{API}/users/current"), json!({})).await.0, 401);
+}
