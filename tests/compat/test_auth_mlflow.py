@@ -1,9 +1,9 @@
 """Auth on, driven by the unmodified mlflow client: its password variables, its credentials
 file, its token variable, and MLflow's own AuthServiceClient for users.
 
-The server runs with `--auth true --auth-default-permission EDIT`: every user may read and
-change experiments and models, deleting needs MANAGE (which only the admin has here).
-Grants on single objects are not built yet (docs/design/auth.md)."""
+The server runs with `--auth true` and no default permission: a user sees and changes only
+what they created (they MANAGE it) or were granted, as MLflow's auth app with
+`default_permission = NO_PERMISSIONS`."""
 
 import os
 import subprocess
@@ -31,7 +31,7 @@ def auth_server(tmp_path_factory):
     srv = SlipwayServer(
         root / "data",
         root / "logs",
-        extra_args=["--auth", "true", "--auth-default-permission", "EDIT"],
+        extra_args=["--auth", "true"],
         env=env,
         test_backends=False,
     )
@@ -135,9 +135,13 @@ def test_a_user_tracks_with_a_password_and_cannot_delete_or_administer(auth_serv
     got = MlflowClient().get_run(run.info.run_id)
     assert got.data.params == {"lr": "0.1"} and got.data.metrics == {"loss": 0.5}
     assert MlflowClient().download_artifacts(run.info.run_id, "notes/hello.txt", dst_path=os.environ["HOME"])
-    with pytest.raises(RestException) as err:
-        MlflowClient().delete_experiment(run.info.experiment_id)
-    assert err.value.error_code == "PERMISSION_DENIED"
+    # The admin's default experiment is not hers to read: it answers as a missing one would.
+    for call in (MlflowClient().delete_experiment, MlflowClient().get_experiment):
+        with pytest.raises(RestException) as err:
+            call("0")
+        assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert run.info.experiment_id in [e.experiment_id for e in MlflowClient().search_experiments()]
+    assert "0" not in [e.experiment_id for e in MlflowClient().search_experiments()]
     with pytest.raises(RestException) as err:
         AuthServiceClient(auth_server.url).create_user("mallory", "mallory-password-1")
     assert err.value.error_code == "PERMISSION_DENIED"
@@ -185,3 +189,92 @@ def test_a_token_works_as_mlflow_tracking_token_until_revoked(auth_server, as_us
     with pytest.raises(MlflowException) as err:
         MlflowClient().get_registered_model(name)
     assert "401" in str(err.value) or "UNAUTHENTICATED" in str(err.value)
+
+
+def test_a_manager_grants_and_revokes_with_auth_service_client(auth_server, as_user):
+    ensure_alice(auth_server, as_user)
+    as_user("admin", ADMIN_PASSWORD)
+    bob = "bob" + uuid.uuid4().hex[:6]
+    AuthServiceClient(auth_server.url).create_user(bob, "bob-password-1234")
+
+    as_user("alice", ALICE_PASSWORD)
+    exp = MlflowClient().create_experiment("shared-" + uuid.uuid4().hex[:6])
+    alice_users = AuthServiceClient(auth_server.url)
+    assert alice_users.get_user_permission("alice", "experiment", exp).permission == "MANAGE"
+
+    as_user(bob, "bob-password-1234")
+    with pytest.raises(RestException) as err:
+        MlflowClient().get_experiment(exp)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    # Bob cannot grant himself anything on alice's experiment.
+    with pytest.raises(RestException) as err:
+        AuthServiceClient(auth_server.url).grant_user_permission(bob, "experiment", exp, "READ")
+    assert err.value.error_code == "PERMISSION_DENIED"
+
+    as_user("alice", ALICE_PASSWORD)
+    alice_users.grant_user_permission(bob, "experiment", exp, "READ")
+    as_user(bob, "bob-password-1234")
+    assert MlflowClient().get_experiment(exp).experiment_id == exp
+    checked = AuthServiceClient(auth_server.url).get_user_permission(bob, "experiment", exp)
+    assert (checked.permission, checked.allowed) == ("READ", False)
+    with pytest.raises(RestException) as err:
+        MlflowClient().create_run(exp)
+    assert err.value.error_code == "PERMISSION_DENIED"
+
+    as_user("alice", ALICE_PASSWORD)
+    alice_users.revoke_user_permission(bob, "experiment", exp)
+    as_user(bob, "bob-password-1234")
+    with pytest.raises(RestException) as err:
+        MlflowClient().get_experiment(exp)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_runs_the_server_starts_act_as_its_pipeline_account_with_a_token_revoked_after(tmp_path_factory, monkeypatch):
+    import textwrap
+    import time
+
+    root = tmp_path_factory.mktemp("auth-pipeline")
+    proj = root / "proj"
+    proj.mkdir()
+    name = "authpipe" + uuid.uuid4().hex[:6]
+    (proj / "slipway.yaml").write_text(textwrap.dedent(f"""
+        pipeline: {name}
+        steps:
+          hello:
+            cmd: echo hello > out.txt
+            outs: [out.txt]
+        """))
+    env = {**os.environ, "SLIPWAY_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    for var in CREDENTIAL_VARS:
+        env.pop(var, None)
+    srv = SlipwayServer(root / "data", root / "logs", extra_args=["--auth", "true", "--pipeline", str(proj)],
+                        env=env, test_backends=False)
+    srv.start()
+    try:
+        admin = ("admin", ADMIN_PASSWORD)
+        trigger = f"{srv.url}/api/v1/pipelines/{name}/runs"
+        assert requests.post(trigger, json={}, timeout=30).status_code == 401
+        r = requests.post(trigger, json={"trigger_key": "one"}, auth=admin, timeout=30)
+        assert r.status_code == 202 and r.json()["outcome"] == "started", r.text
+
+        def finished():
+            runs = requests.get(trigger, auth=admin, timeout=30).json().get("runs", [])
+            return runs if runs and runs[0]["status"] not in ("running", "RUNNING") else None
+
+        deadline = time.monotonic() + 120
+        while not (runs := finished()):
+            assert time.monotonic() < deadline, "the triggered run did not finish"
+            time.sleep(0.3)
+        assert runs[0]["status"] == "finished", (runs, srv.stderr_text())
+        # It ran as the service account, whose run token is revoked now that it ended.
+        tokens = requests.get(f"{srv.url}/api/v1/tokens", params={"all": "true"}, auth=admin, timeout=30).json()
+        assert "tokens" in tokens, tokens
+        mine = [t for t in tokens["tokens"] if t["principal"] == "slipway-pipelines"]
+        assert len(mine) == 1 and mine[0]["revoked_ms"] is not None, tokens
+        # The account manages the experiment it created; the admin sees its runs.
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+        perm = AuthServiceClient(srv.url).get_user_permission("slipway-pipelines", "experiment", runs[0]["experiment_id"])
+        assert perm.permission == "MANAGE"
+    finally:
+        srv.stop()

@@ -215,11 +215,23 @@ impl Artifacts {
 
     /// Streams `body` into `path`. The object appears only when the whole body arrived: a
     /// broken upload leaves nothing behind (local disk writes a temporary file and renames it).
-    pub async fn put_stream<S, E>(&self, path: &ArtifactPath, mut body: S) -> Result<u64>
+    pub async fn put_stream<S, E>(&self, path: &ArtifactPath, body: S) -> Result<u64>
     where
         S: futures::Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
+        self.put_stream_checked(path, body, None).await
+    }
+
+    /// [`Self::put_stream`] of content-addressed objects: when `sha256` (lowercase hex) is
+    /// given, the object appears only if the body hashes to it, so nobody can store other
+    /// bytes under a name that promises these.
+    pub async fn put_stream_checked<S, E>(&self, path: &ArtifactPath, mut body: S, sha256: Option<&str>) -> Result<u64>
+    where
+        S: futures::Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let mut digest = sha256.map(|_| ring::digest::Context::new(&ring::digest::SHA256));
         if path.is_root() {
             return Err(ArtifactError::InvalidPath("an artifact upload needs a file path".into()));
         }
@@ -237,12 +249,24 @@ impl Artifacts {
                         let _ = writer.abort().await;
                         return Err(e.into());
                     }
+                    if let Some(d) = digest.as_mut() {
+                        d.update(&chunk);
+                    }
                     writer.write(&chunk);
                 }
                 Some(Err(e)) => {
                     let _ = writer.abort().await;
                     return Err(ArtifactError::Upload(e.to_string()));
                 }
+            }
+        }
+        if let (Some(d), Some(expected)) = (digest, sha256) {
+            let got: String = d.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            if got != expected {
+                let _ = writer.abort().await;
+                return Err(ArtifactError::Upload(format!(
+                    "the upload's SHA-256 is {got}, not the {expected} its name promises"
+                )));
             }
         }
         writer.finish().await?;

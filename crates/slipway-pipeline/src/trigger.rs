@@ -29,6 +29,15 @@ const RENEW_EVERY: Duration = Duration::from_secs(30);
 /// The lease under which one replica checks the cron schedules.
 const CRON_LEASE: &str = "pipelines-cron";
 
+/// Credentials for the runs a server starts, when the server requires them: a token minted
+/// for one run, handed to it as `MLFLOW_TRACKING_TOKEN` and revoked when it ends.
+#[async_trait::async_trait]
+pub trait RunCredentials: Send + Sync {
+    /// A token for one run of `pipeline`, and its id.
+    async fn issue(&self, pipeline: &str) -> std::result::Result<(String, String), String>;
+    async fn revoke(&self, token_id: String);
+}
+
 /// A pipeline this server may start.
 #[derive(Debug, Clone, Serialize)]
 pub struct Registered {
@@ -61,6 +70,7 @@ pub struct Triggers {
     tracking_uri: String,
     log_dir: PathBuf,
     holder: String,
+    credentials: Option<Arc<dyn RunCredentials>>,
 }
 
 impl Triggers {
@@ -95,7 +105,13 @@ impl Triggers {
             }
         }
         let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        Ok(Triggers { pipelines, store, exe, tracking_uri, log_dir, holder })
+        Ok(Triggers { pipelines, store, exe, tracking_uri, log_dir, holder, credentials: None })
+    }
+
+    /// Runs started from now on authenticate with credentials from `source`.
+    pub fn with_credentials(mut self, source: Arc<dyn RunCredentials>) -> Self {
+        self.credentials = Some(source);
+        self
     }
 
     pub fn list(&self) -> Vec<&Registered> {
@@ -125,7 +141,15 @@ impl Triggers {
         if !self.store.take_lease(active.clone(), attempt.clone(), ACTIVE_TTL_MS).await.map_err(lease)? {
             return Ok(Some(Outcome::Coalesced));
         }
-        let child = match self.spawn(reg, key, source) {
+        let token = match &self.credentials {
+            None => Ok(None),
+            Some(c) => {
+                c.issue(name).await.map(Some).map_err(|e| PipelineError::Records(format!("run credentials: {e}")))
+            }
+        };
+        let spawned =
+            token.and_then(|token| Ok((self.spawn(reg, key, source, token.as_ref().map(|t| t.0.as_str()))?, token)));
+        let (child, token) = match spawned {
             Ok(c) => c,
             Err(e) => {
                 let _ = self.store.release_lease(active, attempt).await;
@@ -134,18 +158,31 @@ impl Triggers {
         };
         let this = self.clone();
         let name = name.to_string();
-        tokio::spawn(async move { this.watch(child, &name, active, attempt).await });
+        tokio::spawn(async move {
+            this.watch(child, &name, active, attempt).await;
+            if let (Some(c), Some((_, id))) = (&this.credentials, token) {
+                c.revoke(id).await;
+            }
+        });
         Ok(Some(Outcome::Started))
     }
 
-    fn spawn(&self, reg: &Registered, key: &str, source: &str) -> Result<tokio::process::Child> {
+    fn spawn(&self, reg: &Registered, key: &str, source: &str, token: Option<&str>) -> Result<tokio::process::Child> {
         std::fs::create_dir_all(&self.log_dir).map_err(|e| PipelineError::io(&self.log_dir, e))?;
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let log_path = self.log_dir.join(format!("{}-{stamp}.log", reg.name));
         let log = std::fs::File::create(&log_path).map_err(|e| PipelineError::io(&log_path, e))?;
         let err = log.try_clone().map_err(|e| PipelineError::io(&log_path, e))?;
         let cwd = reg.file.parent().unwrap_or(Path::new("/"));
-        tokio::process::Command::new(&self.exe)
+        let mut command = tokio::process::Command::new(&self.exe);
+        if let Some(token) = token {
+            // The run is its service account, not whoever the server's environment names.
+            command
+                .env_remove("MLFLOW_TRACKING_USERNAME")
+                .env_remove("MLFLOW_TRACKING_PASSWORD")
+                .env("MLFLOW_TRACKING_TOKEN", token);
+        }
+        command
             .arg("run")
             .arg(&reg.file)
             .current_dir(cwd)

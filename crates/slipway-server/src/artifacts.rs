@@ -43,10 +43,24 @@ fn raw_path(uri: &Uri) -> ApiResult<ArtifactPath> {
     Ok(sanitize(rest)?)
 }
 
+/// Where pipelines keep their content-addressed outs: `slipway-cache/sha256/<ab>/<hash>`.
+const CACHE: &str = "slipway-cache/sha256/";
+
 async fn upload(State(s): State<AppState>, req: Request) -> ApiResult<Json<Value>> {
     let path = raw_path(req.uri())?;
+    // A cache blob is named by its content's hash: the content must hash to it, or a caller
+    // could plant other bytes where another's pipeline will restore them from.
+    let text = path.to_string();
+    let promised = text.strip_prefix(CACHE).and_then(|rest| rest.rsplit('/').next()).map(str::to_string);
+    if let Some(hash) = &promised
+        && !(hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    {
+        return Err(ApiError::invalid(format!(
+            "a pipeline cache blob is named by its SHA-256 in lowercase hex, not '{hash}'"
+        )));
+    }
     let body = Box::pin(req.into_body().into_data_stream());
-    let bytes = s.artifacts.put_stream(&path, body).await?;
+    let bytes = s.artifacts.put_stream_checked(&path, body, promised.as_deref()).await?;
     tracing::debug!(%path, bytes, "artifact stored");
     Ok(Json(json!({})))
 }

@@ -199,6 +199,7 @@ async fn search_runs(s: &AppState, input: &Value) -> Answer {
                 view_type: ViewType::ActiveOnly,
                 max_results,
                 page_token: None,
+                ..Default::default()
             },
         )
         .await?;

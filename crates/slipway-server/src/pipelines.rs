@@ -98,6 +98,7 @@ pub async fn runs_of(
         view_type: ViewType::ActiveOnly,
         max_results: Some(max_results),
         page_token,
+        ..Default::default()
     };
     let page = s.store.search_runs(vec![experiment.experiment_id], req).await?;
     Ok((page.items.iter().map(pipeline_run).collect(), page.next_page_token))
@@ -125,6 +126,7 @@ pub async fn run_detail(s: &AppState, run_id: &str) -> ApiResult<Value> {
         view_type: ViewType::ActiveOnly,
         max_results: Some(1000),
         page_token: None,
+        ..Default::default()
     };
     let children = s.store.search_runs(vec![run.info.experiment_id.clone()], req).await?;
     let steps: Vec<Value> = children

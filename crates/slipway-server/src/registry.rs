@@ -24,6 +24,7 @@ use slipway_types::json::{de_opt_bool, de_opt_i64};
 use crate::AppState;
 use crate::actor::Actor;
 use crate::artifacts::locate;
+use crate::auth::Visible;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Paged, QueryArgs, one_or_many};
 
@@ -149,8 +150,9 @@ struct Search {
 }
 
 impl Search {
-    fn into_request(self) -> RegistrySearch {
+    fn into_request(self, Visible(visible): Visible) -> RegistrySearch {
         RegistrySearch {
+            visible,
             filter: self.filter,
             order_by: self.order_by,
             max_results: self.max_results,
@@ -159,8 +161,8 @@ impl Search {
     }
 }
 
-async fn search_models(State(s): State<AppState>, QueryArgs(r): QueryArgs<Search>) -> ApiResult<Response> {
-    Ok(Paged::respond("registered_models", s.store.search_registered_models(r.into_request()).await?))
+async fn search_models(State(s): State<AppState>, v: Visible, QueryArgs(r): QueryArgs<Search>) -> ApiResult<Response> {
+    Ok(Paged::respond("registered_models", s.store.search_registered_models(r.into_request(v)).await?))
 }
 
 #[derive(Deserialize)]
@@ -457,8 +459,12 @@ async fn get_version(State(s): State<AppState>, QueryArgs(r): QueryArgs<VersionQ
     Ok(Json(json!({ "model_version": mv })))
 }
 
-async fn search_versions(State(s): State<AppState>, QueryArgs(r): QueryArgs<Search>) -> ApiResult<Response> {
-    Ok(Paged::respond("model_versions", s.store.search_model_versions(r.into_request()).await?))
+async fn search_versions(
+    State(s): State<AppState>,
+    v: Visible,
+    QueryArgs(r): QueryArgs<Search>,
+) -> ApiResult<Response> {
+    Ok(Paged::respond("model_versions", s.store.search_model_versions(r.into_request(v)).await?))
 }
 
 async fn download_uri(State(s): State<AppState>, QueryArgs(r): QueryArgs<VersionQuery>) -> ApiResult<Json<Value>> {

@@ -14,6 +14,7 @@ use slipway_types::json::{de_opt_bool, de_opt_f64, de_opt_i64};
 use slipway_types::{Dataset, KeyValue, Metric, ViewType};
 
 use crate::AppState;
+use crate::auth::Visible;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Paged, QueryArgs, one_or_many};
 
@@ -190,8 +191,9 @@ struct SearchExperiments {
     view_type: Option<Value>,
 }
 
-async fn search_experiments_impl(s: AppState, r: SearchExperiments) -> ApiResult<Response> {
+async fn search_experiments_impl(s: AppState, Visible(visible): Visible, r: SearchExperiments) -> ApiResult<Response> {
     let req = SearchRequest {
+        visible,
         filter: r.filter,
         order_by: r.order_by,
         view_type: view_type(r.view_type.as_ref())?,
@@ -204,16 +206,18 @@ async fn search_experiments_impl(s: AppState, r: SearchExperiments) -> ApiResult
 
 async fn search_experiments(
     State(s): State<AppState>,
+    v: Visible,
     JsonBody(r): JsonBody<SearchExperiments>,
 ) -> ApiResult<Response> {
-    search_experiments_impl(s, r).await
+    search_experiments_impl(s, v, r).await
 }
 
 async fn search_experiments_get(
     State(s): State<AppState>,
+    v: Visible,
     QueryArgs(r): QueryArgs<SearchExperiments>,
 ) -> ApiResult<Response> {
-    search_experiments_impl(s, r).await
+    search_experiments_impl(s, v, r).await
 }
 
 #[derive(Deserialize)]
@@ -566,6 +570,7 @@ async fn search_runs(State(s): State<AppState>, JsonBody(r): JsonBody<SearchRuns
         view_type: view_type(r.run_view_type.as_ref())?,
         max_results: r.max_results,
         page_token: r.page_token,
+        ..Default::default()
     };
     let page = s.store.search_runs(r.experiment_ids, req).await?;
     Ok(Paged::respond("runs", page))

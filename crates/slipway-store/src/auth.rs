@@ -170,6 +170,19 @@ pub struct NewToken {
     pub expires_ms: i64,
 }
 
+/// An object whose permissions are its parent's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Child {
+    /// A run, by id: its experiment.
+    Run(String),
+    /// A logged model, by id: its experiment.
+    LoggedModel(String),
+    /// An experiment, by name: its id.
+    ExperimentName(String),
+    /// A monitor, by name: the deployment it watches.
+    Monitor(String),
+}
+
 #[async_trait]
 pub trait AuthStore: Send + Sync {
     /// The current epoch; it grows with every auth mutation.
@@ -208,4 +221,8 @@ pub trait AuthStore: Send + Sync {
     async fn revoke_token(&self, id: String, actor: String) -> Result<()>;
     /// Records a use; callers write at most about once a minute per token.
     async fn touch_token(&self, id: String, now_ms: i64) -> Result<()>;
+
+    /// The id or name of the object whose permissions `child` has; `None` when there is no
+    /// such child.
+    async fn parent_of(&self, child: Child) -> Result<Option<String>>;
 }

@@ -67,8 +67,24 @@ pub struct Page<T> {
     pub next_page_token: Option<String>,
 }
 
+/// Which objects a search may return: all of them (auth off, administrators), or those the
+/// caller's groups may read. Applied inside the query, so counts, pages and page tokens are
+/// over visible rows only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Visibility {
+    #[default]
+    All,
+    Groups {
+        group_ids: Vec<i64>,
+        /// The server's default permission gives READ: every object not denied is visible.
+        default_read: bool,
+    },
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
+    /// Experiments' searches; runs and logged models are scoped by the experiment ids asked for.
+    pub visible: Visibility,
     pub filter: Option<String>,
     pub order_by: Vec<String>,
     pub view_type: ViewType,
@@ -146,6 +162,7 @@ pub struct NewModelVersion {
 /// Search over registered models or model versions.
 #[derive(Debug, Clone, Default)]
 pub struct RegistrySearch {
+    pub visible: Visibility,
     pub filter: Option<String>,
     pub order_by: Vec<String>,
     pub max_results: Option<i64>,

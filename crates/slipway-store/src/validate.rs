@@ -363,9 +363,30 @@ pub fn monitor(spec: &MonitorSpec) -> Result<()> {
                 format_args!("must be an http:// or https:// URL, got '{}'", truncate(&a.webhook)),
             );
         }
+        // Only variables set aside for webhooks: a rule must not mail the server's other
+        // secrets (its database or cloud credentials) to a URL of its author's choosing.
+        let env_name = |v: &str| {
+            v.len() <= 128
+                && v.strip_prefix(WEBHOOK_TOKEN_PREFIX).is_some_and(|rest| !rest.is_empty())
+                && v.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        };
+        if let Some(v) = &a.token_env
+            && !env_name(v)
+        {
+            return monitor_field(
+                &field("token_env"),
+                format_args!(
+                    "must name an environment variable {WEBHOOK_TOKEN_PREFIX}<NAME> (A-Z, 0-9, _), got '{}'",
+                    truncate(v)
+                ),
+            );
+        }
     }
     Ok(())
 }
+
+/// The prefix of the environment variables an alert rule's `token_env` may name.
+pub const WEBHOOK_TOKEN_PREFIX: &str = "SLIPWAY_WEBHOOK_TOKEN_";
 
 #[cfg(test)]
 mod tests {

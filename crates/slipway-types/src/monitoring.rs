@@ -66,6 +66,11 @@ pub struct AlertRule {
     pub for_windows: Option<u32>,
     /// Receives a JSON POST when the rule fires.
     pub webhook: String,
+    /// An environment variable of the server holding a token the POST carries as
+    /// `Authorization: Bearer …` (a Slipway server with auth on, such as its own pipelines
+    /// route). Only the variable's name is stored, never the token.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub token_env: Option<String>,
 }
 
 /// What a client asks for when it creates or replaces a monitor.

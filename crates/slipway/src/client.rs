@@ -226,19 +226,25 @@ impl Api {
 }
 
 /// The credentials the mlflow client would send: Basic from `MLFLOW_TRACKING_USERNAME` and
-/// `_PASSWORD` when both are set, else from the `[mlflow]` section of `~/.mlflow/credentials`
-/// (field by field), else `Bearer $MLFLOW_TRACKING_TOKEN`.
+/// `_PASSWORD`, else `Bearer $MLFLOW_TRACKING_TOKEN`, else Basic from the `[mlflow]` section of
+/// `~/.mlflow/credentials`. Unlike the mlflow client, a token in the environment beats the
+/// file: the server hands the runs it starts a token of their own, whatever the file says.
 fn credentials() -> Option<String> {
     use base64::Engine;
-    let file = std::env::var_os("HOME")
-        .and_then(|home| std::fs::read_to_string(std::path::Path::new(&home).join(".mlflow/credentials")).ok())
-        .unwrap_or_default();
-    let field = |var: &str| std::env::var(var).ok().or_else(|| from_credentials_file(&file, &var.to_lowercase()));
-    if let (Some(user), Some(pass)) = (field("MLFLOW_TRACKING_USERNAME"), field("MLFLOW_TRACKING_PASSWORD")) {
-        let pair = format!("{user}:{pass}");
-        return Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)));
+    let basic = |user: String, pass: String| {
+        Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))))
+    };
+    if let (Ok(user), Ok(pass)) = (std::env::var("MLFLOW_TRACKING_USERNAME"), std::env::var("MLFLOW_TRACKING_PASSWORD"))
+    {
+        return basic(user, pass);
     }
-    std::env::var("MLFLOW_TRACKING_TOKEN").ok().map(|t| format!("Bearer {t}"))
+    if let Ok(token) = std::env::var("MLFLOW_TRACKING_TOKEN") {
+        return Some(format!("Bearer {token}"));
+    }
+    let file = std::env::var_os("HOME")
+        .and_then(|home| std::fs::read_to_string(std::path::Path::new(&home).join(".mlflow/credentials")).ok())?;
+    let field = |key: &str| from_credentials_file(&file, key);
+    basic(field("mlflow_tracking_username")?, field("mlflow_tracking_password")?)
 }
 
 /// `key = value` in the `[mlflow]` section of an INI file.

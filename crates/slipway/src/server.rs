@@ -244,7 +244,7 @@ async fn serve(config: Config, pipeline_files: Vec<PathBuf>) -> anyhow::Result<(
     let serving = start_serving(&config, store.clone(), artifacts.clone())?;
     let mut state = AppState::new(store.clone(), artifacts, Some(serving.clone()));
     state.mlflow_ui = mlflow_ui(&config)?;
-    state.auth = auth;
+    state.auth = auth.clone();
     if !pipeline_files.is_empty() {
         // The runs it starts talk to this server over loopback (or the address it is bound to).
         let local = listener.local_addr()?;
@@ -260,6 +260,18 @@ async fn serve(config: Config, pipeline_files: Vec<PathBuf>) -> anyhow::Result<(
             url,
             config.data_dir.join("pipeline-logs"),
         )?;
+        let triggers = match &auth {
+            // The runs it starts authenticate as the pipelines' service account.
+            Some(auth) => {
+                let account = slipway_server::auth::runs::PipelineCredentials::new(auth.clone()).await?;
+                tracing::info!(
+                    account = slipway_server::auth::runs::PIPELINE_ACCOUNT,
+                    "triggered pipeline runs act as this service account: grant it what they need"
+                );
+                triggers.with_credentials(Arc::new(account))
+            }
+            None => triggers,
+        };
         let triggers = Arc::new(triggers);
         for p in triggers.list() {
             tracing::info!(pipeline = %p.name, file = %p.file.display(), crons = ?p.crons, "pipeline registered");

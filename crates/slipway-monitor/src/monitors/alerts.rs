@@ -67,6 +67,25 @@ pub struct Webhooks {
     store: Arc<dyn MetadataStore>,
 }
 
+/// The POST for one delivery, with the token the rule's `token_env` names (read through `env`).
+fn request(
+    rule: &AlertRule,
+    key: &str,
+    body: &serde_json::Value,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<hyper::Request<Full<Bytes>>, String> {
+    let mut req = hyper::Request::post(&rule.webhook);
+    if let Some(var) = &rule.token_env {
+        let token = env(var).ok_or_else(|| format!("the environment variable {var} (token_env) is not set"))?;
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    req.header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .header("user-agent", concat!("slipway/", env!("CARGO_PKG_VERSION")))
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| format!("invalid webhook request: {e}"))
+}
+
 fn payload(m: &Monitor, rule: &AlertRule, e: &AlertEvent, window_ms: i64) -> serde_json::Value {
     json!({
         "event_id": e.id,
@@ -91,13 +110,9 @@ impl Webhooks {
     }
 
     /// One POST; `Err` says why it did not count as delivered.
-    async fn post(&self, url: &str, key: &str, body: &serde_json::Value) -> Result<(), String> {
-        let req = hyper::Request::post(url)
-            .header("content-type", "application/json")
-            .header("idempotency-key", key)
-            .header("user-agent", concat!("slipway/", env!("CARGO_PKG_VERSION")))
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| format!("invalid webhook request: {e}"))?;
+    async fn post(&self, rule: &AlertRule, key: &str, body: &serde_json::Value) -> Result<(), String> {
+        let url = &rule.webhook;
+        let req = request(rule, key, body, |var| std::env::var(var).ok())?;
         let resp = tokio::time::timeout(ATTEMPT_TIMEOUT, self.client.request(req))
             .await
             .map_err(|_| format!("no answer within {}s", ATTEMPT_TIMEOUT.as_secs()))?
@@ -115,7 +130,7 @@ impl Webhooks {
         let mut backoff = FIRST_BACKOFF;
         while e.attempts < MAX_ATTEMPTS {
             e.attempts += 1;
-            let result = self.post(&rule.webhook, &key, &body).await;
+            let result = self.post(rule, &key, &body).await;
             let (status, error, delivered) = match &result {
                 Ok(()) => (AlertStatus::Delivered, None, Some(slipway_store::now_ms())),
                 Err(why) if e.attempts >= MAX_ATTEMPTS => (AlertStatus::Failed, Some(why.clone()), None),
@@ -229,6 +244,7 @@ mod tests {
             threshold: 0.5,
             for_windows: Some(for_windows),
             webhook: "http://x".into(),
+            token_env: None,
         }
     }
 
@@ -241,6 +257,21 @@ mod tests {
         assert_eq!(starts(2), [1, 7]);
         assert_eq!(starts(3), [2]);
         assert!(starts(4).is_empty());
+    }
+
+    #[test]
+    fn a_rule_with_token_env_sends_that_token_and_only_when_it_is_set() {
+        let mut r = rule(1);
+        let body = serde_json::json!({});
+        let plain = request(&r, "k", &body, |_| Some("nope".into())).unwrap();
+        assert!(plain.headers().get("authorization").is_none(), "no token_env, no token");
+        r.token_env = Some("SLIPWAY_WEBHOOK_TOKEN_RETRAIN".into());
+        let env = |var: &str| (var == "SLIPWAY_WEBHOOK_TOKEN_RETRAIN").then(|| "slw_abc".to_string());
+        let with = request(&r, "k", &body, env).unwrap();
+        assert_eq!(with.headers()["authorization"], "Bearer slw_abc");
+        assert_eq!(with.headers()["idempotency-key"], "k");
+        let unset = request(&r, "k", &body, |_| None).unwrap_err();
+        assert!(unset.contains("SLIPWAY_WEBHOOK_TOKEN_RETRAIN"), "{unset}");
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub enum Need {
 }
 
 /// The path as the API router sees it: `/ajax-api/x` is `/api/x`.
-fn canonical(path: &str) -> std::borrow::Cow<'_, str> {
+pub fn canonical(path: &str) -> std::borrow::Cow<'_, str> {
     match path.strip_prefix("/ajax-api/") {
         Some(rest) => format!("/api/{rest}").into(),
         None => path.into(),
@@ -44,8 +44,10 @@ pub fn classify(method: &Method, path: &str) -> Need {
         path.strip_prefix("/api/2.0/mlflow/users/").or_else(|| path.strip_prefix("/api/3.0/mlflow/users/"))
     {
         return match rest {
-            // The handlers let a user read and change only their own record.
-            "current" | "get" | "update-password" => Need::Authenticated,
+            // The handlers let a user read and change only their own record, and grant only
+            // on what they MANAGE.
+            "current" | "get" | "update-password" | "current/permissions" => Need::Authenticated,
+            r if r.starts_with("permissions/") => Need::Authenticated,
             _ => Need::Admin,
         };
     }

@@ -17,7 +17,7 @@ use slipway_auth::token::{self, Scope};
 use slipway_store::auth::{NewPrincipal, NewToken, Principal, PrincipalKind, PrincipalUpdate, TokenRecord};
 use slipway_types::ErrorCode;
 
-use super::{Auth, Caller};
+use super::{Auth, Caller, permissions};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryArgs};
 
@@ -31,6 +31,11 @@ pub fn routes(auth: Arc<Auth>) -> Router {
         .route(&format!("{users}/update-password"), patch(update_password))
         .route(&format!("{users}/update-admin"), patch(update_admin))
         .route(&format!("{users}/delete"), delete(delete_user))
+        .route("/api/3.0/mlflow/users/permissions/grant", post(permissions::grant))
+        .route("/api/3.0/mlflow/users/permissions/revoke", post(permissions::revoke))
+        .route("/api/3.0/mlflow/users/permissions/get", get(permissions::get))
+        .route("/api/3.0/mlflow/users/permissions/list", get(permissions::list))
+        .route("/api/3.0/mlflow/users/current/permissions", get(permissions::current))
         .route("/api/v1/tokens", post(create_token).get(list_tokens))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/service-accounts", post(create_service_account))
@@ -277,6 +282,7 @@ async fn create_token(
 
 #[derive(Deserialize)]
 struct ListTokens {
+    #[serde(default, deserialize_with = "slipway_types::json::de_opt_bool")]
     all: Option<bool>,
 }
 

@@ -142,28 +142,31 @@ async fn permissions_follow_star_grants_and_the_default_and_the_actor_is_the_pri
     let w = world(None).await;
     let admin = basic("admin", ADMIN_PASSWORD);
     let alice = add_alice(&w).await;
-    let search = format!("{API}/experiments/search");
-    let create = format!("{API}/experiments/create");
-
-    // No grant and no default permission: nothing.
-    let (s, b) = as_(&w, &alice, Method::POST, &search, json!({})).await;
-    assert_eq!((s.as_u16(), b["error_code"].as_str()), (403, Some("PERMISSION_DENIED")), "{b}");
-    // READ on every experiment: reads, but no writes.
-    grant_alice(&w, ObjectKind::Experiment, 1).await;
-    assert_eq!(as_(&w, &alice, Method::POST, &search, json!({})).await.0, 200);
-    assert_eq!(as_(&w, &alice, Method::POST, &create, json!({"name": "a"})).await.0, 403);
-    // EDIT: creates; deleting still needs MANAGE.
-    grant_alice(&w, ObjectKind::Experiment, 3).await;
-    let (s, b) = as_(&w, &alice, Method::POST, &create, json!({"name": "a"})).await;
-    assert_eq!(s, 200, "{b}");
-    let id = b["experiment_id"].as_str().unwrap().to_string();
+    let get = format!("{API}/experiments/get?experiment_id=0");
     let delete = format!("{API}/experiments/delete");
-    assert_eq!(as_(&w, &alice, Method::POST, &delete, json!({"experiment_id": id})).await.0, 403);
+
+    // No grant and no default permission: nothing, not even the default experiment, which
+    // answers as a missing one would.
+    let (s, b) = as_(&w, &alice, Method::GET, &get, json!({})).await;
+    assert_eq!((s.as_u16(), b["error_code"].as_str()), (404, Some("RESOURCE_DOES_NOT_EXIST")), "{b}");
+    // READ on every experiment: reads, but no changes.
+    grant_alice(&w, ObjectKind::Experiment, 1).await;
+    assert_eq!(as_(&w, &alice, Method::GET, &get, json!({})).await.0, 200);
+    let tag = json!({"experiment_id": "0", "key": "k", "value": "v"});
+    assert_eq!(
+        as_(&w, &alice, Method::POST, &format!("{API}/experiments/set-experiment-tag"), tag.clone()).await.0,
+        403
+    );
+    // EDIT: changes; deleting still needs MANAGE.
+    grant_alice(&w, ObjectKind::Experiment, 3).await;
+    assert_eq!(as_(&w, &alice, Method::POST, &format!("{API}/experiments/set-experiment-tag"), tag).await.0, 200);
+    assert_eq!(as_(&w, &alice, Method::POST, &delete, json!({"experiment_id": "0"})).await.0, 403);
     // DENY beats everything, the default included.
     grant_alice(&w, ObjectKind::Experiment, -1).await;
-    assert_eq!(as_(&w, &alice, Method::POST, &search, json!({})).await.0, 403);
+    assert_eq!(as_(&w, &alice, Method::GET, &get, json!({})).await.0, 404);
     // Registry and deployments are other kinds: nothing there.
-    assert_eq!(as_(&w, &alice, Method::GET, &format!("{API}/registered-models/search"), json!({})).await.0, 403);
+    let model = format!("{API}/registered-models/get?name=m");
+    assert_eq!(as_(&w, &alice, Method::GET, &model, json!({})).await.0, 404);
     // Admin-only routes.
     assert_eq!(as_(&w, &alice, Method::GET, "/metrics", json!({})).await.0, 403);
     assert_eq!(as_(&w, &alice, Method::GET, &format!("{API}/users/list"), json!({})).await.0, 403);
@@ -180,11 +183,12 @@ async fn permissions_follow_star_grants_and_the_default_and_the_actor_is_the_pri
 async fn a_default_permission_is_a_floor_for_authenticated_callers_only() {
     let w = world(Some(Level::Read)).await;
     let alice = add_alice(&w).await;
-    assert_eq!(as_(&w, &alice, Method::POST, &format!("{API}/experiments/search"), json!({})).await.0, 200);
-    let (s, _, _) = send(&w, Method::POST, &format!("{API}/experiments/search"), &[], json!({})).await;
+    let get = format!("{API}/experiments/get?experiment_id=0");
+    assert_eq!(as_(&w, &alice, Method::GET, &get, json!({})).await.0, 200);
+    let (s, _, _) = send(&w, Method::GET, &get, &[], json!({})).await;
     assert_eq!(s, 401);
-    let create = as_(&w, &alice, Method::POST, &format!("{API}/experiments/create"), json!({"name": "x"})).await;
-    assert_eq!(create.0, 403);
+    let tag = json!({"experiment_id": "0", "key": "k", "value": "v"});
+    assert_eq!(as_(&w, &alice, Method::POST, &format!("{API}/experiments/set-experiment-tag"), tag).await.0, 403);
 }
 
 #[tokio::test]
@@ -278,8 +282,11 @@ async fn a_token_does_only_what_its_scopes_and_its_owner_allow_and_never_widens_
     assert_eq!(s, 200, "{b}");
     let ro = format!("Bearer {}", b["secret"].as_str().unwrap());
     assert_eq!(as_(&w, &ro, Method::POST, &format!("{API}/experiments/search"), json!({})).await.0, 200);
+    let tag = json!({"experiment_id": "0", "key": "k", "value": "v"});
+    let set = as_(&w, &ro, Method::POST, &format!("{API}/experiments/set-experiment-tag"), tag).await;
+    assert_eq!(set.0, 403, "the owner may, the token may not");
     let create = as_(&w, &ro, Method::POST, &format!("{API}/experiments/create"), json!({"name": "x"})).await;
-    assert_eq!(create.0, 403, "the owner may, the token may not");
+    assert_eq!(create.0, 403, "nor may it create");
     // Minting a wider token with it is refused; a narrower one is fine.
     let wider = json!({"name": "w", "scopes": [{"kind": "*", "object": "*", "level": "MANAGE"}]});
     assert_eq!(as_(&w, &ro, Method::POST, "/api/v1/tokens", wider).await.0, 403);
@@ -288,12 +295,8 @@ async fn a_token_does_only_what_its_scopes_and_its_owner_allow_and_never_widens_
     // A token with MANAGE scope cannot exceed its owner's EDIT either.
     let (_, b) = as_(&w, &alice, Method::POST, "/api/v1/tokens", json!({"name": "all"})).await;
     let all = format!("Bearer {}", b["secret"].as_str().unwrap());
-    let (_, b) = as_(&w, &all, Method::POST, &format!("{API}/experiments/create"), json!({"name": "y"})).await;
-    let id = b["experiment_id"].as_str().unwrap().to_string();
-    assert_eq!(
-        as_(&w, &all, Method::POST, &format!("{API}/experiments/delete"), json!({"experiment_id": id})).await.0,
-        403
-    );
+    let delete_default = json!({"experiment_id": "0"});
+    assert_eq!(as_(&w, &all, Method::POST, &format!("{API}/experiments/delete"), delete_default).await.0, 403);
     // Admin scope is not given to a non-admin's token, nor does it make one admin.
     let admin_scope = json!({"name": "a", "scopes": [{"kind": "admin", "object": "*", "level": "MANAGE"}]});
     let (_, b) = as_(&w, &alice, Method::POST, "/api/v1/tokens", admin_scope).await;
@@ -336,4 +339,102 @@ async fn users_see_and_change_only_themselves_unless_admin() {
     let (s, _) = as_(&w, &admin, Method::DELETE, &format!("{API}/users/delete"), json!({"username": "alice"})).await;
     assert_eq!(s, 200);
     assert_eq!(as_(&w, &alice, Method::GET, &format!("{API}/users/current"), json!({})).await.0, 401);
+}
+
+/// Grants on single objects: what alice may see and do, and what leaks nothing.
+#[tokio::test]
+async fn grants_on_single_objects_decide_and_searches_show_only_what_may_be_read() {
+    let w = world(None).await;
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let alice = add_alice(&w).await;
+    let mut exp = Vec::new();
+    for name in ["team-a", "team-b"] {
+        let (s, b) = as_(&w, &admin, Method::POST, &format!("{API}/experiments/create"), json!({"name": name})).await;
+        assert_eq!(s, 200, "{b}");
+        exp.push(b["experiment_id"].as_str().unwrap().to_string());
+    }
+    let (a, b) = (exp[0].clone(), exp[1].clone());
+    let run_in = |e: &str| json!({"experiment_id": e, "start_time": 1});
+    let (_, r) = as_(&w, &admin, Method::POST, &format!("{API}/runs/create"), run_in(&b)).await;
+    let b_run = r["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    w.store
+        .set_grant(Grantee::Principal("alice".into()), ObjectKind::Experiment, a.clone(), 1, "t".into())
+        .await
+        .unwrap();
+
+    // Search: only team-a, and the count and pages say nothing of team-b.
+    let (s, found) = as_(&w, &alice, Method::POST, &format!("{API}/experiments/search"), json!({})).await;
+    assert_eq!(s, 200);
+    let names: Vec<_> = found["experiments"].as_array().unwrap().iter().map(|e| e["name"].clone()).collect();
+    assert_eq!(names, [json!("team-a")]);
+    // Reads of team-a; nothing of team-b, existing or not, and the same refusal either way.
+    assert_eq!(
+        as_(&w, &alice, Method::GET, &format!("{API}/experiments/get?experiment_id={a}"), json!({})).await.0,
+        200
+    );
+    let hidden = as_(&w, &alice, Method::GET, &format!("{API}/experiments/get?experiment_id={b}"), json!({})).await;
+    let missing = as_(&w, &alice, Method::GET, &format!("{API}/experiments/get?experiment_id=999"), json!({})).await;
+    assert_eq!((hidden.0.as_u16(), missing.0.as_u16()), (404, 404));
+    assert_eq!(hidden.1["error_code"], "RESOURCE_DOES_NOT_EXIST");
+    assert_eq!(hidden.1["message"], format!("experiment '{b}' does not exist"));
+    assert_eq!(missing.1["message"], "experiment '999' does not exist", "hidden and missing read alike");
+    let by_name = |name: &str| format!("{API}/experiments/get-by-name?experiment_name={name}");
+    let hidden = as_(&w, &alice, Method::GET, &by_name("team-b"), json!({})).await;
+    let missing = as_(&w, &alice, Method::GET, &by_name("team-z"), json!({})).await;
+    assert_eq!((hidden.0.as_u16(), missing.0.as_u16()), (404, 404));
+    assert_eq!(as_(&w, &alice, Method::GET, &format!("{API}/runs/get?run_id={b_run}"), json!({})).await.0, 404);
+    let history = format!("{API}/metrics/get-history-bulk-interval?run_ids={b_run}&metric_key=m");
+    assert_eq!(as_(&w, &alice, Method::GET, &history, json!({})).await.0, 404);
+    // runs/search drops the ids alice may not read, as if they did not exist.
+    let (s, runs) =
+        as_(&w, &alice, Method::POST, &format!("{API}/runs/search"), json!({"experiment_ids": [b.clone()]})).await;
+    assert_eq!((s.as_u16(), runs.clone()), (200, json!({})));
+    let (s, _) =
+        as_(&w, &alice, Method::POST, &format!("{API}/runs/search"), json!({"experiment_ids": [a.clone(), b.clone()]}))
+            .await;
+    assert_eq!(s, 200);
+    // Artifacts of team-b, plainly, encoded, or by climbing out of team-a.
+    for path in
+        [format!("{b}/{b_run}/artifacts/x"), format!("%3{}/x", &b[..1]), format!("{a}/../{b}/{b_run}/artifacts/x")]
+    {
+        let uri = format!("/api/2.0/mlflow-artifacts/artifacts/{path}");
+        let (s, body) = as_(&w, &alice, Method::GET, &uri, json!({})).await;
+        assert!(s == 403 || s == 400 || s == 404, "{uri}: {s} {body}");
+    }
+    // READ is not EDIT: no runs in team-a yet.
+    assert_eq!(as_(&w, &alice, Method::POST, &format!("{API}/runs/create"), run_in(&a)).await.0, 403);
+    w.store
+        .set_grant(Grantee::Principal("alice".into()), ObjectKind::Experiment, a.clone(), 3, "t".into())
+        .await
+        .unwrap();
+    let (s, r) = as_(&w, &alice, Method::POST, &format!("{API}/runs/create"), run_in(&a)).await;
+    assert_eq!(s, 200, "{r}");
+    let a_run = r["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let batch = json!({"run_id": a_run, "metrics": [{"key": "m", "value": 1.0, "timestamp": 1, "step": 0}]});
+    assert_eq!(as_(&w, &alice, Method::POST, &format!("{API}/runs/log-batch"), batch).await.0, 200);
+    let into_b = json!({"run_id": b_run, "metrics": [{"key": "m", "value": 1.0, "timestamp": 1, "step": 0}]});
+    assert_eq!(as_(&w, &alice, Method::POST, &format!("{API}/runs/log-batch"), into_b).await.0, 404);
+
+    // What alice creates, she manages: she may delete it, and it shows in her search.
+    let (s, c) = as_(&w, &alice, Method::POST, &format!("{API}/experiments/create"), json!({"name": "mine"})).await;
+    assert_eq!(s, 200, "{c}");
+    let mine = c["experiment_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        as_(&w, &alice, Method::POST, &format!("{API}/experiments/delete"), json!({"experiment_id": mine})).await.0,
+        200
+    );
+
+    // Registry: her model only; she cannot register team-b's run into it.
+    as_(&w, &admin, Method::POST, &format!("{API}/registered-models/create"), json!({"name": "theirs"})).await;
+    let (s, _) =
+        as_(&w, &alice, Method::POST, &format!("{API}/registered-models/create"), json!({"name": "ours"})).await;
+    assert_eq!(s, 200);
+    let (_, models) = as_(&w, &alice, Method::GET, &format!("{API}/registered-models/search"), json!({})).await;
+    let names: Vec<_> = models["registered_models"].as_array().unwrap().iter().map(|m| m["name"].clone()).collect();
+    assert_eq!(names, [json!("ours")]);
+    let steal = json!({"name": "ours", "source": format!("runs:/{b_run}/model"), "run_id": b_run});
+    let (s, body) = as_(&w, &alice, Method::POST, &format!("{API}/model-versions/create"), steal).await;
+    assert_eq!(s, 404, "{body}");
+    let theirs = as_(&w, &alice, Method::GET, &format!("{API}/registered-models/get?name=theirs"), json!({})).await;
+    assert_eq!(theirs.0, 404);
 }

@@ -142,3 +142,23 @@ async fn traversal_never_touches_the_disk_outside_the_root() {
     let (s, b) = call(&a, Method::GET, "/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/ok.txt", "").await;
     assert_eq!((s.as_u16(), b), (200, Value::String("payload".into())));
 }
+
+/// A pipeline cache blob is stored only under the SHA-256 of its bytes.
+#[tokio::test]
+async fn cache_blobs_must_hash_to_their_names() {
+    let a = app();
+    let body = b"hello cache".to_vec();
+    let good = "bb9a61ae6eeebbbb4ec59a1488ce15350641f02d1cd5402a2a79f489b07b1523";
+    let bad = "0".repeat(64);
+    let put = |name: &str| format!("/api/2.0/mlflow-artifacts/artifacts/slipway-cache/sha256/{}/{name}", &name[..2]);
+    let (s, b) = call(&a, Method::PUT, &put(&bad), body.clone()).await;
+    assert_error(s, &b, 400, "BAD_REQUEST");
+    let (s, _) = call(&a, Method::GET, &put(&bad), "").await;
+    assert_eq!(s, 404, "a refused upload leaves nothing");
+    let (s, b) = call(&a, Method::PUT, &put("not-hex"), body.clone()).await;
+    assert_error(s, &b, 400, "INVALID_PARAMETER_VALUE");
+    let (s, b) = call(&a, Method::PUT, &put(good), body.clone()).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = call(&a, Method::GET, &put(good), "").await;
+    assert_eq!((s.as_u16(), b), (200, Value::String("hello cache".into())));
+}

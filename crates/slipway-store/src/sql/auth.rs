@@ -7,7 +7,8 @@ use serde_json::json;
 use super::audit;
 use super::conn::{Connection, OptionalExtension, Row, params};
 use crate::auth::{
-    Access, Grant, Grantee, NewPrincipal, NewToken, ObjectKind, Principal, PrincipalKind, PrincipalUpdate, TokenRecord,
+    Access, Child, Grant, Grantee, NewPrincipal, NewToken, ObjectKind, Principal, PrincipalKind, PrincipalUpdate,
+    TokenRecord,
 };
 use crate::{Result, StoreError, now_ms};
 
@@ -34,6 +35,14 @@ pub fn validate_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A token's name: free text, but one line.
+fn validate_label(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+        return Err(StoreError::InvalidParameter(format!("{what} must be 1 to 256 bytes long, on one line")));
+    }
+    Ok(())
+}
+
 pub fn bump_epoch(conn: &Connection) -> Result<()> {
     conn.execute("UPDATE auth_state SET epoch = epoch + 1 WHERE id = 1", params![])?;
     Ok(())
@@ -43,20 +52,14 @@ pub fn epoch(conn: &Connection) -> Result<u64> {
     Ok(conn.query_row("SELECT epoch FROM auth_state WHERE id = 1", params![], |r| r.get::<_, i64>(0))? as u64)
 }
 
-fn row_to_principal(r: &Row) -> super::conn::Result<(i64, String, String, i64, i64, Option<String>, i64)> {
+type PrincipalRow = (i64, String, String, i64, i64, Option<String>, i64);
+
+fn row_to_principal(r: &Row) -> super::conn::Result<PrincipalRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
 }
 
 fn decode_principal(
-    (id, kind, name, is_admin, disabled, password_hash, created_ms): (
-        i64,
-        String,
-        String,
-        i64,
-        i64,
-        Option<String>,
-        i64,
-    ),
+    (id, kind, name, is_admin, disabled, password_hash, created_ms): PrincipalRow,
 ) -> Result<Principal> {
     let kind = PrincipalKind::parse(&kind)
         .ok_or_else(|| StoreError::Backend(format!("principal {id} has unknown kind '{kind}'")))?;
@@ -339,7 +342,7 @@ pub fn list_tokens(conn: &Connection, principal_id: Option<i64>) -> Result<Vec<T
 }
 
 pub fn create_token(conn: &Connection, new: &NewToken, actor: &str) -> Result<TokenRecord> {
-    validate_name("token name", &new.name)?;
+    validate_label("token name", &new.name)?;
     principal_by_id(conn, new.principal_id)?;
     if find_token(conn, &new.id)?.is_some() {
         return Err(StoreError::AlreadyExists(format!("token '{}' already exists", new.id)));
@@ -377,4 +380,23 @@ pub fn revoke_token(conn: &Connection, id: &str, actor: &str) -> Result<()> {
 pub fn touch_token(conn: &Connection, id: &str, now: i64) -> Result<()> {
     conn.execute("UPDATE api_tokens SET last_used_ms = ?2 WHERE token_id = ?1", params![id, now])?;
     Ok(())
+}
+
+pub fn parent_of(conn: &Connection, child: &Child) -> Result<Option<String>> {
+    let one = |sql: &str, key: &str| -> Result<Option<String>> {
+        Ok(conn.query_row(sql, [key], |r| r.get::<_, String>(0)).optional()?)
+    };
+    match child {
+        Child::Run(id) => one("SELECT CAST(experiment_id AS TEXT) FROM runs WHERE run_uuid = ?1", id),
+        Child::LoggedModel(id) => one("SELECT CAST(experiment_id AS TEXT) FROM logged_models WHERE model_id = ?1", id),
+        Child::ExperimentName(name) => one("SELECT CAST(experiment_id AS TEXT) FROM experiments WHERE name = ?1", name),
+        Child::Monitor(name) => {
+            let Some(spec) = one("SELECT spec_json FROM monitors WHERE name = ?1", name)? else {
+                return Ok(None);
+            };
+            let spec: slipway_types::MonitorSpec = serde_json::from_str(&spec)
+                .map_err(|e| StoreError::Backend(format!("stored spec of monitor '{name}' does not parse: {e}")))?;
+            Ok(Some(spec.deployment))
+        }
+    }
 }

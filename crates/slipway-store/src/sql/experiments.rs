@@ -191,6 +191,7 @@ pub fn search(conn: &Connection, req: &SearchRequest) -> Result<Page<Experiment>
         ViewType::DeletedOnly => "e.lifecycle_stage = 'deleted'",
         ViewType::All => "1 = 1",
     });
+    sql.visible(&req.visible, "experiment", "CAST(e.experiment_id AS TEXT)");
     query::experiment_filter(&mut sql, &clauses)?;
     query::experiment_order(&mut sql, &order)?;
     let mut page = sql.page(conn, limit, offset, row_to_experiment)?;

@@ -146,6 +146,9 @@ impl<B: Backend> crate::auth::AuthStore for SqlStore<B> {
     async fn touch_token(&self, id: String, now_ms: i64) -> Result<()> {
         self.backend.write(move |c| auth::touch_token(c, &id, now_ms)).await
     }
+    async fn parent_of(&self, child: crate::auth::Child) -> Result<Option<String>> {
+        self.backend.read(move |c| auth::parent_of(c, &child)).await
+    }
 }
 
 /// A metadata store over a SQL [`Backend`].

@@ -39,6 +39,36 @@ impl Sql {
 }
 
 impl Sql {
+    /// ` AND` the rows `visible` lets through, `column` being the object's id or name as text
+    /// as grants name it (`kind`: experiment, registered_model): not denied, and readable by a
+    /// grant or the default.
+    pub fn visible(&mut self, visible: &crate::Visibility, kind: &str, column: &str) -> &mut Self {
+        let crate::Visibility::Groups { group_ids, default_read } = visible else {
+            return self;
+        };
+        let grants = |sql: &mut Sql, permission: &str| {
+            sql.push(" (SELECT 1 FROM grants g WHERE g.kind = ").arg(kind.to_string()).push(" AND g.permission ");
+            sql.push(permission).push(" AND g.group_id IN (");
+            for (i, id) in group_ids.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.arg(*id);
+            }
+            if group_ids.is_empty() {
+                sql.push("NULL");
+            }
+            sql.push(") AND (g.pattern = '*' OR g.pattern = ").push(column).push("))");
+        };
+        self.push(" AND NOT EXISTS");
+        grants(self, "= -1");
+        if !default_read {
+            self.push(" AND EXISTS");
+            grants(self, ">= 1");
+        }
+        self
+    }
+
     /// Runs this query for one page: appends `LIMIT limit + 1 OFFSET offset` (the extra row
     /// tells whether another page follows) and maps each row.
     pub fn page<T>(

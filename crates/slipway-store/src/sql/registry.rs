@@ -388,6 +388,7 @@ pub fn search_models(conn: &Connection, req: &RegistrySearch) -> Result<Page<Reg
     let clauses = parse_filter(req.filter.as_deref().unwrap_or(""))?;
     let mut sql = Sql::default();
     sql.push("SELECT m.name FROM registered_models m WHERE 1 = 1");
+    sql.visible(&req.visible, "registered_model", "m.name");
     for c in &clauses {
         sql.push(" AND ");
         match (c.kind, c.key.as_str()) {
@@ -608,6 +609,7 @@ pub fn search_versions(conn: &Connection, req: &RegistrySearch) -> Result<Page<M
     let clauses = parse_filter(req.filter.as_deref().unwrap_or(""))?;
     let mut sql = Sql::default();
     sql.push(&format!("SELECT {MV_COLUMNS} FROM model_versions v WHERE v.current_stage != '{DELETED_STAGE}'"));
+    sql.visible(&req.visible, "registered_model", "v.name");
     for c in &clauses {
         sql.push(" AND ");
         match (c.kind, c.key.as_str()) {

@@ -153,3 +153,68 @@ pub async fn auth_changes_are_audited_without_secrets(f: Fixture) {
         assert!(!text.contains(secret), "the audit log shows {secret}");
     }
 }
+
+pub async fn searches_return_only_what_the_groups_may_read(f: Fixture) {
+    use slipway_store::{RegistrySearch, SearchRequest, Visibility};
+    let a = f.auth.clone();
+    let alice = a.create_principal(user("alice", "h"), "admin".into()).await.unwrap();
+    let mut ids = Vec::new();
+    for name in ["e1", "e2", "e3"] {
+        ids.push(f.store.create_experiment(name.into(), None, vec![]).await.unwrap());
+    }
+    for name in ["m1", "m2"] {
+        f.store.create_registered_model(name.into(), None, vec![], "admin".into()).await.unwrap();
+    }
+    let alice_ = || Grantee::Principal("alice".into());
+    a.set_grant(alice_(), ObjectKind::Experiment, ids[0].clone(), 1, "admin".into()).await.unwrap();
+    a.set_grant(alice_(), ObjectKind::Experiment, ids[2].clone(), 3, "admin".into()).await.unwrap();
+    a.set_grant(alice_(), ObjectKind::RegisteredModel, "m2".into(), 1, "admin".into()).await.unwrap();
+    let groups = a.access(alice.id).await.unwrap().group_ids;
+    let visible = |default_read| Visibility::Groups { group_ids: groups.clone(), default_read };
+    let names = |page: slipway_store::Page<slipway_types::Experiment>| {
+        page.items.into_iter().map(|e| e.name).collect::<Vec<_>>()
+    };
+
+    let mut req = SearchRequest { visible: visible(false), order_by: vec!["name".into()], ..Default::default() };
+    assert_eq!(names(f.store.search_experiments(req.clone()).await.unwrap()), ["e1", "e3"]);
+    // Pages are over visible rows: one per page, the token leads to the next visible one.
+    req.max_results = Some(1);
+    let first = f.store.search_experiments(req.clone()).await.unwrap();
+    let token = first.next_page_token.clone();
+    assert_eq!(names(first), ["e1"]);
+    req.page_token = token;
+    let second = f.store.search_experiments(req.clone()).await.unwrap();
+    assert!(second.next_page_token.is_none());
+    assert_eq!(names(second), ["e3"]);
+
+    // With READ by default, everything not denied; DENY hides one.
+    a.set_grant(alice_(), ObjectKind::Experiment, ids[1].clone(), -1, "admin".into()).await.unwrap();
+    let req = SearchRequest { visible: visible(true), order_by: vec!["name".into()], ..Default::default() };
+    let all = names(f.store.search_experiments(req).await.unwrap());
+    assert!(all.contains(&"e1".to_string()) && all.contains(&"e3".to_string()) && !all.contains(&"e2".to_string()));
+    // A DENY on `*` hides all.
+    a.set_grant(alice_(), ObjectKind::Experiment, "*".into(), -1, "admin".into()).await.unwrap();
+    let req = SearchRequest { visible: visible(true), ..Default::default() };
+    assert!(f.store.search_experiments(req).await.unwrap().items.is_empty());
+
+    let models = f.store.search_registered_models(RegistrySearch { visible: visible(false), ..Default::default() });
+    let models: Vec<_> = models.await.unwrap().items.into_iter().map(|m| m.name).collect();
+    assert_eq!(models, ["m2"]);
+    let all = f.store.search_registered_models(RegistrySearch::default()).await.unwrap();
+    assert_eq!(all.items.len(), 2, "Visibility::All is today's search");
+}
+
+pub async fn children_resolve_to_the_object_whose_permissions_they_have(f: Fixture) {
+    use slipway_store::auth::Child;
+    let a = f.auth.clone();
+    let exp = f.store.create_experiment("parent".into(), None, vec![]).await.unwrap();
+    let run = f.store.create_run(crate::suite::new_run(&exp)).await.unwrap();
+    assert_eq!(a.parent_of(Child::Run(run.info.run_id.clone())).await.unwrap(), Some(exp.clone()));
+    assert_eq!(a.parent_of(Child::ExperimentName("parent".into())).await.unwrap(), Some(exp.clone()));
+    assert_eq!(a.parent_of(Child::Run("0".repeat(32))).await.unwrap(), None);
+    assert_eq!(a.parent_of(Child::LoggedModel("m-nope".into())).await.unwrap(), None);
+    f.store.create_deployment(crate::suite::full_deployment("fraud"), "admin".into()).await.unwrap();
+    f.store.create_monitor(crate::suite::monitor_spec("watch"), "admin".into()).await.unwrap();
+    assert_eq!(a.parent_of(Child::Monitor("watch".into())).await.unwrap(), Some("fraud".into()));
+    assert_eq!(a.parent_of(Child::Monitor("nope".into())).await.unwrap(), None);
+}

@@ -78,6 +78,7 @@ pub fn monitor_spec(name: &str) -> slipway_types::MonitorSpec {
             threshold: 0.5,
             for_windows: Some(2),
             webhook: "http://127.0.0.1:9/hook".into(),
+            token_env: None,
         }],
         ..Default::default()
     }
@@ -133,6 +134,8 @@ macro_rules! store_test_suite {
                     grants_reach_a_principal_through_its_groups_and_go_with_it,
                     tokens_are_stored_as_digests_and_revoke_once,
                     auth_changes_are_audited_without_secrets,
+                    searches_return_only_what_the_groups_may_read,
+                    children_resolve_to_the_object_whose_permissions_they_have,
                 ],
             });
             // Writers on several threads at once: the runtime must have them.

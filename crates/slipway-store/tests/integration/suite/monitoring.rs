@@ -48,6 +48,10 @@ pub async fn monitor_validation_names_the_field(f: Fixture) {
         ("drift_share", Box::new(|m| m.drift_share = Some(1.5))),
         ("alerts[0].webhook", Box::new(|m| m.alerts[0].webhook = "ftp://x".into())),
         ("alerts[0].for_windows", Box::new(|m| m.alerts[0].for_windows = Some(0))),
+        // Only variables set aside for webhook tokens: never the server's other secrets.
+        ("alerts[0].token_env", Box::new(|m| m.alerts[0].token_env = Some("AWS_SECRET_ACCESS_KEY".into()))),
+        ("alerts[0].token_env", Box::new(|m| m.alerts[0].token_env = Some("SLIPWAY_WEBHOOK_TOKEN_".into()))),
+        ("alerts[0].token_env", Box::new(|m| m.alerts[0].token_env = Some("SLIPWAY_WEBHOOK_TOKEN_a-b".into()))),
         (
             "alerts[1].name",
             Box::new(|m| {
@@ -63,6 +67,10 @@ pub async fn monitor_validation_names_the_field(f: Fixture) {
         assert!(matches!(&err, StoreError::InvalidParameter(m) if m.contains(field)), "{field}: {err:?}");
     }
     assert!(s.list_monitors().await.unwrap().is_empty(), "nothing refused was written");
+    let mut spec = monitor_spec("ok");
+    spec.alerts[0].token_env = Some("SLIPWAY_WEBHOOK_TOKEN_RETRAIN".into());
+    let created = s.create_monitor(spec, "alice".into()).await.unwrap();
+    assert_eq!(created.spec.alerts[0].token_env.as_deref(), Some("SLIPWAY_WEBHOOK_TOKEN_RETRAIN"));
 }
 
 pub async fn windows_replace_by_start_and_go_with_their_monitor(f: Fixture) {
