@@ -90,7 +90,19 @@ impl Auth {
     /// The parent whose permissions a child has; `*` for a child that does not exist, so only
     /// a caller who may act on every object reaches the handler's own answer.
     pub(super) async fn parent(&self, child: &Child) -> Result<String, ApiError> {
-        Ok(self.store.parent_of(child.clone()).await?.unwrap_or_else(|| "*".to_string()))
+        let fixed = matches!(child, Child::Run(_) | Child::LoggedModel(_));
+        if fixed && let Some(parent) = self.memos.parents.get(child) {
+            return Ok(parent);
+        }
+        match self.store.parent_of(child.clone()).await? {
+            Some(parent) => {
+                if fixed {
+                    self.memos.parents.insert(child.clone(), parent.clone());
+                }
+                Ok(parent)
+            }
+            None => Ok("*".to_string()),
+        }
     }
 
     /// The object-level half of the decision for `Need::Level` routes: finds the target (from

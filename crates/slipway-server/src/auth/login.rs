@@ -10,8 +10,10 @@ use slipway_auth::credentials::Credentials;
 use slipway_auth::password::{self, Verified};
 use slipway_auth::token::{self, Scope};
 use slipway_store::StoreError;
+use slipway_store::auth::Access;
 use slipway_types::ErrorCode;
 
+use super::memo::KnownToken;
 use super::{Auth, Caller, MAX_WAITING_HASHES, unauthenticated};
 use crate::error::ApiError;
 
@@ -69,11 +71,23 @@ impl Auth {
         let Some((id, secret)) = token::parse(presented) else {
             return Err(unauthenticated("invalid token"));
         };
-        let record = match self.store.token(id.to_string()).await {
-            Ok(r) => r,
-            Err(StoreError::NotFound(_)) => return Err(unauthenticated("invalid token")),
-            Err(e) => return Err(e.into()),
+        let epoch = self.store.auth_epoch().await?;
+        let known = match self.memos.tokens.get(&id.to_string()).filter(|k| k.epoch == epoch) {
+            Some(k) => k,
+            None => {
+                let record = match self.store.token(id.to_string()).await {
+                    Ok(r) => r,
+                    Err(StoreError::NotFound(_)) => return Err(unauthenticated("invalid token")),
+                    Err(e) => return Err(e.into()),
+                };
+                let scopes: Vec<Scope> = serde_json::from_str(&record.scopes_json)
+                    .map_err(|e| StoreError::Backend(format!("token {id} has unreadable scopes: {e}")))?;
+                let known = KnownToken { record: Arc::new(record), scopes: Arc::new(scopes), epoch };
+                self.memos.tokens.insert(id.to_string(), known.clone());
+                known
+            }
         };
+        let record = &known.record;
         let valid = token::digest_hex_matches(secret, &record.secret_sha256)
             && owner.is_none_or(|o| o == record.principal_name);
         if !valid {
@@ -86,14 +100,14 @@ impl Auth {
         if record.expires_ms <= now {
             return Err(unauthenticated("this token has expired"));
         }
-        let scopes: Vec<Scope> = serde_json::from_str(&record.scopes_json)
-            .map_err(|e| StoreError::Backend(format!("token {id} has unreadable scopes: {e}")))?;
-        let access = self.store.access(record.principal_id).await?;
+        let access = self.access_of(record.principal_id, epoch).await?;
         if access.principal.disabled {
             return Err(unauthenticated("this account is disabled"));
         }
-        if record.last_used_ms.is_none_or(|t| now - t > 60_000) {
+        let last = self.memos.touched.get(&record.id).or(record.last_used_ms);
+        if last.is_none_or(|t| now - t > 60_000) {
             // Bookkeeping; the request does not wait on it or fail with it.
+            self.memos.touched.insert(record.id.clone(), now);
             let (store, id) = (self.store.clone(), record.id.clone());
             tokio::spawn(async move {
                 if let Err(e) = store.touch_token(id, now).await {
@@ -101,7 +115,17 @@ impl Auth {
                 }
             });
         }
-        Ok(Caller { access: Arc::new(access), token: Some((record.id, Arc::new(scopes))) })
+        Ok(Caller { access, token: Some((record.id.clone(), known.scopes.clone())) })
+    }
+
+    /// A principal's access at `epoch`: remembered until anything about auth changes.
+    pub(super) async fn access_of(&self, principal_id: i64, epoch: u64) -> Result<Arc<Access>, ApiError> {
+        if let Some(a) = self.memos.access.get(&principal_id).filter(|a| a.epoch == epoch) {
+            return Ok(a);
+        }
+        let access = Arc::new(self.store.access(principal_id).await?);
+        self.memos.access.insert(principal_id, access.clone());
+        Ok(access)
     }
 
     pub(super) async fn by_password(
@@ -112,9 +136,9 @@ impl Auth {
     ) -> Result<Caller, ApiError> {
         let epoch = self.store.auth_epoch().await?;
         if let Some(id) = self.verified.get(user, password, epoch) {
-            let access = self.store.access(id).await?;
+            let access = self.access_of(id, epoch).await?;
             if access.epoch == epoch {
-                return Ok(Caller { access: Arc::new(access), token: None });
+                return Ok(Caller { access, token: None });
             }
         }
         let address_key = address.map(throttle_key);
@@ -151,9 +175,9 @@ impl Auth {
                     let new = self.hash_password(password).await?;
                     self.store.rehash_password(principal.id, old, new).await?;
                 }
-                let access = self.store.access(principal.id).await?;
+                let access = self.access_of(principal.id, epoch).await?;
                 self.verified.insert(user, password, access.epoch, principal.id);
-                Ok(Caller { access: Arc::new(access), token: None })
+                Ok(Caller { access, token: None })
             }
         }
     }

@@ -9,6 +9,7 @@
 
 mod decide;
 mod login;
+mod memo;
 pub mod permissions;
 pub mod policy;
 pub mod runs;
@@ -121,6 +122,7 @@ pub struct Auth {
     waiting: AtomicU64,
     /// Password verifications run (counted on both the known and the unknown-user path).
     pub hashes: AtomicU64,
+    memos: memo::Memos,
     pub denials: AtomicU64,
 }
 
@@ -135,6 +137,7 @@ impl Auth {
             hashing: Semaphore::new(config.hash_workers.max(1)),
             waiting: AtomicU64::new(0),
             hashes: AtomicU64::new(0),
+            memos: memo::Memos::new(),
             denials: AtomicU64::new(0),
             config,
         }

@@ -155,6 +155,8 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl Backend for Postgres {
+    const SHARED: bool = true;
+
     async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,

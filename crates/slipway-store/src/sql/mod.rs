@@ -40,6 +40,11 @@ pub use conn::Connection;
 /// returns once it is durable; it may run `work` more than once (after a conflict with a
 /// concurrent transaction), so `work` must only touch the database. `read` sees one snapshot.
 pub trait Backend: Send + Sync + 'static {
+    /// Whether other processes write the same database (PostgreSQL replicas). When not, the
+    /// auth epoch is kept in memory after it is first read, and advanced by this process's
+    /// own auth changes, so checking it costs no query.
+    const SHARED: bool;
+
     fn write<T, F>(&self, work: F) -> impl Future<Output = Result<T>> + Send
     where
         T: Send + 'static,
@@ -80,16 +85,25 @@ impl<B: Backend> crate::import::ImportStore for SqlStore<B> {
 #[async_trait]
 impl<B: Backend> crate::auth::AuthStore for SqlStore<B> {
     async fn auth_epoch(&self) -> Result<u64> {
-        self.backend.read(auth::epoch).await
+        if !B::SHARED {
+            let seen = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+            if seen != u64::MAX {
+                return Ok(seen);
+            }
+        }
+        let epoch = self.backend.read(auth::epoch).await?;
+        if !B::SHARED {
+            self.remember_epoch(epoch);
+        }
+        Ok(epoch)
     }
     async fn create_principal(&self, new: crate::auth::NewPrincipal, actor: String) -> Result<crate::auth::Principal> {
         auth::validate_name("user name", &new.name)?;
-        self.backend
-            .write(move |c| {
-                c.lock("principal", &new.name)?;
-                auth::create_principal(c, &new, &actor)
-            })
-            .await
+        self.auth_write(move |c| {
+            c.lock("principal", &new.name)?;
+            auth::create_principal(c, &new, &actor)
+        })
+        .await
     }
     async fn principal(&self, name: String) -> Result<crate::auth::Principal> {
         self.backend.read(move |c| auth::principal(c, &name)).await
@@ -101,13 +115,13 @@ impl<B: Backend> crate::auth::AuthStore for SqlStore<B> {
         self.backend.read(auth::list_principals).await
     }
     async fn update_principal(&self, name: String, update: crate::auth::PrincipalUpdate, actor: String) -> Result<()> {
-        self.backend.write(move |c| auth::update_principal(c, &name, &update, &actor)).await
+        self.auth_write(move |c| auth::update_principal(c, &name, &update, &actor)).await
     }
     async fn rehash_password(&self, principal_id: i64, old_hash: String, new_hash: String) -> Result<()> {
         self.backend.write(move |c| auth::rehash_password(c, principal_id, &old_hash, &new_hash)).await
     }
     async fn delete_principal(&self, name: String, actor: String) -> Result<()> {
-        self.backend.write(move |c| auth::delete_principal(c, &name, &actor)).await
+        self.auth_write(move |c| auth::delete_principal(c, &name, &actor)).await
     }
     async fn access(&self, principal_id: i64) -> Result<crate::auth::Access> {
         self.backend.read(move |c| auth::access(c, principal_id)).await
@@ -120,7 +134,7 @@ impl<B: Backend> crate::auth::AuthStore for SqlStore<B> {
         permission: i64,
         actor: String,
     ) -> Result<crate::auth::Grant> {
-        self.backend.write(move |c| auth::set_grant(c, &grantee, kind, &pattern, permission, &actor)).await
+        self.auth_write(move |c| auth::set_grant(c, &grantee, kind, &pattern, permission, &actor)).await
     }
     async fn remove_grant(
         &self,
@@ -129,10 +143,10 @@ impl<B: Backend> crate::auth::AuthStore for SqlStore<B> {
         pattern: String,
         actor: String,
     ) -> Result<()> {
-        self.backend.write(move |c| auth::remove_grant(c, &grantee, kind, &pattern, &actor)).await
+        self.auth_write(move |c| auth::remove_grant(c, &grantee, kind, &pattern, &actor)).await
     }
     async fn create_token(&self, new: crate::auth::NewToken, actor: String) -> Result<crate::auth::TokenRecord> {
-        self.backend.write(move |c| auth::create_token(c, &new, &actor)).await
+        self.auth_write(move |c| auth::create_token(c, &new, &actor)).await
     }
     async fn token(&self, id: String) -> Result<crate::auth::TokenRecord> {
         self.backend.read(move |c| auth::token(c, &id)).await
@@ -141,7 +155,7 @@ impl<B: Backend> crate::auth::AuthStore for SqlStore<B> {
         self.backend.read(move |c| auth::list_tokens(c, principal_id)).await
     }
     async fn revoke_token(&self, id: String, actor: String) -> Result<()> {
-        self.backend.write(move |c| auth::revoke_token(c, &id, &actor)).await
+        self.auth_write(move |c| auth::revoke_token(c, &id, &actor)).await
     }
     async fn touch_token(&self, id: String, now_ms: i64) -> Result<()> {
         self.backend.write(move |c| auth::touch_token(c, &id, now_ms)).await
@@ -154,13 +168,42 @@ impl<B: Backend> crate::auth::AuthStore for SqlStore<B> {
 /// A metadata store over a SQL [`Backend`].
 pub struct SqlStore<B> {
     backend: B,
+    /// The auth epoch as last read or advanced here; `u64::MAX` until first read. Used only
+    /// when `!B::SHARED`.
+    epoch: Arc<std::sync::atomic::AtomicU64>,
     /// Prefixes new experiments' artifact locations, e.g. `mlflow-artifacts:`.
     artifact_root: Arc<str>,
 }
 
 impl<B: Backend> SqlStore<B> {
+    /// An auth change: written, then (for a database only this process writes) the epoch it
+    /// reached is remembered.
+    async fn auth_write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T> + Send + 'static,
+    {
+        let done = self.backend.write(work).await?;
+        if !B::SHARED {
+            let epoch = self.backend.read(auth::epoch).await?;
+            self.remember_epoch(epoch);
+        }
+        Ok(done)
+    }
+
+    fn remember_epoch(&self, epoch: u64) {
+        use std::sync::atomic::Ordering;
+        let _ = self.epoch.fetch_update(Ordering::AcqRel, Ordering::Acquire, |seen| {
+            (seen == u64::MAX || seen < epoch).then_some(epoch)
+        });
+    }
+
     pub(crate) fn new(backend: B, artifact_root: &str) -> Self {
-        Self { backend, artifact_root: artifact_root.trim_end_matches('/').into() }
+        Self {
+            backend,
+            epoch: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            artifact_root: artifact_root.trim_end_matches('/').into(),
+        }
     }
 }
 

@@ -127,6 +127,8 @@ impl SqlStore<Sqlite> {
 }
 
 impl Backend for Sqlite {
+    const SHARED: bool = false;
+
     async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
