@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# pip keeps no second copy of every wheel: three environments' worth (Ray's among them) once
+# filled a CI machine's disk. What is free is printed first, to tell such a failure apart.
+export PIP_NO_CACHE_DIR=1
+df -h . >&2 || true
 
 scripts/python-env.sh
 # Evidently 0.7.23, which the drift agreement tests compare against, in its own .venv-evidently.
