@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
 use slipway_serving::{Serving, ServingError};
+use slipway_types::serving::ReadableDeployments;
 use slipway_types::{Deployment, DeploymentSpec, ErrorCode};
 
 use crate::AppState;
@@ -79,9 +80,14 @@ async fn create(
     Ok(Json(json!({ "deployment": with_status(Some(serving), &d) })))
 }
 
-async fn list(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+async fn list(State(s): State<AppState>, readable: Option<Extension<ReadableDeployments>>) -> ApiResult<Json<Value>> {
+    let readable = readable.map(|r| r.0);
     let all = s.store.list_deployments().await?;
-    let items: Vec<Value> = all.iter().map(|d| with_status(s.serving.as_ref(), d)).collect();
+    let items: Vec<Value> = all
+        .iter()
+        .filter(|d| ReadableDeployments::allows(readable.as_ref(), &d.spec.name))
+        .map(|d| with_status(s.serving.as_ref(), d))
+        .collect();
     Ok(Json(json!({ "deployments": items })))
 }
 

@@ -77,6 +77,19 @@ impl AppState {
 }
 
 pub fn build_app(state: AppState) -> Router {
+    let auth = state.auth.clone();
+    let app = routes(state);
+    // Before routing and before any body is read: unknown paths need credentials too.
+    let app = match auth {
+        Some(auth) => app.layer(middleware::from_fn_with_state(auth, auth::require)),
+        None => app,
+    };
+    app.layer(middleware::from_fn(access_log))
+}
+
+/// Every route the server answers, without the layers in front of them: what the auth route
+/// table ([`auth::policy::ROUTES`]) must list.
+pub fn routes(state: AppState) -> Router {
     let serving = state.serving.clone();
     let auth = state.auth.clone();
     let ui = slipway_ui::mlflow::routes(state.mlflow_ui.clone());
@@ -112,13 +125,7 @@ pub fn build_app(state: AppState) -> Router {
         Some(serving) => api.merge(slipway_serving::http::server(serving)),
         None => api,
     };
-    let app = app.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
-    // Before routing and before any body is read: unknown paths need credentials too.
-    let app = match auth {
-        Some(auth) => app.layer(middleware::from_fn_with_state(auth, auth::require)),
-        None => app,
-    };
-    app.layer(middleware::from_fn(access_log))
+    app.fallback(not_found).method_not_allowed_fallback(method_not_allowed)
 }
 
 /// `/2.0/mlflow/x?q` (what is left of `/ajax-api/2.0/mlflow/x?q` inside the nest) as

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use slipway_monitor::monitors::recent;
 use slipway_serving::metrics::Gauge;
+use slipway_types::serving::ReadableDeployments;
 use slipway_types::{GroundTruth, MonitorSpec};
 
 use crate::AppState;
@@ -44,8 +45,11 @@ async fn create(
     Ok(Json(json!({ "monitor": m })))
 }
 
-async fn list(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "monitors": s.store.list_monitors().await? })))
+async fn list(State(s): State<AppState>, readable: Option<Extension<ReadableDeployments>>) -> ApiResult<Json<Value>> {
+    let readable = readable.map(|r| r.0);
+    let mut monitors = s.store.list_monitors().await?;
+    monitors.retain(|m| ReadableDeployments::allows(readable.as_ref(), &m.spec.deployment));
+    Ok(Json(json!({ "monitors": monitors })))
 }
 
 async fn show(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {

@@ -225,4 +225,8 @@ pub trait AuthStore: Send + Sync {
     /// The id or name of the object whose permissions `child` has; `None` when there is no
     /// such child.
     async fn parent_of(&self, child: Child) -> Result<Option<String>>;
+
+    /// The deployments that serve `alias` of registered model `model` (as primary, canary or
+    /// shadow): moving or removing that alias changes what they serve.
+    async fn alias_followers(&self, model: String, alias: String) -> Result<Vec<String>>;
 }

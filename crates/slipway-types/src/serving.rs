@@ -53,3 +53,15 @@ pub struct Deployment {
     pub creation_timestamp: i64,
     pub last_updated_timestamp: i64,
 }
+
+/// Which deployments a caller may see, left in a request's extensions by the auth layer for
+/// the routes that list them; without one (auth off) every deployment is visible.
+#[derive(Clone)]
+pub struct ReadableDeployments(pub std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl ReadableDeployments {
+    /// Whether `deployment` may be shown to a caller with `readable` (`None`: anyone may).
+    pub fn allows(readable: Option<&ReadableDeployments>, deployment: &str) -> bool {
+        readable.is_none_or(|r| (r.0)(deployment))
+    }
+}

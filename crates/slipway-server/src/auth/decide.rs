@@ -2,18 +2,24 @@
 //! request names (found by `target`), with the extra objects it names, the searches' row
 //! filter, the hidden-as-missing answers and the creator's MANAGE grant.
 
+use std::sync::atomic::Ordering;
+
 use axum::extract::Request;
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use slipway_auth::token;
 use slipway_auth::{Level, Permission};
 use slipway_store::auth::{Child, Grantee, ObjectKind};
 use slipway_types::ErrorCode;
-use std::sync::atomic::Ordering;
+use slipway_types::serving::ReadableDeployments;
 
 use super::policy::Need;
 use super::target::{self, Target};
 use super::{Auth, Caller};
 use crate::error::ApiError;
+
+/// Setting, reading and deleting a registered model's alias.
+const ALIAS: &str = "/api/2.0/mlflow/registered-models/alias";
 
 impl Auth {
     pub(super) fn default(&self) -> Option<Level> {
@@ -25,6 +31,7 @@ impl Auth {
         let allowed = match need {
             Need::Public | Need::Authenticated => true,
             Need::Admin => caller.is_admin(),
+            Need::Unlisted => false,
             Need::Level(kind, level) => caller.level_on(kind, "*", self.default()) >= Some(level),
             Need::ReadAll => {
                 ObjectKind::ALL.iter().all(|&k| caller.level_on(k, "*", self.default()) >= Some(Level::Read))
@@ -138,6 +145,11 @@ impl Auth {
         if ids.sends_server_token() && !caller.is_admin() {
             return Err(self.denied("an alert rule with token_env needs an administrator".into()));
         }
+        let level = if kind == ObjectKind::RegisteredModel && path == ALIAS && method != Method::GET {
+            self.alias_level(level, &query, &ids).await?
+        } else {
+            level
+        };
         if let Some((other_kind, other)) = target::also_read(kind, path, &ids) {
             self.check(caller, other_kind, Level::Read, &other).await?;
         }
@@ -149,6 +161,11 @@ impl Auth {
                     return Err(self.denied(format!("this token cannot search {}s", kind.as_str())));
                 }
                 req.extensions_mut().insert(caller.visibility(self.default()));
+                if kind == ObjectKind::Deployment {
+                    let (caller, default) = (caller.clone(), self.default());
+                    let readable = move |name: &str| caller.level_on(kind, name, default) >= Some(Level::Read);
+                    req.extensions_mut().insert(ReadableDeployments(std::sync::Arc::new(readable)));
+                }
                 Ok(Flow::Forward(req, None))
             }
             Target::ExperimentIds => self.only_readable_experiments(caller, level, req, body).await,
@@ -164,6 +181,24 @@ impl Auth {
                 Ok(Flow::Forward(req, None))
             }
         }
+    }
+
+    /// Moving or removing an alias a deployment serves changes what it serves: that needs
+    /// MANAGE on the model, not the EDIT other alias changes need.
+    async fn alias_level(
+        &self,
+        level: Level,
+        query: &[(String, String)],
+        ids: &target::BodyIds,
+    ) -> Result<Level, ApiError> {
+        let q = |key: &str| query.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let (Some(model), Some(alias)) =
+            (q("name").or_else(|| ids.name.clone()), q("alias").or_else(|| ids.alias.clone()))
+        else {
+            return Ok(level);
+        };
+        let followers = self.store.alias_followers(model, alias).await?;
+        Ok(if followers.is_empty() { level } else { level.max(Level::Manage) })
     }
 
     /// Drops the experiment ids the caller may not read from a search body, as MLflow's auth

@@ -166,6 +166,9 @@ pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) ->
         Err(e) => return e.into_response(),
     };
     let method = req.method().clone();
+    if need == Need::Unlisted {
+        return unlisted(&method, req.uri().path(), &path);
+    }
     let decided = match need {
         Need::Level(kind, level) => auth.authorize(&caller, kind, level, req, &path).await,
         other => auth.decide(other, &caller).map(|()| Flow::Forward(req, None)),
@@ -195,6 +198,22 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Visible {
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Visible(parts.extensions.get::<Visibility>().cloned().unwrap_or_default()))
     }
+}
+
+/// A request the route table lacks reaches no handler: 405 on a listed path, else 404, as the
+/// router would answer them.
+fn unlisted(method: &axum::http::Method, path: &str, canonical: &str) -> Response {
+    let allowed = policy::methods(canonical);
+    if allowed.is_empty() {
+        return ApiError::new(ErrorCode::EndpointNotFound, format!("no endpoint {method} {path}")).into_response();
+    }
+    let mut resp = ApiError::new(ErrorCode::EndpointNotFound, format!("method {method} is not allowed on {path}"))
+        .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)
+        .into_response();
+    if let Ok(allow) = HeaderValue::from_str(&allowed.join(",")) {
+        resp.headers_mut().insert(axum::http::header::ALLOW, allow);
+    }
+    resp
 }
 
 fn unauthenticated(message: &str) -> ApiError {

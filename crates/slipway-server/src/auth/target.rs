@@ -23,7 +23,8 @@ pub enum Target {
     /// The body's `experiment_ids`: the unreadable ones are dropped before the handler sees
     /// them, so they answer as missing ones do.
     ExperimentIds,
-    /// A search whose rows are filtered in SQL.
+    /// A search or list whose rows are filtered to what the caller may read (in SQL, or for
+    /// deployments and monitors by name).
     Search,
     /// Creating an object.
     Create,
@@ -68,6 +69,8 @@ pub struct BodyIds {
     pub run_id: Option<String>,
     pub run_uuid: Option<String>,
     pub name: Option<String>,
+    /// A registered model's alias (setting or deleting it).
+    pub alias: Option<String>,
     /// A deployment's registered model.
     pub model: Option<String>,
     /// A monitor's deployment.
@@ -143,7 +146,7 @@ pub fn plan(kind: ObjectKind, method: &Method, path: &str) -> Plan {
         ObjectKind::Deployment => match (seg(0), seg(1), seg(2)) {
             ("api", "v1", "deployments") if segments.len() == 3 => {
                 if read {
-                    ready(Target::Kind)
+                    ready(Target::Search)
                 } else {
                     ready(Target::Create)
                 }
@@ -151,16 +154,15 @@ pub fn plan(kind: ObjectKind, method: &Method, path: &str) -> Plan {
             ("api", "v1", "deployments") => ready(Target::Object(seg(3).to_string())),
             ("api", "v1", "monitors") if segments.len() == 3 => {
                 if read {
-                    ready(Target::Kind)
+                    ready(Target::Search)
                 } else {
                     Plan::Lookup(From::Deployment)
                 }
             }
             ("api", "v1", "monitors") => ready(Target::Child(Child::Monitor(seg(3).to_string()))),
             ("serving", d, _) | ("v2", "models", d) if !d.is_empty() => ready(Target::Object(d.to_string())),
-            ("v1", "models", spec) if !spec.is_empty() => {
-                ready(Target::Object(spec.split(':').next().unwrap_or(spec).to_string()))
-            }
+            ("v1", "models", "") => ready(Target::Search),
+            ("v1", "models", spec) => ready(Target::Object(spec.split(':').next().unwrap_or(spec).to_string())),
             _ => ready(Target::Kind),
         },
     }
@@ -302,7 +304,8 @@ mod tests {
             Plan::Ready(Target::Object("fraud".into()))
         );
         assert_eq!(plan_of(d, Method::POST, "/api/v1/deployments"), Plan::Ready(Target::Create));
-        assert_eq!(plan_of(d, Method::GET, "/api/v1/deployments"), Plan::Ready(Target::Kind));
+        assert_eq!(plan_of(d, Method::GET, "/api/v1/deployments"), Plan::Ready(Target::Search));
+        assert_eq!(plan_of(d, Method::GET, "/v1/models"), Plan::Ready(Target::Search));
         assert_eq!(
             plan_of(d, Method::GET, "/api/v1/monitors/watch/windows"),
             Plan::Ready(Target::Child(Child::Monitor("watch".into())))

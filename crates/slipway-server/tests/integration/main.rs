@@ -12,6 +12,7 @@ use slipway_store::sqlite::SqliteStore;
 use tower::ServiceExt;
 
 mod auth;
+mod route_matrix;
 
 struct App {
     router: axum::Router,

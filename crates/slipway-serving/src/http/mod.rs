@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use slipway_types::serving::ReadableDeployments;
 
 use crate::decode::{self, Decoded};
 use crate::serving::{Assignment, Call, Target};
@@ -303,8 +304,15 @@ async fn deployment_ping(State(ctx): State<Ctx>, Path(name): Path<String>) -> Re
     }
 }
 
-async fn v1_list(State(ctx): State<Ctx>) -> Response {
-    let names: Vec<String> = ctx.serving.deployments().iter().map(|d| d.spec.name.clone()).collect();
+async fn v1_list(State(ctx): State<Ctx>, readable: Option<axum::Extension<ReadableDeployments>>) -> Response {
+    let readable = readable.map(|r| r.0);
+    let names: Vec<String> = ctx
+        .serving
+        .deployments()
+        .iter()
+        .map(|d| d.spec.name.clone())
+        .filter(|name| ReadableDeployments::allows(readable.as_ref(), name))
+        .collect();
     axum::Json(json!({ "models": names })).into_response()
 }
 

@@ -400,3 +400,18 @@ pub fn parent_of(conn: &Connection, child: &Child) -> Result<Option<String>> {
         }
     }
 }
+
+pub fn alias_followers(conn: &Connection, model: &str, alias: &str) -> Result<Vec<String>> {
+    let follows = |a: &Option<String>| a.as_deref() == Some(alias);
+    Ok(super::deployments::list(conn)?
+        .into_iter()
+        .filter(|d| {
+            let spec = &d.spec;
+            spec.model == model
+                && (follows(&spec.alias)
+                    || spec.canary.as_ref().is_some_and(|s| follows(&s.alias))
+                    || spec.shadow.as_ref().is_some_and(|s| follows(&s.alias)))
+        })
+        .map(|d| d.spec.name)
+        .collect())
+}

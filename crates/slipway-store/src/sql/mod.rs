@@ -163,6 +163,9 @@ impl<B: Backend> crate::auth::AuthStore for SqlStore<B> {
     async fn parent_of(&self, child: crate::auth::Child) -> Result<Option<String>> {
         self.backend.read(move |c| auth::parent_of(c, &child)).await
     }
+    async fn alias_followers(&self, model: String, alias: String) -> Result<Vec<String>> {
+        self.backend.read(move |c| auth::alias_followers(c, &model, &alias)).await
+    }
 }
 
 /// A metadata store over a SQL [`Backend`].

@@ -217,4 +217,16 @@ pub async fn children_resolve_to_the_object_whose_permissions_they_have(f: Fixtu
     f.store.create_monitor(crate::suite::monitor_spec("watch"), "admin".into()).await.unwrap();
     assert_eq!(a.parent_of(Child::Monitor("watch".into())).await.unwrap(), Some("fraud".into()));
     assert_eq!(a.parent_of(Child::Monitor("nope".into())).await.unwrap(), None);
+
+    // `fraud` serves churn@challenger as its canary; moving that alias changes what it serves.
+    let followers = |model: &str, alias: &str| a.alias_followers(model.into(), alias.into());
+    assert_eq!(followers("churn", "challenger").await.unwrap(), ["fraud"]);
+    assert!(followers("churn", "champion").await.unwrap().is_empty());
+    assert!(followers("other", "challenger").await.unwrap().is_empty());
+    let primary = crate::suite::deployment_with(|d| {
+        d.alias = Some("champion".into());
+        d.version = None;
+    });
+    f.store.create_deployment(primary, "admin".into()).await.unwrap();
+    assert_eq!(followers("churn", "champion").await.unwrap(), ["ok"]);
 }
