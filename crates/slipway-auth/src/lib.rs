@@ -5,6 +5,8 @@
 //! - [`credentials`] parses the `Authorization` header, strictly, into Basic or Bearer;
 //! - [`password`] hashes passwords (argon2id, PHC strings) and verifies them, including the
 //!   werkzeug hashes imported from MLflow's basic-auth app;
+//! - [`jwt`] verifies OIDC bearer JWTs against the provider's key set (JWKS), with allow-listed
+//!   algorithms that must fit the key, and reports an unknown `kid` so the server can refetch;
 //! - [`token`] mints and recognises API tokens (`slw_<id>_<secret>`) and checks their scopes;
 //! - [`level`] orders permissions (READ < USE < EDIT < MANAGE, DENY) and combines grants;
 //! - [`limit`] throttles failed logins per address and per user name in fixed memory;
@@ -15,6 +17,7 @@
 
 pub mod cache;
 pub mod credentials;
+pub mod jwt;
 pub mod level;
 pub mod limit;
 pub mod password;
