@@ -5,6 +5,7 @@ The server runs with `--auth true` and no default permission: a user sees and ch
 what they created (they MANAGE it) or were granted, as MLflow's auth app with
 `default_permission = NO_PERMISSIONS`."""
 
+import json
 import os
 import subprocess
 import uuid
@@ -278,3 +279,61 @@ def test_runs_the_server_starts_act_as_its_pipeline_account_with_a_token_revoked
         assert perm.permission == "MANAGE"
     finally:
         srv.stop()
+
+
+def test_the_cli_manages_users_grants_and_tokens_the_mlflow_client_then_uses(auth_server, as_user):
+    """`slipway users|grants|tokens` with the admin's credentials from the mlflow variables;
+    the token they mint is what the mlflow client then works with, until it is revoked."""
+    def cli(*args, stdin=None):
+        proc = subprocess.run(
+            [slipway_bin(), *args, "--tracking-uri", auth_server.url],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return proc
+
+    as_user("admin", ADMIN_PASSWORD)
+    experiment = MlflowClient().create_experiment("cli-granted-" + uuid.uuid4().hex[:6])
+    name = "carol-" + uuid.uuid4().hex[:6]
+    carol_password = "carol-password-" + uuid.uuid4().hex[:8]
+    created = cli("users", "create", name, stdin=carol_password + "\n")
+    assert created.returncode == 0, created.stderr
+    assert "--password" not in cli("users", "create", "--help").stdout, "no password on the command line"
+    assert cli("users", "create", "x" + name, stdin="").returncode != 0, "an empty password is refused"
+    listed = cli("users", "list", "--json")
+    assert name in [u["username"] for u in json.loads(listed.stdout)]
+    granted = cli("grants", "grant", name, "experiment", experiment, "read")
+    assert granted.returncode == 0, granted.stderr
+    grants = json.loads(cli("grants", "list", name, "--json").stdout)["permissions"]
+    assert {"resource_type": "experiment", "resource_pattern": experiment, "permission": "READ"}.items() <= grants[0].items()
+
+    # Carol mints a token for herself, narrower than what she holds.
+    as_user(name, carol_password)
+    minted = cli("tokens", "create", "ci", "--days", "1", "--scope", f"experiment:{experiment}:READ")
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
+    assert token.startswith("slw_") and "shown once" in minted.stderr
+    as_user(token=token)
+    assert MlflowClient().get_experiment(experiment).experiment_id == experiment
+    with pytest.raises(MlflowException):
+        MlflowClient().set_experiment_tag(experiment, "k", "v")
+
+    as_user(name, carol_password)
+    tokens = json.loads(cli("tokens", "list", "--json").stdout)
+    ours = [t for t in tokens if t["name"] == "ci"]
+    assert len(ours) == 1 and ours[0]["principal"] == name and ours[0]["revoked_ms"] is None
+    assert cli("tokens", "revoke", ours[0]["id"]).returncode == 0
+    as_user(token=token)
+    with pytest.raises(MlflowException):
+        MlflowClient().get_experiment(experiment)
+
+    # Carol may not administer; the admin removes her.
+    as_user(name, carol_password)
+    refused = cli("users", "list")
+    assert refused.returncode != 0 and "PERMISSION_DENIED" in refused.stderr
+    as_user("admin", ADMIN_PASSWORD)
+    assert cli("grants", "revoke", name, "experiment", experiment).returncode == 0
+    assert cli("users", "delete", name).returncode == 0
+    assert cli("users", "show", name).returncode != 0

@@ -1,5 +1,6 @@
 //! The `slipway` binary: parses the command line and hands off to one module per command.
 
+mod access;
 mod client;
 mod config;
 mod deployments;
@@ -58,6 +59,12 @@ enum Command {
     Run(pipelines::RunArgs),
     /// Pipelines and their runs on a server: list, show, runs, logs, cancel.
     Pipelines(pipelines::PipelinesArgs),
+    /// Users and service accounts of a server with auth on.
+    Users(access::UsersArgs),
+    /// API tokens: mint (shown once), list, revoke.
+    Tokens(access::TokensArgs),
+    /// Who may do what: grant, revoke and list per-object permissions.
+    Grants(access::GrantsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,5 +82,8 @@ fn main() -> anyhow::Result<()> {
         Command::Validate(args) => validate::run(args),
         Command::Run(args) => pipelines::run(args),
         Command::Pipelines(args) => pipelines::pipelines(args),
+        Command::Users(args) => access::users(args),
+        Command::Tokens(args) => access::tokens(args),
+        Command::Grants(args) => access::grants(args),
     }
 }

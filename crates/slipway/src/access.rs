@@ -1,0 +1,312 @@
+//! `slipway users|tokens|grants …`: who may use a server with auth on, through the same API
+//! MLflow's `AuthServiceClient` calls (users, per-user permissions) and Slipway's tokens API.
+//! They send the mlflow client's credentials (`MLFLOW_TRACKING_USERNAME/PASSWORD`, the
+//! credentials file, `MLFLOW_TRACKING_TOKEN`). Passwords are read from stdin, never from the
+//! command line, where other users of the machine could see them.
+
+use std::io::BufRead;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::client::{Api, ServerArgs};
+use crate::models::{print_json, print_table};
+
+const USERS: &str = "/api/2.0/mlflow/users";
+const PERMISSIONS: &str = "/api/3.0/mlflow/users/permissions";
+const TOKENS: &str = "/api/v1/tokens";
+
+#[derive(Args)]
+pub struct UsersArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(subcommand)]
+    command: Users,
+}
+
+#[derive(Subcommand)]
+enum Users {
+    /// Create a user; the password (12 characters or more) is read from stdin.
+    Create { name: String },
+    /// List users (administrators only).
+    List,
+    /// Show one user.
+    Show { name: String },
+    /// Set a user's password, read from stdin.
+    SetPassword { name: String },
+    /// Make a user an administrator, or not.
+    SetAdmin {
+        name: String,
+        #[arg(action = clap::ArgAction::Set)]
+        admin: bool,
+    },
+    /// Delete a user, with their grants and tokens.
+    Delete { name: String },
+    /// Create a service account: a principal without a password that acts through tokens
+    /// (`slipway tokens create NAME --for ACCOUNT`).
+    CreateServiceAccount { name: String },
+}
+
+#[derive(Args)]
+pub struct TokensArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(subcommand)]
+    command: Tokens,
+}
+
+#[derive(Subcommand)]
+enum Tokens {
+    /// Mint a token; it is printed once and cannot be shown again.
+    Create {
+        name: String,
+        /// Days until it expires (at most the server's `auth_token_max_days`).
+        #[arg(long)]
+        days: Option<u32>,
+        /// What it may do, narrower than its owner: KIND:OBJECT:LEVEL (e.g.
+        /// experiment:7:READ, deployment:*:USE); repeat for several. Default: all its owner may.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Mint it for a service account (administrators only).
+        #[arg(long = "for")]
+        principal: Option<String>,
+    },
+    /// List your tokens (an administrator sees everyone's).
+    List,
+    /// Revoke a token at once.
+    Revoke { id: String },
+}
+
+#[derive(Args)]
+pub struct GrantsArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(subcommand)]
+    command: Grants,
+}
+
+#[derive(Subcommand)]
+enum Grants {
+    /// Give USER a level on one object: KIND is experiment, registered_model or deployment;
+    /// OBJECT its id or name, or `*` for all of them; LEVEL READ, USE, EDIT, MANAGE or DENY.
+    Grant { user: String, kind: String, object: String, level: String },
+    /// Take USER's grant on one object away.
+    Revoke { user: String, kind: String, object: String },
+    /// A user's grants (their own, and their groups').
+    List { user: String },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+pub fn users(args: UsersArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(run_users(args))
+}
+
+pub fn tokens(args: TokensArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(run_tokens(args))
+}
+
+pub fn grants(args: GrantsArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(run_grants(args))
+}
+
+/// One line of stdin, without its line ending.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        bail!("give the password on stdin, e.g. `printf '%s' \"$PASSWORD\" | slipway users create NAME`");
+    }
+    Ok(password)
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn when(v: &Value) -> String {
+    v.as_i64().map_or_else(|| "-".into(), slipway_types::time::utc)
+}
+
+/// `experiment:7:READ` as the tokens API's scope.
+fn scope(text: &str) -> anyhow::Result<Value> {
+    // The object is what lies between the first and the last colon: names may hold colons.
+    let parsed = text.split_once(':').and_then(|(kind, rest)| rest.rsplit_once(':').map(|(o, l)| (kind, o, l)));
+    let Some((kind, object, level)) = parsed.filter(|(k, o, l)| !k.is_empty() && !o.is_empty() && !l.is_empty()) else {
+        bail!("scope '{text}' is not KIND:OBJECT:LEVEL, e.g. experiment:7:READ");
+    };
+    Ok(json!({"kind": kind, "object": object, "level": level.to_ascii_uppercase()}))
+}
+
+fn done(json: bool, answer: &Value, message: String) -> anyhow::Result<()> {
+    if json {
+        return print_json(answer);
+    }
+    println!("{message}");
+    Ok(())
+}
+
+async fn run_users(args: UsersArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.server.tracking_uri)?;
+    let json = args.server.json;
+    let user_row = |u: &Value| vec![text(&u["id"]), text(&u["username"]), text(&u["is_admin"])];
+    const HEADERS: [&str; 3] = ["ID", "USERNAME", "ADMIN"];
+    match args.command {
+        Users::Create { name } => {
+            let password = password_from_stdin()?;
+            let body = json!({"username": name, "password": password});
+            let v = api.call("POST", &format!("{USERS}/create"), &[], Some(body)).await?;
+            done(json, &v["user"], format!("created user {name}"))
+        }
+        Users::List => {
+            let v = api.call("GET", &format!("{USERS}/list"), &[], None).await?;
+            if json {
+                return print_json(&v["users"]);
+            }
+            print_table(&HEADERS, v["users"].as_array().into_iter().flatten().map(user_row).collect());
+            Ok(())
+        }
+        Users::Show { name } => {
+            let v = api.call("GET", &format!("{USERS}/get"), &[("username", &name)], None).await?;
+            if json {
+                return print_json(&v["user"]);
+            }
+            print_table(&HEADERS, vec![user_row(&v["user"])]);
+            Ok(())
+        }
+        Users::SetPassword { name } => {
+            let body = json!({"username": name, "password": password_from_stdin()?});
+            let v = api.call("PATCH", &format!("{USERS}/update-password"), &[], Some(body)).await?;
+            done(json, &v, format!("changed the password of {name}"))
+        }
+        Users::SetAdmin { name, admin } => {
+            let body = json!({"username": name, "is_admin": admin});
+            let v = api.call("PATCH", &format!("{USERS}/update-admin"), &[], Some(body)).await?;
+            let what = if admin { "is now" } else { "is no longer" };
+            done(json, &v, format!("{name} {what} an administrator"))
+        }
+        Users::Delete { name } => {
+            let v = api.call("DELETE", &format!("{USERS}/delete"), &[], Some(json!({"username": name}))).await?;
+            done(json, &v, format!("deleted user {name}"))
+        }
+        Users::CreateServiceAccount { name } => {
+            let v = api.call("POST", "/api/v1/service-accounts", &[], Some(json!({"name": name}))).await?;
+            done(json, &v["service_account"], format!("created service account {name}"))
+        }
+    }
+}
+
+async fn run_tokens(args: TokensArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.server.tracking_uri)?;
+    let json = args.server.json;
+    match args.command {
+        Tokens::Create { name, days, scopes, principal } => {
+            let mut body = json!({"name": name});
+            if let Some(days) = days {
+                body["expires_in_days"] = json!(days);
+            }
+            if !scopes.is_empty() {
+                body["scopes"] = Value::Array(scopes.iter().map(|s| scope(s)).collect::<anyhow::Result<_>>()?);
+            }
+            if let Some(p) = principal {
+                body["principal"] = json!(p);
+            }
+            let v = api.call("POST", TOKENS, &[], Some(body)).await?;
+            if json {
+                return print_json(&v);
+            }
+            println!("{}", text(&v["secret"]));
+            let t = &v["token"];
+            eprintln!(
+                "token {} for {}, expires {}: shown once; use it as MLFLOW_TRACKING_TOKEN",
+                text(&t["id"]),
+                text(&t["principal"]),
+                when(&t["expires_ms"])
+            );
+            Ok(())
+        }
+        Tokens::List => {
+            let v = api.call("GET", TOKENS, &[], None).await?;
+            if json {
+                return print_json(&v["tokens"]);
+            }
+            let row = |t: &Value| {
+                let scopes = t["scopes"].as_array().into_iter().flatten();
+                let scopes: Vec<String> = scopes
+                    .map(|s| format!("{}:{}:{}", text(&s["kind"]), text(&s["object"]), text(&s["level"])))
+                    .collect();
+                vec![
+                    text(&t["id"]),
+                    text(&t["name"]),
+                    text(&t["principal"]),
+                    scopes.join(","),
+                    when(&t["expires_ms"]),
+                    when(&t["last_used_ms"]),
+                    when(&t["revoked_ms"]),
+                ]
+            };
+            let headers = ["ID", "NAME", "OWNER", "SCOPES", "EXPIRES", "LAST USED", "REVOKED"];
+            print_table(&headers, v["tokens"].as_array().into_iter().flatten().map(row).collect());
+            Ok(())
+        }
+        Tokens::Revoke { id } => {
+            let v = api.call("DELETE", &format!("{TOKENS}/{id}"), &[], None).await?;
+            done(json, &v, format!("revoked token {id}"))
+        }
+    }
+}
+
+async fn run_grants(args: GrantsArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.server.tracking_uri)?;
+    let json = args.server.json;
+    match args.command {
+        Grants::Grant { user, kind, object, level } => {
+            let level = level.to_ascii_uppercase();
+            let body = json!({"username": user, "resource_type": kind, "resource_id": object, "permission": level});
+            let v = api.call("POST", &format!("{PERMISSIONS}/grant"), &[], Some(body)).await?;
+            done(json, &v, format!("{user} has {level} on {kind} {object}"))
+        }
+        Grants::Revoke { user, kind, object } => {
+            let body = json!({"username": user, "resource_type": kind, "resource_id": object});
+            let v = api.call("POST", &format!("{PERMISSIONS}/revoke"), &[], Some(body)).await?;
+            done(json, &v, format!("revoked {user}'s grant on {kind} {object}"))
+        }
+        Grants::List { user } => {
+            let v = api.call("GET", &format!("{PERMISSIONS}/list"), &[("username", &user)], None).await?;
+            if json {
+                return print_json(&v);
+            }
+            let row = |g: &Value| {
+                // Grants of the user's own are held through a personal group.
+                let group = g["role_name"].as_str().filter(|n| !n.starts_with("__user_"));
+                let via = group.unwrap_or("-").to_string();
+                vec![text(&g["resource_type"]), text(&g["resource_pattern"]), text(&g["permission"]), via]
+            };
+            let rows = v["permissions"].as_array().into_iter().flatten().map(row).collect();
+            print_table(&["KIND", "OBJECT", "LEVEL", "VIA GROUP"], rows);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_from_kind_object_level() {
+        assert_eq!(scope("experiment:7:read").unwrap(), json!({"kind": "experiment", "object": "7", "level": "READ"}));
+        assert_eq!(scope("*:*:MANAGE").unwrap(), json!({"kind": "*", "object": "*", "level": "MANAGE"}));
+        assert_eq!(scope("registered_model:a:b:EDIT").unwrap()["object"], "a:b");
+        assert!(scope("experiment:7").is_err());
+        assert!(scope("experiment::READ").is_err());
+    }
+}
