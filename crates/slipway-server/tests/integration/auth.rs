@@ -438,3 +438,73 @@ async fn grants_on_single_objects_decide_and_searches_show_only_what_may_be_read
     let theirs = as_(&w, &alice, Method::GET, &format!("{API}/registered-models/get?name=theirs"), json!({})).await;
     assert_eq!(theirs.0, 404);
 }
+
+/// A reader of one experiment reaches no artifact of another, however the path is spelled: a
+/// real file of team-b's is the bait, and no answer may carry it or write beside it.
+#[tokio::test]
+async fn artifacts_of_another_experiment_stay_out_of_reach_by_any_spelling() {
+    let w = world(None).await;
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let alice = add_alice(&w).await;
+    let mut exp = Vec::new();
+    let mut runs = Vec::new();
+    for name in ["art-a", "art-b"] {
+        let (_, b) = as_(&w, &admin, Method::POST, &format!("{API}/experiments/create"), json!({"name": name})).await;
+        let e = b["experiment_id"].as_str().unwrap().to_string();
+        let (_, r) =
+            as_(&w, &admin, Method::POST, &format!("{API}/runs/create"), json!({"experiment_id": e, "start_time": 1}))
+                .await;
+        runs.push(r["run"]["info"]["run_id"].as_str().unwrap().to_string());
+        exp.push(e);
+    }
+    let (a, b, a_run, b_run) = (&exp[0], &exp[1], &runs[0], &runs[1]);
+    let secret = "team-b-secret-4711";
+    let bait = format!("/api/2.0/mlflow-artifacts/artifacts/{b}/{b_run}/artifacts/secret.txt");
+    let put = Request::builder().method(Method::PUT).uri(&bait).header("authorization", &admin);
+    let resp = w.router.clone().oneshot(put.body(Body::from(secret)).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    w.store
+        .set_grant(Grantee::Principal("alice".into()), ObjectKind::Experiment, a.clone(), 3, "t".into())
+        .await
+        .unwrap();
+
+    let climb = format!("{a}/../{b}/{b_run}/artifacts/secret.txt");
+    let encoded = climb.replace('/', "%2F");
+    let dots = format!("{a}/%2E%2E/{b}/{b_run}/artifacts/secret.txt");
+    let proxied = "/api/2.0/mlflow-artifacts/artifacts";
+    let reads = [
+        bait.clone(),
+        format!("{proxied}/{climb}"),
+        format!("{proxied}/{encoded}"),
+        format!("{proxied}/{dots}"),
+        format!("{proxied}/{a}/%2e%2e%2f{b}/{b_run}/artifacts/secret.txt"),
+        format!("{proxied}?path={b}/{b_run}/artifacts"),
+        format!("{proxied}?path={}", climb.replace("/secret.txt", "")),
+        format!("{proxied}?path=..%2F{b}"),
+        format!("/get-artifact?run_id={a_run}&path=../../{b}/{b_run}/artifacts/secret.txt"),
+        format!("/get-artifact?run_id={a_run}&path=%2E%2E/%2E%2E/{b}/{b_run}/artifacts/secret.txt"),
+        format!("/get-artifact?run_id={b_run}&path=secret.txt"),
+        format!("{API}/artifacts/list?run_id={a_run}&path=../../{b}"),
+        format!("{API}/artifacts/list?run_id={b_run}"),
+    ];
+    for uri in reads {
+        let (s, body, _) = send(&w, Method::GET, &uri, &[&alice], json!({})).await;
+        assert!(!body.to_string().contains(secret), "{uri} leaked the file: {s} {body}");
+        // Refusals may repeat the path that was sent, never what lies there; a listing is a 200.
+        assert!([400, 403, 404].contains(&s.as_u16()), "{uri}: {s} {body}");
+    }
+    // Nor can she write beside it through her own experiment's path.
+    for path in [climb.clone(), encoded.clone(), dots.clone()] {
+        let uri = format!("{proxied}/{path}");
+        let put = Request::builder().method(Method::PUT).uri(&uri).header("authorization", &alice);
+        let resp = w.router.clone().oneshot(put.body(Body::from("overwritten")).unwrap()).await.unwrap();
+        assert!([400, 403, 404].contains(&resp.status().as_u16()), "{uri}: {}", resp.status());
+    }
+    let (s, body, _) = send(&w, Method::GET, &bait, &[&admin], json!({})).await;
+    assert_eq!((s.as_u16(), body), (200, Value::String(secret.into())), "the file is untouched");
+    // Her own experiment's artifacts work, so the refusals above are not a broken proxy.
+    let own = format!("{proxied}/{a}/{a_run}/artifacts/notes.txt");
+    let put = Request::builder().method(Method::PUT).uri(&own).header("authorization", &alice);
+    assert_eq!(w.router.clone().oneshot(put.body(Body::from("mine")).unwrap()).await.unwrap().status(), 200);
+    assert_eq!(send(&w, Method::GET, &own, &[&alice], json!({})).await.1, Value::String("mine".into()));
+}
