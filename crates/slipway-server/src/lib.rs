@@ -122,7 +122,12 @@ pub fn routes(state: AppState) -> Router {
     });
     let api = api.nest_service("/ajax-api", ajax).merge(ui);
     let app = match serving {
-        Some(serving) => api.merge(slipway_serving::http::server(serving)),
+        Some(serving) => {
+            if let Some(auth) = &auth {
+                serving.set_metric_source("auth", auth.metric_source());
+            }
+            api.merge(slipway_serving::http::server(serving))
+        }
         None => api,
     };
     app.fallback(not_found).method_not_allowed_fallback(method_not_allowed)

@@ -80,6 +80,10 @@ fn help(name: &str) -> (&'static str, &'static str) {
         "slipway_monitor_value" => ("gauge", "A monitor series in its latest evaluated window."),
         "slipway_monitor_window_end_seconds" => ("gauge", "When a monitor's latest evaluated window ended."),
         "slipway_monitor_alerts_total" => ("counter", "Alert firings recorded, by monitor and rule."),
+        "slipway_auth_denied_total" => {
+            ("counter", "Requests refused by authorization (403, or 404 for a hidden object).")
+        }
+        "slipway_auth_password_checks_total" => ("counter", "Password verifications run, known users or not."),
         _ => ("untyped", ""),
     }
 }

@@ -106,7 +106,13 @@ pub struct Serving {
     random: AtomicU64,
     /// Gauges other parts of the server publish on `/metrics` (the monitors' latest values).
     published: RwLock<Vec<Gauge>>,
+    /// Series read at each scrape from other parts of the server (the auth layer's counters),
+    /// by the name they were registered under.
+    sources: RwLock<BTreeMap<&'static str, MetricSource>>,
 }
+
+/// Series another part of the server exposes on `/metrics`, read when it is scraped.
+pub type MetricSource = Arc<dyn Fn() -> Vec<Gauge> + Send + Sync>;
 
 fn selector_of(alias: &Option<String>, version: &Option<String>) -> Selector {
     match (alias, version) {
@@ -137,6 +143,7 @@ impl Serving {
             resolved: Mutex::new(HashMap::new()),
             random: AtomicU64::new(seed),
             published: RwLock::new(Vec::new()),
+            sources: RwLock::new(BTreeMap::new()),
         }
     }
 
@@ -460,10 +467,18 @@ impl Serving {
         *self.published.write().unwrap_or_else(PoisonError::into_inner) = gauges;
     }
 
+    /// Adds (or replaces, under the same `key`) series read at every scrape of `/metrics`.
+    pub fn set_metric_source(&self, key: &'static str, source: MetricSource) {
+        self.sources.write().unwrap_or_else(PoisonError::into_inner).insert(key, source);
+    }
+
     /// The exposition text for `/metrics`.
     pub fn render_metrics(&self) -> String {
         let mut gauges: Vec<Gauge> = self.cache.gauges();
         gauges.extend(self.published.read().unwrap_or_else(PoisonError::into_inner).iter().cloned());
+        for source in self.sources.read().unwrap_or_else(PoisonError::into_inner).values() {
+            gauges.extend(source());
+        }
         if let Some(log) = &self.predlog {
             for d in self.deployments() {
                 let name = d.spec.name.clone();

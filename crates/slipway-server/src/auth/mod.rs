@@ -144,6 +144,25 @@ impl Auth {
     }
 }
 
+impl Auth {
+    /// The auth layer's counters, for `/metrics`.
+    pub fn metric_source(self: &Arc<Self>) -> slipway_serving::serving::MetricSource {
+        let auth = Arc::downgrade(self);
+        Arc::new(move || {
+            let Some(auth) = auth.upgrade() else { return Vec::new() };
+            let counter = |name, value: &AtomicU64| slipway_serving::metrics::Gauge {
+                name,
+                labels: Vec::new(),
+                value: value.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            };
+            vec![
+                counter("slipway_auth_denied_total", &auth.denials),
+                counter("slipway_auth_password_checks_total", &auth.hashes),
+            ]
+        })
+    }
+}
+
 /// The middleware: classify, authenticate, decide, then hand on with the [`Caller`].
 pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
     let path = policy::canonical(req.uri().path()).into_owned();

@@ -517,6 +517,25 @@ async fn deployment_and_monitor_lists_show_only_readable_ones() {
     assert_eq!(names(monitors, Role::Admin).await, ["team", "watch"]);
     assert_eq!(names(monitors, Role::Granted(Level::Use)).await, ["team"]);
     assert_eq!(names(monitors, Role::Denied).await, ["watch"]);
+
+    // Refusals are counted on /metrics, which only an administrator may read.
+    let denied = |role: Role| {
+        let mut req = Request::builder().uri("/metrics");
+        if let Some(c) = f.credentials.get(&role) {
+            req = req.header("authorization", c.as_str());
+        }
+        app.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    assert_eq!(denied(Role::Granted(Level::Manage)).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let resp = denied(Role::Admin).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = String::from_utf8(axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
+    let count = |name: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(count("slipway_auth_denied_total") >= 1.0, "the refusal above was counted");
+    assert!(count("slipway_auth_password_checks_total") >= 2.0, "the manager's and the admin's passwords");
 }
 
 /// The names a list answers with (`/api/v1/<things>` answers `{"<things>": [...]}`).
