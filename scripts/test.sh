@@ -18,6 +18,8 @@ scripts/evidently-env.sh
 scripts/ray-env.sh
 # Debian's Chromium, which the browser tests drive through Playwright.
 scripts/browser-env.sh
+# A real OpenID provider (npm's oauth2-mock-server) for the OIDC tests.
+scripts/oidc-env.sh
 # The serving tests load ONNX Runtime the way a user's machine does: through the active
 # virtualenv's `onnxruntime` package (its wheel carries libonnxruntime.so).
 export VIRTUAL_ENV="$PWD/.venv"

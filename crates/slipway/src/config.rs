@@ -66,6 +66,13 @@ pub struct Config {
     pub auth_default_permission: String,
     /// The longest lifetime, in days, a token may be given.
     pub auth_token_max_days: u32,
+    /// An OpenID provider whose bearer JWTs authenticate users (its discovery document is read
+    /// at start): https, or http on loopback.
+    pub auth_oidc_issuer: Option<String>,
+    /// The `aud` those JWTs must carry; required with an issuer.
+    pub auth_oidc_audience: Option<String>,
+    /// The claim naming the user (`sub` when a token lacks it).
+    pub auth_oidc_username_claim: String,
 }
 
 impl Default for Config {
@@ -95,6 +102,9 @@ impl Default for Config {
             auth: false,
             auth_default_permission: "NO_PERMISSIONS".into(),
             auth_token_max_days: 90,
+            auth_oidc_issuer: None,
+            auth_oidc_audience: None,
+            auth_oidc_username_claim: "preferred_username".into(),
         }
     }
 }
@@ -127,6 +137,9 @@ pub struct Layer {
     pub auth: Option<bool>,
     pub auth_default_permission: Option<String>,
     pub auth_token_max_days: Option<u32>,
+    pub auth_oidc_issuer: Option<String>,
+    pub auth_oidc_audience: Option<String>,
+    pub auth_oidc_username_claim: Option<String>,
 }
 
 impl Config {
@@ -137,7 +150,13 @@ impl Config {
         set!(host, port, data_dir, artifact_mode, log_format, log_level, read_connections, db_pool_size);
         set!(serving_queue_capacity, serving_max_batch_rows, serving_request_timeout_ms, serving_max_body_bytes);
         set!(serving_poll_ms, prediction_log_roll_secs, monitor_interval_secs, mlflow_ui);
-        set!(auth, auth_default_permission, auth_token_max_days);
+        set!(auth, auth_default_permission, auth_token_max_days, auth_oidc_username_claim);
+        if l.auth_oidc_issuer.is_some() {
+            self.auth_oidc_issuer = l.auth_oidc_issuer;
+        }
+        if l.auth_oidc_audience.is_some() {
+            self.auth_oidc_audience = l.auth_oidc_audience;
+        }
         if l.serving_memory_budget.is_some() {
             self.serving_memory_budget = l.serving_memory_budget;
         }
@@ -197,6 +216,12 @@ impl Config {
         self.default_permission()?;
         if !(1..=3650).contains(&self.auth_token_max_days) {
             bail!("auth_token_max_days must be 1 to 3650, got {}", self.auth_token_max_days);
+        }
+        if let Some(issuer) = &self.auth_oidc_issuer {
+            slipway_server::auth::oidc::check_issuer(issuer).map_err(|e| anyhow::anyhow!("auth_oidc_issuer: {e}"))?;
+            if self.auth_oidc_audience.as_deref().is_none_or(str::is_empty) {
+                bail!("auth_oidc_audience is required with auth_oidc_issuer: the `aud` this server's tokens carry");
+            }
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!("log_format must be 'text' or 'json', got '{}'", self.log_format);
@@ -339,6 +364,20 @@ mod tests {
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("5 parsecs").is_err());
         assert!(parse_bytes("0").is_err());
+    }
+
+    #[test]
+    fn an_oidc_issuer_needs_an_audience_and_https_off_loopback() {
+        let with = |layer: &str| {
+            let mut c = Config::default();
+            c.apply(toml::from_str(layer).unwrap());
+            c.validate()
+        };
+        assert!(with("auth_oidc_issuer = \"https://id.example.com\"\nauth_oidc_audience = \"slipway\"").is_ok());
+        assert!(with("auth_oidc_issuer = \"http://127.0.0.1:9000\"\nauth_oidc_audience = \"slipway\"").is_ok());
+        let no_audience = with("auth_oidc_issuer = \"https://id.example.com\"").unwrap_err().to_string();
+        assert!(no_audience.contains("auth_oidc_audience"), "{no_audience}");
+        assert!(with("auth_oidc_issuer = \"http://id.example.com\"\nauth_oidc_audience = \"s\"").is_err());
     }
 
     #[test]

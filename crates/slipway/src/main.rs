@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the tracking server (MLflow-compatible REST API and artifact proxy).
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Serve one registered model (or a local MLflow model directory): the drop-in for
     /// `mlflow models serve`.
     Serve(serve::ServeArgs),
@@ -70,7 +70,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Server(args) => server::run(args),
+        Command::Server(args) => server::run(*args),
         Command::Serve(args) => serve::run(args),
         Command::Models(args) => models::run(args),
         Command::Deployments(args) => deployments::run(args),

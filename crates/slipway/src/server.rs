@@ -156,6 +156,13 @@ pub struct ServerArgs {
     /// NO_PERMISSIONS (the default).
     #[arg(long, env = "SLIPWAY_AUTH_DEFAULT_PERMISSION")]
     auth_default_permission: Option<String>,
+    /// An OpenID provider (its issuer URL) whose bearer JWTs authenticate users, who are
+    /// created on first sight.
+    #[arg(long, env = "SLIPWAY_AUTH_OIDC_ISSUER", value_name = "URL")]
+    auth_oidc_issuer: Option<String>,
+    /// The audience (`aud`) the provider's tokens must name for this server.
+    #[arg(long, env = "SLIPWAY_AUTH_OIDC_AUDIENCE")]
+    auth_oidc_audience: Option<String>,
     /// A pipeline file (or its folder) this server may start: on `POST
     /// /api/v1/pipelines/NAME/runs` (what an alert rule's webhook can name) and on the file's
     /// `triggers:` cron schedules. Repeatable.
@@ -187,6 +194,8 @@ fn merged_config(args: &ServerArgs) -> anyhow::Result<Config> {
         mlflow_ui: args.mlflow_ui.clone(),
         auth: args.auth,
         auth_default_permission: args.auth_default_permission.clone(),
+        auth_oidc_issuer: args.auth_oidc_issuer.clone(),
+        auth_oidc_audience: args.auth_oidc_audience.clone(),
         ..Layer::default()
     })
 }
@@ -315,7 +324,20 @@ async fn start_auth(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Ar
         ..Default::default()
     };
     let auth_store: Arc<dyn AuthStore> = store;
-    let auth = Arc::new(slipway_server::auth::Auth::new(auth_store.clone(), settings));
+    let mut auth = slipway_server::auth::Auth::new(auth_store.clone(), settings);
+    if let (Some(issuer), Some(audience)) = (&config.auth_oidc_issuer, &config.auth_oidc_audience) {
+        let oidc = slipway_server::auth::oidc::OidcConfig {
+            issuer: issuer.clone(),
+            audience: audience.clone(),
+            username_claim: config.auth_oidc_username_claim.clone(),
+        };
+        let provider = slipway_server::auth::oidc::Oidc::discover(oidc)
+            .await
+            .map_err(|e| anyhow::anyhow!("the OpenID provider {issuer}: {e}"))?;
+        tracing::info!(issuer, "bearer JWTs from the OpenID provider are accepted");
+        auth.oidc = Some(Arc::new(provider));
+    }
+    let auth = Arc::new(auth);
     let admins = auth_store.list_principals().await?.into_iter().filter(|p| p.is_admin && !p.disabled).count();
     if admins == 0 {
         let password = std::env::var("SLIPWAY_AUTH_ADMIN_PASSWORD").map_err(|_| {

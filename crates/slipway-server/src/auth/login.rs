@@ -10,10 +10,11 @@ use slipway_auth::credentials::Credentials;
 use slipway_auth::password::{self, Verified};
 use slipway_auth::token::{self, Scope};
 use slipway_store::StoreError;
-use slipway_store::auth::Access;
+use slipway_store::auth::{Access, NewPrincipal, Principal, PrincipalKind};
 use slipway_types::ErrorCode;
 
 use super::memo::KnownToken;
+use super::oidc::Oidc;
 use super::{Auth, Caller, MAX_WAITING_HASHES, unauthenticated};
 use crate::error::ApiError;
 
@@ -55,7 +56,11 @@ impl Auth {
     /// Who sent `creds`, or why they are refused.
     pub async fn authenticate(&self, creds: Credentials, address: Option<IpAddr>) -> Result<Caller, ApiError> {
         match creds {
-            Credentials::Bearer(t) => self.by_token(&t, None).await,
+            Credentials::Bearer(t) => match &self.oidc {
+                // A JWT (three dot-separated parts) from the provider; tokens of ours have none.
+                Some(oidc) if token::parse(&t).is_none() && t.split('.').count() == 3 => self.by_jwt(oidc, &t).await,
+                _ => self.by_token(&t, None).await,
+            },
             Credentials::Basic { user, password } => {
                 if token::parse(&password).is_some() {
                     // A token as the password, with user `token` or the token's owner.
@@ -64,6 +69,49 @@ impl Auth {
                 }
                 self.by_password(&user, &password, address).await
             }
+        }
+    }
+
+    /// A bearer JWT from the OpenID provider: its user, made on first sight. A name a local
+    /// account (one with a password) or a service account holds is refused, never merged.
+    pub(super) async fn by_jwt(&self, oidc: &Oidc, presented: &str) -> Result<Caller, ApiError> {
+        let claims = oidc.verify(presented).await.map_err(|e| {
+            self.denials.fetch_add(1, Ordering::Relaxed);
+            unauthenticated(&format!("invalid bearer token: {e}"))
+        })?;
+        let name = oidc.username(&claims);
+        let principal =
+            self.made_on_first_sight(&name, PrincipalKind::User, &format!("oidc {}", oidc.config().issuer)).await?;
+        if principal.password_hash.is_some() || principal.kind != PrincipalKind::User {
+            return Err(unauthenticated(&format!(
+                "'{name}' is a local account here; a token from the OpenID provider cannot act as it"
+            )));
+        }
+        let epoch = self.store.auth_epoch().await?;
+        let access = self.access_of(principal.id, epoch).await?;
+        if access.principal.disabled {
+            return Err(unauthenticated("this account is disabled"));
+        }
+        Ok(Caller { access, token: None })
+    }
+
+    /// The principal `name`, made (without a password, not admin) if there is none; when two
+    /// requests or replicas make it at once, one does and both get it.
+    pub(super) async fn made_on_first_sight(
+        &self,
+        name: &str,
+        kind: PrincipalKind,
+        actor: &str,
+    ) -> Result<Principal, StoreError> {
+        match self.store.principal(name.into()).await {
+            Err(StoreError::NotFound(_)) => {
+                let new = NewPrincipal { kind, name: name.into(), password_hash: None, is_admin: false };
+                match self.store.create_principal(new, actor.into()).await {
+                    Err(StoreError::AlreadyExists(_)) => self.store.principal(name.into()).await,
+                    made => made,
+                }
+            }
+            found => found,
         }
     }
 

@@ -10,6 +10,7 @@
 mod decide;
 mod login;
 mod memo;
+pub mod oidc;
 pub mod permissions;
 pub mod policy;
 pub mod runs;
@@ -124,6 +125,8 @@ pub struct Auth {
     pub hashes: AtomicU64,
     memos: memo::Memos,
     pub denials: AtomicU64,
+    /// The OpenID provider whose bearer JWTs are accepted, when one is configured.
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }
 
 impl Auth {
@@ -139,6 +142,7 @@ impl Auth {
             hashes: AtomicU64::new(0),
             memos: memo::Memos::new(),
             denials: AtomicU64::new(0),
+            oidc: None,
             config,
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use slipway_auth::Level;
 use slipway_auth::token::{self, Scope};
 use slipway_store::StoreError;
-use slipway_store::auth::{NewPrincipal, NewToken, PrincipalKind};
+use slipway_store::auth::{NewToken, PrincipalKind};
 
 use super::Auth;
 
@@ -24,24 +24,8 @@ pub struct PipelineCredentials {
 impl PipelineCredentials {
     /// The pipelines' service account, made on first use.
     pub async fn new(auth: Arc<Auth>) -> Result<Self, StoreError> {
-        let principal = match auth.store.principal(PIPELINE_ACCOUNT.into()).await {
-            Ok(p) => p,
-            Err(StoreError::NotFound(_)) => {
-                let new = NewPrincipal {
-                    kind: PrincipalKind::ServiceAccount,
-                    name: PIPELINE_ACCOUNT.into(),
-                    password_hash: None,
-                    is_admin: false,
-                };
-                match auth.store.create_principal(new, "slipway server".into()).await {
-                    Ok(p) => p,
-                    // Another replica made it first.
-                    Err(StoreError::AlreadyExists(_)) => auth.store.principal(PIPELINE_ACCOUNT.into()).await?,
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        };
+        let principal =
+            auth.made_on_first_sight(PIPELINE_ACCOUNT, PrincipalKind::ServiceAccount, "slipway server").await?;
         Ok(Self { auth, principal_id: principal.id })
     }
 }

@@ -1,0 +1,159 @@
+"""OIDC bearer tokens against a real OpenID provider process (npm's oauth2-mock-server on
+loopback, tests/oidc/idp.mjs, installed by scripts/oidc-env.sh): the unmodified mlflow client
+sends the provider's JWT as MLFLOW_TRACKING_TOKEN; its user is made on first sight and holds
+what it creates. Forged, expired, foreign and misaddressed tokens get 401; a rotated key is
+fetched once, and made-up key ids cause no fetch storm."""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from conftest import SlipwayServer, free_port
+
+API = "/api/2.0/mlflow"
+AUDIENCE = "slipway-tests"
+ADMIN = ("admin", "admin-password-" + uuid.uuid4().hex[:8])
+IDP = Path(__file__).resolve().parents[1] / "oidc" / "idp.mjs"
+
+
+@pytest.fixture(scope="module")
+def idp():
+    port = free_port()
+    proc = subprocess.Popen(
+        ["node", str(IDP), str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+    )
+    line = proc.stdout.readline()
+    assert line.startswith("ready "), f"the provider did not start: {line!r}"
+    proc.issuer = line.split(" ", 1)[1].strip()
+    yield proc
+    proc.stdin.close()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def oidc_server(idp, tmp_path_factory, server):
+    root = tmp_path_factory.mktemp("slipway-oidc")
+    env = {**os.environ, "SLIPWAY_AUTH_ADMIN_PASSWORD": ADMIN[1]}
+    args = ["--auth", "true", "--auth-oidc-issuer", idp.issuer, "--auth-oidc-audience", AUDIENCE]
+    srv = SlipwayServer(root / "data", root / "logs", args, env=env, test_backends=False)
+    srv.start()
+    yield srv
+    srv.stop()
+    server.use()
+
+
+def token(idp, username, aud=AUDIENCE, **claims):
+    form = {"grant_type": "client_credentials", "aud": aud, "preferred_username": username, **claims}
+    resp = requests.post(idp.issuer + "/token", data=form, timeout=10)
+    assert resp.ok, resp.text
+    return resp.json()["access_token"]
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def parts(jwt: str):
+    header, payload, signature = jwt.split(".")
+    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
+    return json.loads(base64.urlsafe_b64decode(pad(header))), json.loads(base64.urlsafe_b64decode(pad(payload))), signature
+
+
+def bearer(url, path, jwt, method="GET", **kw):
+    return requests.request(method, url + path, headers={"Authorization": f"Bearer {jwt}"}, timeout=30, **kw)
+
+
+@pytest.fixture
+def with_token(monkeypatch, tmp_path, oidc_server):
+    oidc_server.use()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    return lambda jwt: monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", jwt)
+
+
+def test_the_mlflow_client_works_with_the_providers_token_and_its_user_is_made_on_first_sight(idp, oidc_server, with_token):
+    dana = "dana-" + uuid.uuid4().hex[:6]
+    assert requests.get(oidc_server.url + f"{API}/users/get", params={"username": dana}, auth=ADMIN, timeout=10).status_code == 404
+    with_token(token(idp, dana))
+    exp = mlflow.create_experiment("oidc-" + dana)
+    with mlflow.start_run(experiment_id=exp):
+        mlflow.log_metric("m", 1.0)
+    made = requests.get(oidc_server.url + f"{API}/users/get", params={"username": dana}, auth=ADMIN, timeout=10)
+    assert made.ok and made.json()["user"]["is_admin"] is False
+    model = "oidc-model-" + dana
+    MlflowClient().create_registered_model(model)
+    # The audit log names the provider's user as the actor.
+    audit = requests.get(oidc_server.url + "/api/v1/audit", params={"actor": dana}, auth=ADMIN, timeout=10).json()
+    assert {r["actor"] for r in audit["records"]} == {dana}
+    assert model in [r["name"] for r in audit["records"] if r["action"] == "create_registered_model"], audit
+    # Another of the provider's users sees nothing of dana's.
+    with_token(token(idp, "erin-" + uuid.uuid4().hex[:6]))
+    with pytest.raises(MlflowException, match="does not exist"):
+        MlflowClient().get_experiment(exp)
+
+
+def test_forged_expired_and_misaddressed_tokens_are_refused(idp, oidc_server):
+    url, path = oidc_server.url, f"{API}/experiments/search?max_results=1"
+    good = token(idp, "frank")
+    assert bearer(url, path, good).status_code == 200
+    header, payload, signature = parts(good)
+
+    refused = {
+        "another audience": token(idp, "frank", aud="someone-else"),
+        "expired": token(idp, "frank", exp_offset="-3600"),
+        "alg none": f"{b64(json.dumps({**header, 'alg': 'none'}).encode())}.{b64(json.dumps(payload).encode())}.",
+        "a changed payload": f"{good.split('.')[0]}.{b64(json.dumps({**payload, 'preferred_username': 'admin2'}).encode())}.{signature}",
+        "a local account's name": token(idp, "admin"),
+    }
+    # HS256 keyed with the provider's public key: the classic algorithm confusion.
+    jwks = requests.get(idp.issuer + "/jwks", timeout=10).text.encode()
+    hs_header = b64(json.dumps({**header, "alg": "HS256"}).encode())
+    hs_payload = b64(json.dumps(payload).encode())
+    mac = hmac.new(jwks, f"{hs_header}.{hs_payload}".encode(), hashlib.sha256).digest()
+    refused["HS256 keyed with the public key"] = f"{hs_header}.{hs_payload}.{b64(mac)}"
+    for what, jwt in refused.items():
+        resp = bearer(url, path, jwt)
+        assert resp.status_code == 401, f"{what}: {resp.status_code} {resp.text}"
+        assert resp.json()["error_code"] == "UNAUTHENTICATED", what
+
+
+def test_a_rotated_key_is_fetched_once_and_made_up_key_ids_fetch_nothing(idp, oidc_server):
+    url, path = oidc_server.url, f"{API}/experiments/search?max_results=1"
+    before = {k["kid"] for k in requests.get(idp.issuer + "/jwks", timeout=10).json()["keys"]}
+    idp.stdin.write("rotate\n")
+    idp.stdin.flush()
+    rotated = idp.stdout.readline().split()[-1]
+    assert rotated not in before
+    # The provider signs with its keys in turn: some of these carry the new kid.
+    tokens = [token(idp, "grace") for _ in range(4)]
+    assert rotated in {parts(t)[0]["kid"] for t in tokens}
+    fetched = jwks_hits(idp)
+    for t in tokens:
+        assert bearer(url, path, t).status_code == 200, parts(t)[0]
+    assert jwks_hits(idp) == fetched + 1, "the new key was fetched once"
+    # A made-up kid is refused at once, and fetches nothing: the last fetch was moments ago.
+    fetched = jwks_hits(idp)
+    header, payload, signature = parts(tokens[0])
+    made_up = f"{b64(json.dumps({**header, 'kid': 'no-such-key'}).encode())}.{tokens[0].split('.')[1]}.{signature}"
+    for _ in range(20):
+        resp = bearer(url, path, made_up)
+        assert resp.status_code == 401 and "no-such-key" in resp.json()["message"], resp.text
+    assert jwks_hits(idp) == fetched, "unknown key ids within the refetch interval fetch nothing"
+
+
+def jwks_hits(idp) -> int:
+    idp.stdin.write("jwks-hits\n")
+    idp.stdin.flush()
+    return int(idp.stdout.readline().split()[-1])
