@@ -98,6 +98,9 @@ class ServerProcess:
         # Several processes may share a log folder: each keeps its own files.
         self._log_stem = f"{self.name}-{uuid.uuid4().hex[:6]}"
 
+    # What the readiness probe passes to requests (a CA bundle and client certificate for TLS).
+    ready_kwargs: dict = {}
+
     def command(self) -> list:
         raise NotImplementedError
 
@@ -134,7 +137,7 @@ class ServerProcess:
             if rc is not None:
                 pytest.fail(f"{argv} exited with {rc} during startup:\n{self.stderr_text()}")
             try:
-                if requests.get(self.url + self.ready_path, timeout=2).status_code == 200:
+                if requests.get(self.url + self.ready_path, timeout=2, **self.ready_kwargs).status_code == 200:
                     return self
             except requests.RequestException:
                 pass

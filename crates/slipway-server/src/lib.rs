@@ -16,6 +16,7 @@ pub mod monitors;
 pub mod native;
 pub mod pipelines;
 pub mod registry;
+pub mod tls;
 pub mod tracking;
 pub mod ui;
 
@@ -206,4 +207,24 @@ pub async fn serve(
     // The peer's address reaches handlers (the failed-login throttle keys on it).
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// [`serve`] over TLS (`config` from [`tls::server_config`]).
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tls::TlsListener::new(listener, config)?;
+    // The peer's address, as `serve` gives it (axum's connect-info knows only plain TCP).
+    let make = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, tls::TlsListener>| {
+        let peer = axum::extract::ConnectInfo(*incoming.remote_addr());
+        let app = tower::ServiceExt::map_request(app.clone(), move |mut req: Request| {
+            req.extensions_mut().insert(peer);
+            req
+        });
+        std::future::ready(Ok::<_, std::convert::Infallible>(app))
+    });
+    axum::serve(listener, make).with_graceful_shutdown(shutdown).await
 }

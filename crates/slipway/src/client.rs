@@ -1,5 +1,6 @@
 //! A small JSON client for the CLI's commands that talk to a running server, over the hyper
-//! stack the server already uses (plain HTTP; put TLS in front with a proxy for now).
+//! stack the server already uses: http, or https trusting the system's CA roots (or those
+//! `SSL_CERT_FILE` names), as `slipway_artifacts::tls` sets up for every outgoing call.
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use slipway_artifacts::tls::HttpsConnector;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The flags every command that talks to a running server takes.
@@ -32,7 +34,7 @@ fn full(bytes: Bytes) -> Body {
 
 pub struct Api {
     base: String,
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     auth: Option<String>,
     actor: Option<String>,
 }
@@ -40,8 +42,8 @@ pub struct Api {
 impl Api {
     pub fn new(tracking_uri: &str) -> anyhow::Result<Self> {
         let base = tracking_uri.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") {
-            bail!("tracking URI '{tracking_uri}' must start with http:// (https needs a TLS proxy in front for now)");
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            bail!("tracking URI '{tracking_uri}' must start with http:// or https://");
         }
         // The same credentials the MLflow client sends, so the audit log names the same actor.
         let auth = credentials();
@@ -49,7 +51,9 @@ impl Api {
         // Requests are small and sequential: without TCP_NODELAY each one can wait ~40 ms on Nagle.
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        connector.enforce_http(false);
+        let https = slipway_artifacts::tls::roots().https_or_http().enable_http1().wrap_connector(connector);
+        let client = Client::builder(TokioExecutor::new()).build(https);
         Ok(Self { base, client, auth, actor })
     }
 

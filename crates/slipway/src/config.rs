@@ -73,6 +73,12 @@ pub struct Config {
     pub auth_oidc_audience: Option<String>,
     /// The claim naming the user (`sub` when a token lacks it).
     pub auth_oidc_username_claim: String,
+    /// Serve HTTPS with this certificate chain (PEM); needs `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this CA (PEM).
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -105,6 +111,9 @@ impl Default for Config {
             auth_oidc_issuer: None,
             auth_oidc_audience: None,
             auth_oidc_username_claim: "preferred_username".into(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -140,6 +149,9 @@ pub struct Layer {
     pub auth_oidc_issuer: Option<String>,
     pub auth_oidc_audience: Option<String>,
     pub auth_oidc_username_claim: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -156,6 +168,15 @@ impl Config {
         }
         if l.auth_oidc_audience.is_some() {
             self.auth_oidc_audience = l.auth_oidc_audience;
+        }
+        for (mine, theirs) in [
+            (&mut self.tls_cert, l.tls_cert),
+            (&mut self.tls_key, l.tls_key),
+            (&mut self.tls_client_ca, l.tls_client_ca),
+        ] {
+            if theirs.is_some() {
+                *mine = theirs;
+            }
         }
         if l.serving_memory_budget.is_some() {
             self.serving_memory_budget = l.serving_memory_budget;
@@ -207,6 +228,12 @@ impl Config {
         self.artifact_root.clone().unwrap_or_else(|| self.data_dir.join("artifacts").display().to_string())
     }
 
+    /// The server's HTTPS files, when it serves HTTPS.
+    pub fn tls(&self) -> Option<slipway_server::tls::TlsFiles<'_>> {
+        let (cert, key) = (self.tls_cert.as_deref()?, self.tls_key.as_deref()?);
+        Some(slipway_server::tls::TlsFiles { cert, key, client_ca: self.tls_client_ca.as_deref() })
+    }
+
     /// Whether clients read and write artifacts at the root themselves.
     pub fn direct_artifacts(&self) -> bool {
         self.artifact_mode == "direct"
@@ -222,6 +249,10 @@ impl Config {
             if self.auth_oidc_audience.as_deref().is_none_or(str::is_empty) {
                 bail!("auth_oidc_audience is required with auth_oidc_issuer: the `aud` this server's tokens carry");
             }
+        }
+        match (&self.tls_cert, &self.tls_key, &self.tls_client_ca) {
+            (Some(_), Some(_), _) | (None, None, None) => {}
+            _ => bail!("tls_cert and tls_key go together (and tls_client_ca needs them)"),
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!("log_format must be 'text' or 'json', got '{}'", self.log_format);

@@ -163,6 +163,15 @@ pub struct ServerArgs {
     /// The audience (`aud`) the provider's tokens must name for this server.
     #[arg(long, env = "SLIPWAY_AUTH_OIDC_AUDIENCE")]
     auth_oidc_audience: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); with --tls-key.
+    #[arg(long, env = "SLIPWAY_TLS_CERT", value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "SLIPWAY_TLS_KEY", value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this CA (PEM).
+    #[arg(long, env = "SLIPWAY_TLS_CLIENT_CA", value_name = "PEM")]
+    tls_client_ca: Option<PathBuf>,
     /// A pipeline file (or its folder) this server may start: on `POST
     /// /api/v1/pipelines/NAME/runs` (what an alert rule's webhook can name) and on the file's
     /// `triggers:` cron schedules. Repeatable.
@@ -196,6 +205,9 @@ fn merged_config(args: &ServerArgs) -> anyhow::Result<Config> {
         auth_default_permission: args.auth_default_permission.clone(),
         auth_oidc_issuer: args.auth_oidc_issuer.clone(),
         auth_oidc_audience: args.auth_oidc_audience.clone(),
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
+        tls_client_ca: args.tls_client_ca.clone(),
         ..Layer::default()
     })
 }
@@ -248,6 +260,11 @@ async fn serve(config: Config, pipeline_files: Vec<PathBuf>) -> anyhow::Result<(
     let auth = if config.auth { Some(start_auth(&config, store.clone()).await?) } else { None };
     let store: Arc<dyn MetadataStore> = store;
     let db = config.metadata_store()?;
+    let tls = match config.tls() {
+        Some(files) => Some(slipway_server::tls::server_config(&files).map_err(|e| anyhow::anyhow!("TLS: {e}"))?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     let serving = start_serving(&config, store.clone(), artifacts.clone())?;
@@ -258,9 +275,9 @@ async fn serve(config: Config, pipeline_files: Vec<PathBuf>) -> anyhow::Result<(
         // The runs it starts talk to this server over loopback (or the address it is bound to).
         let local = listener.local_addr()?;
         let url = if local.ip().is_unspecified() {
-            format!("http://127.0.0.1:{}", local.port())
+            format!("{scheme}://127.0.0.1:{}", local.port())
         } else {
-            format!("http://{local}")
+            format!("{scheme}://{local}")
         };
         let triggers = slipway_pipeline::trigger::Triggers::load(
             &pipeline_files,
@@ -298,9 +315,13 @@ async fn serve(config: Config, pipeline_files: Vec<PathBuf>) -> anyhow::Result<(
         database = %db,
         artifacts = %state.artifacts.uri(),
         artifact_mode = %config.artifact_mode,
+        scheme,
         "slipway server listening"
     );
-    slipway_server::serve(listener, app, shutdown_signal()).await?;
+    match tls {
+        Some(tls) => slipway_server::serve_tls(listener, tls, app, shutdown_signal()).await?,
+        None => slipway_server::serve(listener, app, shutdown_signal()).await?,
+    }
     state.monitors.step_down().await;
     if let Some(log) = serving.predlog() {
         match log.flush().await {
