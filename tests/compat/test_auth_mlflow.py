@@ -230,6 +230,114 @@ def test_a_manager_grants_and_revokes_with_auth_service_client(auth_server, as_u
     assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
+def test_roles_from_auth_service_client_give_their_members_access_until_taken_away(auth_server, as_user):
+    as_user("admin", ADMIN_PASSWORD)
+    admin = AuthServiceClient(auth_server.url)
+    bob, pw = "bob" + uuid.uuid4().hex[:6], "bob-password-1234"
+    admin.create_user(bob, pw)
+    team = "vision-" + uuid.uuid4().hex[:6]
+    exp = MlflowClient().create_experiment(team)
+    other = MlflowClient().create_experiment(team + "-other")
+
+    role = admin.create_role("default", team, "the vision team")
+    assert (role.name, role.workspace, role.description, role.permissions) == (team, "default", "the vision team", [])
+    assert admin.get_role(role.id).name == team
+    assert team in [r.name for r in admin.list_roles("default")]
+    assert team in [r.name for r in admin.list_all_roles()]
+    assert admin.list_roles("elsewhere") == []
+    for bad in (
+        lambda: admin.create_role("default", team),
+        lambda: admin.create_role("elsewhere", team + "x"),
+        lambda: admin.create_role("default", "__user_1__"),
+        lambda: admin.add_role_permission(role.id, "prompt", "*", "READ"),
+        lambda: admin.add_role_permission(role.id, "experiment", exp, "OWNER"),
+        lambda: admin.get_role(10**9),
+    ):
+        with pytest.raises(RestException) as err:
+            bad()
+        assert err.value.error_code in ("RESOURCE_ALREADY_EXISTS", "INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST")
+
+    grant = admin.add_role_permission(role.id, "experiment", exp, "READ")
+    assert (grant.role_id, grant.resource_type, grant.resource_pattern, grant.permission) == (
+        role.id, "experiment", exp, "READ")
+    with pytest.raises(RestException) as err:
+        admin.add_role_permission(role.id, "experiment", exp, "EDIT")
+    assert err.value.error_code == "RESOURCE_ALREADY_EXISTS"
+
+    # Not a member yet: nothing. A member: what the role grants, in point reads and searches.
+    as_user(bob, pw)
+    with pytest.raises(RestException) as err:
+        MlflowClient().get_experiment(exp)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(RestException) as err:
+        AuthServiceClient(auth_server.url).create_role("default", "mine")
+    assert err.value.error_code == "PERMISSION_DENIED"
+
+    as_user("admin", ADMIN_PASSWORD)
+    assignment = admin.assign_role(bob, role.id)
+    assert assignment.role_id == role.id
+    assert [a.user_id for a in admin.list_role_users(role.id)] == [assignment.user_id]
+    listed = {u["username"]: u for u in requests.get(
+        f"{auth_server.url}/api/2.0/mlflow/users/list", auth=("admin", ADMIN_PASSWORD)).json()["users"]}
+    assert [r["name"] for r in listed[bob]["roles"]] == [team]
+
+    as_user(bob, pw)
+    assert MlflowClient().get_experiment(exp).name == team
+    seen = [e.experiment_id for e in MlflowClient().search_experiments()]
+    assert seen == [exp], "the role's experiment and nothing else"
+    with pytest.raises(RestException) as err:
+        MlflowClient().create_run(exp)
+    assert err.value.error_code == "PERMISSION_DENIED"
+    mine = AuthServiceClient(auth_server.url)
+    assert [r.name for r in mine.list_user_roles(bob)] == [team]
+    with pytest.raises(RestException) as err:
+        mine.list_user_roles("admin")
+    assert err.value.error_code == "PERMISSION_DENIED"
+    perms = requests.get(f"{auth_server.url}/api/3.0/mlflow/users/current/permissions", auth=(bob, pw)).json()
+    assert {(p["role_name"], p["resource_pattern"], p["permission"]) for p in perms["permissions"]} == {
+        (team, exp, "READ")}
+
+    # A changed permission holds on the next request.
+    as_user("admin", ADMIN_PASSWORD)
+    assert admin.update_role_permission(grant.id, "EDIT").permission == "EDIT"
+    as_user(bob, pw)
+    MlflowClient().create_run(exp)
+
+    # DENY in a role beats a direct grant.
+    as_user("admin", ADMIN_PASSWORD)
+    admin.grant_user_permission(bob, "experiment", other, "READ")
+    deny = admin.add_role_permission(role.id, "experiment", other, "DENY")
+    as_user(bob, pw)
+    with pytest.raises(RestException) as err:
+        MlflowClient().get_experiment(other)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    as_user("admin", ADMIN_PASSWORD)
+    admin.remove_role_permission(deny.id)
+    assert [p.id for p in admin.list_role_permissions(role.id)] == [grant.id]
+    as_user(bob, pw)
+    assert MlflowClient().get_experiment(other).name == team + "-other"
+
+    # Unassigned, then the role deleted: the access goes at once.
+    as_user("admin", ADMIN_PASSWORD)
+    admin.unassign_role(bob, role.id)
+    as_user(bob, pw)
+    with pytest.raises(RestException) as err:
+        MlflowClient().get_experiment(exp)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    as_user("admin", ADMIN_PASSWORD)
+    admin.assign_role(bob, role.id)
+    renamed = admin.update_role(role.id, name=team + "-renamed")
+    assert (renamed.name, renamed.description) == (team + "-renamed", "the vision team")
+    admin.delete_role(role.id)
+    with pytest.raises(RestException) as err:
+        admin.get_role(role.id)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    as_user(bob, pw)
+    with pytest.raises(RestException) as err:
+        MlflowClient().get_experiment(exp)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
 def test_runs_the_server_starts_act_as_its_pipeline_account_with_a_token_revoked_after(tmp_path_factory, monkeypatch):
     import textwrap
     import time
@@ -335,5 +443,26 @@ def test_the_cli_manages_users_grants_and_tokens_the_mlflow_client_then_uses(aut
     assert refused.returncode != 0 and "PERMISSION_DENIED" in refused.stderr
     as_user("admin", ADMIN_PASSWORD)
     assert cli("grants", "revoke", name, "experiment", experiment).returncode == 0
+
+    # A role made, granted and assigned from the shell gives carol the experiment again.
+    role = "cli-role-" + uuid.uuid4().hex[:6]
+    for step in (("roles", "create", role, "--description", "from the shell"),
+                 ("roles", "grant", role, "experiment", experiment, "edit"),
+                 ("roles", "assign", role, name)):
+        done = cli(*step)
+        assert done.returncode == 0, (step, done.stderr)
+    shown = json.loads(cli("roles", "show", role, "--json").stdout)
+    assert [(p["resource_pattern"], p["permission"]) for p in shown["role"]["permissions"]] == [(experiment, "EDIT")]
+    assert len(shown["assignments"]) == 1
+    as_user(name, carol_password)
+    MlflowClient().set_experiment_tag(experiment, "via", "role")
+    as_user("admin", ADMIN_PASSWORD)
+    assert cli("roles", "revoke", role, "experiment", experiment).returncode == 0
+    missing = cli("roles", "revoke", role, "experiment", experiment)
+    assert missing.returncode != 0 and "no permission" in missing.stderr
+    assert cli("roles", "unassign", role, name).returncode == 0
+    assert cli("roles", "delete", role).returncode == 0
+    assert role not in cli("roles", "list").stdout
+
     assert cli("users", "delete", name).returncode == 0
     assert cli("users", "show", name).returncode != 0

@@ -104,6 +104,37 @@ def test_the_mlflow_client_works_with_the_providers_token_and_its_user_is_made_o
         MlflowClient().get_experiment(exp)
 
 
+def test_the_providers_groups_claim_gives_the_roles_of_those_names_their_grants(idp, oidc_server, with_token):
+    url, suffix = oidc_server.url, uuid.uuid4().hex[:6]
+    exp = requests.post(url + f"{API}/experiments/create", json={"name": "grouped-" + suffix}, auth=ADMIN,
+                        timeout=10).json()["experiment_id"]
+    role = requests.post(url + "/api/3.0/mlflow/roles/create", json={"workspace": "default", "name": "ml-" + suffix},
+                         auth=ADMIN, timeout=10).json()["role"]
+    added = requests.post(url + "/api/3.0/mlflow/roles/permissions/add", auth=ADMIN, timeout=10, json={
+        "role_id": role["id"], "resource_type": "experiment", "resource_pattern": exp, "permission": "READ"})
+    assert added.ok, added.text
+
+    member = token(idp, "hana-" + suffix, groups=f"ml-{suffix},no-such-group")
+    outsider = token(idp, "ivan-" + suffix, groups="no-such-group")
+    with_token(member)
+    assert MlflowClient().get_experiment(exp).name == "grouped-" + suffix
+    assert [e.experiment_id for e in MlflowClient().search_experiments()] == [exp]
+    with pytest.raises(MlflowException, match="PERMISSION_DENIED"):
+        MlflowClient().create_run(exp)
+    with_token(outsider)
+    with pytest.raises(MlflowException, match="does not exist"):
+        MlflowClient().get_experiment(exp)
+    assert MlflowClient().search_experiments() == []
+
+    # What the group may do is this server's to say: taken away, it holds on the next request.
+    removed = requests.delete(url + "/api/3.0/mlflow/roles/permissions/remove", auth=ADMIN, timeout=10,
+                              json={"role_permission_id": added.json()["role_permission"]["id"]})
+    assert removed.ok, removed.text
+    with_token(member)
+    with pytest.raises(MlflowException, match="does not exist"):
+        MlflowClient().get_experiment(exp)
+
+
 def test_forged_expired_and_misaddressed_tokens_are_refused(idp, oidc_server):
     url, path = oidc_server.url, f"{API}/experiments/search?max_results=1"
     good = token(idp, "frank")

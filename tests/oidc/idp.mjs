@@ -1,6 +1,7 @@
 // A real OpenID provider on loopback for the auth tests: oauth2-mock-server, whose token
 // endpoint (client_credentials) signs what the test asks for in the form it posts:
-// `aud`, `preferred_username`, `sub`, and `exp_offset` (seconds from now, negative: expired).
+// `aud`, `preferred_username`, `sub`, `groups` (comma-separated, sent as an array) and
+// `exp_offset` (seconds from now, negative: expired).
 // Reads commands on stdin: `rotate` adds a new signing key (answered `rotated <kid>`);
 // `jwks-hits` answers how often the key set was fetched (`jwks-hits <n>`).
 // Usage: node idp.mjs PORT   (prints `ready <issuer>` once it listens)
@@ -20,6 +21,9 @@ server.service.on('beforeTokenSigning', (token, req) => {
   // Providers always name a subject; here it differs from the user name, as it does at most.
   if (token.payload.sub === undefined && typeof body.preferred_username === 'string') {
     token.payload.sub = `subject-${body.preferred_username}`;
+  }
+  if (typeof body.groups === 'string') {
+    token.payload.groups = body.groups.split(',').filter((g) => g.length > 0);
   }
   if (typeof body.exp_offset === 'string') {
     token.payload.exp = Math.floor(Date.now() / 1000) + Number(body.exp_offset);

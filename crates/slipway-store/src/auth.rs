@@ -121,6 +121,32 @@ pub struct Grant {
 pub enum Grantee {
     Principal(String),
     Group(String),
+    GroupId(i64),
+}
+
+/// A named group (MLflow's role) and its grants. Principals' personal groups are not among
+/// them: they hold direct grants and have no members to manage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub grants: Vec<Grant>,
+}
+
+/// What [`AuthStore::update_group`] changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct GroupUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A principal's membership of a group (MLflow's role assignment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub id: i64,
+    pub group_id: i64,
+    pub principal_id: i64,
 }
 
 /// Everything one principal may do, read in one snapshot: the principal, its groups and the
@@ -213,6 +239,33 @@ pub trait AuthStore: Send + Sync {
     ) -> Result<Grant>;
     /// Removes the grantee's grant on an object; NotFound when there is none.
     async fn remove_grant(&self, grantee: Grantee, kind: ObjectKind, pattern: String, actor: String) -> Result<()>;
+    /// Adds a grant the grantee does not have yet on that object; AlreadyExists if it does.
+    async fn add_grant(
+        &self,
+        grantee: Grantee,
+        kind: ObjectKind,
+        pattern: String,
+        permission: i64,
+        actor: String,
+    ) -> Result<Grant>;
+    async fn grant(&self, grant_id: i64) -> Result<Grant>;
+    async fn update_grant(&self, grant_id: i64, permission: i64, actor: String) -> Result<Grant>;
+    async fn delete_grant(&self, grant_id: i64, actor: String) -> Result<()>;
+
+    async fn create_group(&self, name: String, description: Option<String>, actor: String) -> Result<Group>;
+    async fn group(&self, group_id: i64) -> Result<Group>;
+    async fn list_groups(&self) -> Result<Vec<Group>>;
+    /// The groups of these names that exist, in name order (an OpenID token's groups claim).
+    async fn groups_named(&self, names: Vec<String>) -> Result<Vec<Group>>;
+    async fn update_group(&self, group_id: i64, update: GroupUpdate, actor: String) -> Result<Group>;
+    /// Deletes a group with its grants and memberships.
+    async fn delete_group(&self, group_id: i64, actor: String) -> Result<()>;
+    /// Makes a principal a member of a group; AlreadyExists if it is one.
+    async fn add_member(&self, group_id: i64, principal: String, actor: String) -> Result<Membership>;
+    async fn remove_member(&self, group_id: i64, principal: String, actor: String) -> Result<()>;
+    async fn members(&self, group_id: i64) -> Result<Vec<Membership>>;
+    /// The groups a principal is a member of.
+    async fn groups_of(&self, principal: String) -> Result<Vec<Group>>;
 
     async fn create_token(&self, new: NewToken, actor: String) -> Result<TokenRecord>;
     async fn token(&self, id: String) -> Result<TokenRecord>;

@@ -1,5 +1,6 @@
-//! `slipway users|tokens|grants …`: who may use a server with auth on, through the same API
-//! MLflow's `AuthServiceClient` calls (users, per-user permissions) and Slipway's tokens API.
+//! `slipway users|tokens|grants|roles …`: who may use a server with auth on, through the same
+//! API MLflow's `AuthServiceClient` calls (users, per-user permissions, roles) and Slipway's
+//! tokens API.
 //! They send the mlflow client's credentials (`MLFLOW_TRACKING_USERNAME/PASSWORD`, the
 //! credentials file, `MLFLOW_TRACKING_TOKEN`). Passwords are read from stdin, never from the
 //! command line, where other users of the machine could see them.
@@ -16,6 +17,7 @@ use crate::models::{print_json, print_table};
 const USERS: &str = "/api/2.0/mlflow/users";
 const PERMISSIONS: &str = "/api/3.0/mlflow/users/permissions";
 const TOKENS: &str = "/api/v1/tokens";
+const ROLES: &str = "/api/3.0/mlflow/roles";
 
 #[derive(Args)]
 pub struct UsersArgs {
@@ -97,6 +99,38 @@ enum Grants {
     List { user: String },
 }
 
+#[derive(Args)]
+pub struct RolesArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(subcommand)]
+    command: Roles,
+}
+
+#[derive(Subcommand)]
+enum Roles {
+    /// Create a role.
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List roles with their permissions.
+    List,
+    /// Show one role: its permissions and members.
+    Show { role: String },
+    /// Delete a role; its members lose what it gave them.
+    Delete { role: String },
+    /// Give ROLE a level on one object (as `grants grant`); DENY beats its members' grants.
+    Grant { role: String, kind: String, object: String, level: String },
+    /// Take ROLE's permission on one object away.
+    Revoke { role: String, kind: String, object: String },
+    /// Make USER a member of ROLE.
+    Assign { role: String, user: String },
+    /// Take USER out of ROLE.
+    Unassign { role: String, user: String },
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
@@ -111,6 +145,10 @@ pub fn tokens(args: TokensArgs) -> anyhow::Result<()> {
 
 pub fn grants(args: GrantsArgs) -> anyhow::Result<()> {
     runtime()?.block_on(run_grants(args))
+}
+
+pub fn roles(args: RolesArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(run_roles(args))
 }
 
 /// One line of stdin, without its line ending.
@@ -293,6 +331,94 @@ async fn run_grants(args: GrantsArgs) -> anyhow::Result<()> {
             let rows = v["permissions"].as_array().into_iter().flatten().map(row).collect();
             print_table(&["KIND", "OBJECT", "LEVEL", "VIA GROUP"], rows);
             Ok(())
+        }
+    }
+}
+
+/// A role by name (or by id, as digits), as the API returns it.
+async fn find_role(api: &Api, role: &str) -> anyhow::Result<Value> {
+    let v = api.call("GET", &format!("{ROLES}/list"), &[], None).await?;
+    let roles = v["roles"].as_array().cloned().unwrap_or_default();
+    roles
+        .into_iter()
+        .find(|r| r["name"].as_str() == Some(role) || role.parse::<i64>().is_ok_and(|id| r["id"].as_i64() == Some(id)))
+        .with_context(|| format!("role '{role}' not found"))
+}
+
+fn permission_row(p: &Value) -> Vec<String> {
+    vec![text(&p["id"]), text(&p["resource_type"]), text(&p["resource_pattern"]), text(&p["permission"])]
+}
+
+async fn run_roles(args: RolesArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.server.tracking_uri)?;
+    let json = args.server.json;
+    match args.command {
+        Roles::Create { name, description } => {
+            let body = json!({"workspace": "default", "name": name, "description": description});
+            let v = api.call("POST", &format!("{ROLES}/create"), &[], Some(body)).await?;
+            done(json, &v["role"], format!("created role {name} ({})", text(&v["role"]["id"])))
+        }
+        Roles::List => {
+            let v = api.call("GET", &format!("{ROLES}/list"), &[], None).await?;
+            if json {
+                return print_json(&v["roles"]);
+            }
+            let row = |r: &Value| {
+                let n = r["permissions"].as_array().map_or(0, Vec::len);
+                vec![text(&r["id"]), text(&r["name"]), n.to_string(), text(&r["description"])]
+            };
+            let rows = v["roles"].as_array().into_iter().flatten().map(row).collect();
+            print_table(&["ID", "NAME", "PERMISSIONS", "DESCRIPTION"], rows);
+            Ok(())
+        }
+        Roles::Show { role } => {
+            let r = find_role(&api, &role).await?;
+            let id = text(&r["id"]);
+            let members = api.call("GET", &format!("{ROLES}/users/list"), &[("role_id", &id)], None).await?;
+            if json {
+                return print_json(&json!({"role": r, "assignments": members["assignments"]}));
+            }
+            println!("role {} ({id}): {}", text(&r["name"]), text(&r["description"]));
+            let rows = r["permissions"].as_array().into_iter().flatten().map(permission_row).collect();
+            print_table(&["ID", "KIND", "OBJECT", "LEVEL"], rows);
+            let users: Vec<String> =
+                members["assignments"].as_array().into_iter().flatten().map(|a| text(&a["user_id"])).collect();
+            println!("member user ids: {}", if users.is_empty() { "-".into() } else { users.join(", ") });
+            Ok(())
+        }
+        Roles::Delete { role } => {
+            let id = find_role(&api, &role).await?["id"].clone();
+            let v = api.call("DELETE", &format!("{ROLES}/delete"), &[], Some(json!({"role_id": id}))).await?;
+            done(json, &v, format!("deleted role {role}"))
+        }
+        Roles::Grant { role, kind, object, level } => {
+            let id = find_role(&api, &role).await?["id"].clone();
+            let level = level.to_ascii_uppercase();
+            let body = json!({"role_id": id, "resource_type": kind, "resource_pattern": object, "permission": level});
+            let v = api.call("POST", &format!("{ROLES}/permissions/add"), &[], Some(body)).await?;
+            done(json, &v["role_permission"], format!("role {role} has {level} on {kind} {object}"))
+        }
+        Roles::Revoke { role, kind, object } => {
+            let r = find_role(&api, &role).await?;
+            let found = r["permissions"].as_array().into_iter().flatten().find(|p| {
+                p["resource_type"].as_str() == Some(kind.as_str()) && p["resource_pattern"].as_str() == Some(&object)
+            });
+            let Some(p) = found else { bail!("role '{role}' has no permission on {kind} {object}") };
+            let body = json!({"role_permission_id": p["id"]});
+            let v = api.call("DELETE", &format!("{ROLES}/permissions/remove"), &[], Some(body)).await?;
+            done(json, &v, format!("revoked role {role}'s permission on {kind} {object}"))
+        }
+        Roles::Assign { role, user } => {
+            let id = find_role(&api, &role).await?["id"].clone();
+            let body = json!({"role_id": id, "username": user});
+            let v = api.call("POST", &format!("{ROLES}/assign"), &[], Some(body)).await?;
+            done(json, &v["assignment"], format!("{user} has role {role}"))
+        }
+        Roles::Unassign { role, user } => {
+            let id = find_role(&api, &role).await?["id"].clone();
+            let body = json!({"role_id": id, "username": user});
+            let v = api.call("DELETE", &format!("{ROLES}/unassign"), &[], Some(body)).await?;
+            done(json, &v, format!("{user} no longer has role {role}"))
         }
     }
 }

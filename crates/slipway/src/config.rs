@@ -73,6 +73,9 @@ pub struct Config {
     pub auth_oidc_audience: Option<String>,
     /// The claim naming the user (`sub` when a token lacks it).
     pub auth_oidc_username_claim: String,
+    /// The claim listing the user's groups: those that exist here as roles give the user
+    /// their grants for that request.
+    pub auth_oidc_groups_claim: String,
     /// Serve HTTPS with this certificate chain (PEM); needs `tls_key`.
     pub tls_cert: Option<PathBuf>,
     /// The certificate's private key (PEM).
@@ -111,6 +114,7 @@ impl Default for Config {
             auth_oidc_issuer: None,
             auth_oidc_audience: None,
             auth_oidc_username_claim: "preferred_username".into(),
+            auth_oidc_groups_claim: "groups".into(),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -149,6 +153,7 @@ pub struct Layer {
     pub auth_oidc_issuer: Option<String>,
     pub auth_oidc_audience: Option<String>,
     pub auth_oidc_username_claim: Option<String>,
+    pub auth_oidc_groups_claim: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
@@ -162,7 +167,7 @@ impl Config {
         set!(host, port, data_dir, artifact_mode, log_format, log_level, read_connections, db_pool_size);
         set!(serving_queue_capacity, serving_max_batch_rows, serving_request_timeout_ms, serving_max_body_bytes);
         set!(serving_poll_ms, prediction_log_roll_secs, monitor_interval_secs, mlflow_ui);
-        set!(auth, auth_default_permission, auth_token_max_days, auth_oidc_username_claim);
+        set!(auth, auth_default_permission, auth_token_max_days, auth_oidc_username_claim, auth_oidc_groups_claim);
         if l.auth_oidc_issuer.is_some() {
             self.auth_oidc_issuer = l.auth_oidc_issuer;
         }

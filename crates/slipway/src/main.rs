@@ -65,6 +65,8 @@ enum Command {
     Tokens(access::TokensArgs),
     /// Who may do what: grant, revoke and list per-object permissions.
     Grants(access::GrantsArgs),
+    /// Roles (groups): named sets of permissions their members hold.
+    Roles(access::RolesArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -85,5 +87,6 @@ fn main() -> anyhow::Result<()> {
         Command::Users(args) => access::users(args),
         Command::Tokens(args) => access::tokens(args),
         Command::Grants(args) => access::grants(args),
+        Command::Roles(args) => access::roles(args),
     }
 }

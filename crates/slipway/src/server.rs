@@ -351,6 +351,7 @@ async fn start_auth(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Ar
             issuer: issuer.clone(),
             audience: audience.clone(),
             username_claim: config.auth_oidc_username_claim.clone(),
+            groups_claim: config.auth_oidc_groups_claim.clone(),
         };
         let provider = slipway_server::auth::oidc::Oidc::discover(oidc)
             .await

@@ -88,11 +88,36 @@ impl Auth {
             )));
         }
         let epoch = self.store.auth_epoch().await?;
-        let access = self.access_of(principal.id, epoch).await?;
+        let mut access = self.access_of(principal.id, epoch).await?;
         if access.principal.disabled {
             return Err(unauthenticated("this account is disabled"));
         }
+        let groups = oidc.groups(&claims);
+        if !groups.is_empty() {
+            access = self.with_claimed_groups(access, groups).await?;
+        }
         Ok(Caller { access, token: None })
+    }
+
+    /// `access` widened by the grants of the groups an OpenID token names, those that exist
+    /// here: the provider decides membership, this server what each group may do. Remembered
+    /// per principal and list of groups at the epoch `access` was read at.
+    async fn with_claimed_groups(&self, access: Arc<Access>, groups: Vec<String>) -> Result<Arc<Access>, ApiError> {
+        let key = (access.principal.id, groups);
+        if let Some(a) = self.memos.claimed.get(&key).filter(|a| a.epoch == access.epoch) {
+            return Ok(a);
+        }
+        let mut widened = (*access).clone();
+        for group in self.store.groups_named(key.1.clone()).await? {
+            if !widened.group_ids.contains(&group.id) {
+                widened.group_ids.push(group.id);
+                widened.grants.extend(group.grants);
+            }
+        }
+        widened.group_ids.sort_unstable();
+        let widened = Arc::new(widened);
+        self.memos.claimed.insert(key, widened.clone());
+        Ok(widened)
     }
 
     /// The principal `name`, made (without a password, not admin) if there is none; when two

@@ -43,6 +43,8 @@ pub struct KnownToken {
 
 pub struct Memos {
     pub access: Memo<i64, Arc<Access>>,
+    /// A principal's access widened by the groups an OpenID token names.
+    pub claimed: Memo<(i64, Vec<String>), Arc<Access>>,
     pub tokens: Memo<String, KnownToken>,
     /// Runs and logged models only: their experiment is fixed at creation.
     pub parents: Memo<Child, String>,
@@ -54,6 +56,7 @@ impl Memos {
     pub fn new() -> Self {
         Self {
             access: Memo::new(10_000),
+            claimed: Memo::new(10_000),
             tokens: Memo::new(10_000),
             parents: Memo::new(100_000),
             touched: Memo::new(10_000),

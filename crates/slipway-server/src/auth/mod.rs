@@ -13,6 +13,7 @@ mod memo;
 pub mod oidc;
 pub mod permissions;
 pub mod policy;
+pub mod roles;
 pub mod runs;
 pub mod target;
 pub mod users;

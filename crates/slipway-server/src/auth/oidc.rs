@@ -23,6 +23,8 @@ pub struct OidcConfig {
     pub audience: String,
     /// The claim naming the user; `sub` when a token lacks it.
     pub username_claim: String,
+    /// The claim listing the user's groups (one string or an array of them).
+    pub groups_claim: String,
 }
 
 /// Algorithms a provider may sign with: the asymmetric ones (`slipway_auth::jwt::Alg` has no
@@ -97,6 +99,14 @@ impl Oidc {
     /// The name a token's user goes by.
     pub fn username(&self, claims: &Claims) -> String {
         claims.string(&self.config.username_claim).unwrap_or(&claims.sub).to_string()
+    }
+
+    /// The groups a token says its user is in: sorted, each once, at most 100.
+    pub fn groups(&self, claims: &Claims) -> Vec<String> {
+        let mut groups = claims.strings(&self.config.groups_claim);
+        groups.sort_unstable();
+        groups.dedup();
+        groups
     }
 
     fn keys(&self) -> Arc<Jwks> {

@@ -24,7 +24,7 @@ pub struct GrantRequest {
     permission: Option<String>,
 }
 
-fn kind(resource_type: Option<String>) -> ApiResult<ObjectKind> {
+pub(super) fn kind(resource_type: Option<String>) -> ApiResult<ObjectKind> {
     let t = resource_type.ok_or_else(|| ApiError::missing("resource_type"))?;
     ObjectKind::parse(&t).ok_or_else(|| {
         ApiError::invalid(format!("unsupported resource_type '{t}': use experiment, registered_model or deployment"))
@@ -39,7 +39,7 @@ fn resource(id: Option<Value>) -> ApiResult<String> {
     }
 }
 
-fn required(v: Option<String>, name: &str) -> ApiResult<String> {
+pub(super) fn required(v: Option<String>, name: &str) -> ApiResult<String> {
     v.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::missing(name))
 }
 
@@ -98,7 +98,7 @@ pub struct Lookup {
     resource_id: Option<String>,
 }
 
-fn self_or_admin(caller: &Caller, name: &str) -> ApiResult<()> {
+pub(super) fn self_or_admin(caller: &Caller, name: &str) -> ApiResult<()> {
     if caller.is_admin() || caller.name() == name {
         Ok(())
     } else {

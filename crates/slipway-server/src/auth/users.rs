@@ -17,7 +17,7 @@ use slipway_auth::token::{self, Scope};
 use slipway_store::auth::{NewPrincipal, NewToken, Principal, PrincipalKind, PrincipalUpdate, TokenRecord};
 use slipway_types::ErrorCode;
 
-use super::{Auth, Caller, permissions};
+use super::{Auth, Caller, permissions, roles};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryArgs};
 
@@ -36,6 +36,19 @@ pub fn routes(auth: Arc<Auth>) -> Router {
         .route("/api/3.0/mlflow/users/permissions/get", get(permissions::get))
         .route("/api/3.0/mlflow/users/permissions/list", get(permissions::list))
         .route("/api/3.0/mlflow/users/current/permissions", get(permissions::current))
+        .route("/api/3.0/mlflow/users/roles/list", get(roles::of_user))
+        .route("/api/3.0/mlflow/roles/create", post(roles::create))
+        .route("/api/3.0/mlflow/roles/get", get(roles::get))
+        .route("/api/3.0/mlflow/roles/list", get(roles::list))
+        .route("/api/3.0/mlflow/roles/update", patch(roles::update))
+        .route("/api/3.0/mlflow/roles/delete", delete(roles::delete))
+        .route("/api/3.0/mlflow/roles/permissions/add", post(roles::add_permission))
+        .route("/api/3.0/mlflow/roles/permissions/remove", delete(roles::remove_permission))
+        .route("/api/3.0/mlflow/roles/permissions/list", get(roles::list_permissions))
+        .route("/api/3.0/mlflow/roles/permissions/update", patch(roles::update_permission))
+        .route("/api/3.0/mlflow/roles/assign", post(roles::assign))
+        .route("/api/3.0/mlflow/roles/unassign", delete(roles::unassign))
+        .route("/api/3.0/mlflow/roles/users/list", get(roles::users))
         .route("/api/v1/tokens", post(create_token).get(list_tokens))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/service-accounts", post(create_service_account))
@@ -93,19 +106,14 @@ async fn get_user(
     Ok(Json(json!({"user": user_json(&auth.store.principal(name).await?)})))
 }
 
+/// Users with their roles, as MLflow lists them.
 async fn list_users(State(auth): State<Arc<Auth>>) -> ApiResult<Json<Value>> {
-    let users: Vec<Value> = auth
-        .store
-        .list_principals()
-        .await?
-        .iter()
-        .filter(|p| p.kind == PrincipalKind::User)
-        .map(|p| {
-            let mut u = user_json(p);
-            u["roles"] = json!([]);
-            u
-        })
-        .collect();
+    let mut users = Vec::new();
+    for p in auth.store.list_principals().await?.iter().filter(|p| p.kind == PrincipalKind::User) {
+        let mut u = user_json(p);
+        u["roles"] = auth.store.groups_of(p.name.clone()).await?.iter().map(roles::role_json).collect();
+        users.push(u);
+    }
     Ok(Json(json!({"users": users})))
 }
 

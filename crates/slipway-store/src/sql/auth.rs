@@ -7,8 +7,8 @@ use serde_json::json;
 use super::audit;
 use super::conn::{Connection, OptionalExtension, Row, params};
 use crate::auth::{
-    Access, Child, Grant, Grantee, NewPrincipal, NewToken, ObjectKind, Principal, PrincipalKind, PrincipalUpdate,
-    TokenRecord,
+    Access, Child, Grant, Grantee, Group, GroupUpdate, Membership, NewPrincipal, NewToken, ObjectKind, Principal,
+    PrincipalKind, PrincipalUpdate, TokenRecord,
 };
 use crate::{Result, StoreError, now_ms};
 
@@ -211,17 +211,71 @@ fn grantee_group(conn: &Connection, grantee: &Grantee) -> Result<(i64, String)> 
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?,
+        Grantee::GroupId(id) => find_group_row(conn, *id)?.map(|(id, name, _)| (id, name)),
     };
     found.ok_or_else(|| match grantee {
         Grantee::Principal(name) => principal_not_found(name),
         Grantee::Group(name) => StoreError::NotFound(format!("group '{name}' not found")),
+        Grantee::GroupId(id) => group_not_found(*id),
     })
 }
 
-fn grantee_name(grantee: &Grantee) -> &str {
+/// The name a grant's holder goes by in messages and the audit log: the user's for a
+/// personal group.
+fn grantee_label(grantee: &Grantee, group_name: &str) -> String {
     match grantee {
-        Grantee::Principal(n) | Grantee::Group(n) => n,
+        Grantee::Principal(n) => n.clone(),
+        Grantee::Group(_) | Grantee::GroupId(_) => group_name.to_string(),
     }
+}
+
+const GRANT_SELECT: &str = "SELECT g.grant_id, g.group_id, a.name, g.kind, g.pattern, g.permission
+     FROM grants g JOIN auth_groups a ON a.group_id = g.group_id";
+
+fn grant_row(conn: &Connection, group_id: i64, kind: ObjectKind, pattern: &str) -> Result<Option<Grant>> {
+    conn.query_row(
+        &format!("{GRANT_SELECT} WHERE g.group_id = ?1 AND g.kind = ?2 AND g.pattern = ?3"),
+        params![group_id, kind.as_str(), pattern],
+        row_to_grant,
+    )
+    .optional()?
+    .map(decode_grant)
+    .transpose()
+}
+
+/// Writes the grantee's permission on an object; `replace` says whether an earlier one may
+/// be overwritten (else it is AlreadyExists).
+fn put_grant(
+    conn: &Connection,
+    grantee: &Grantee,
+    kind: ObjectKind,
+    pattern: &str,
+    permission: i64,
+    actor: &str,
+    replace: bool,
+) -> Result<Grant> {
+    if pattern.is_empty() || pattern.len() > 1024 {
+        return Err(StoreError::InvalidParameter("resource must be 1 to 1024 bytes long".into()));
+    }
+    let (group_id, group_name) = grantee_group(conn, grantee)?;
+    let label = grantee_label(grantee, &group_name);
+    if !replace && grant_row(conn, group_id, kind, pattern)?.is_some() {
+        return Err(StoreError::AlreadyExists(format!(
+            "'{label}' already has a permission on {} '{pattern}'",
+            kind.as_str()
+        )));
+    }
+    conn.execute(
+        "INSERT INTO grants (group_id, kind, pattern, permission) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (group_id, kind, pattern) DO UPDATE SET permission = excluded.permission",
+        params![group_id, kind.as_str(), pattern, permission],
+    )?;
+    bump_epoch(conn)?;
+    let grant = grant_row(conn, group_id, kind, pattern)?
+        .ok_or_else(|| StoreError::Backend("a grant just written cannot be read back".into()))?;
+    let after = json!({"grantee": label, "kind": kind, "resource": pattern, "permission": permission});
+    audit::record(conn, actor, "grant", "grant", &label, None, None, Some(after))?;
+    Ok(grant)
 }
 
 pub fn set_grant(
@@ -232,45 +286,255 @@ pub fn set_grant(
     permission: i64,
     actor: &str,
 ) -> Result<Grant> {
-    if pattern.is_empty() || pattern.len() > 1024 {
-        return Err(StoreError::InvalidParameter("resource must be 1 to 1024 bytes long".into()));
-    }
-    let (group_id, _) = grantee_group(conn, grantee)?;
-    conn.execute(
-        "INSERT INTO grants (group_id, kind, pattern, permission) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (group_id, kind, pattern) DO UPDATE SET permission = excluded.permission",
-        params![group_id, kind.as_str(), pattern, permission],
-    )?;
-    bump_epoch(conn)?;
-    let grant = conn.query_row(
-        "SELECT g.grant_id, g.group_id, a.name, g.kind, g.pattern, g.permission
-         FROM grants g JOIN auth_groups a ON a.group_id = g.group_id
-         WHERE g.group_id = ?1 AND g.kind = ?2 AND g.pattern = ?3",
-        params![group_id, kind.as_str(), pattern],
-        row_to_grant,
-    )?;
-    let grant = decode_grant(grant)?;
-    let after = json!({"grantee": grantee_name(grantee), "kind": kind, "resource": pattern, "permission": permission});
-    audit::record(conn, actor, "grant", "grant", grantee_name(grantee), None, None, Some(after))?;
-    Ok(grant)
+    put_grant(conn, grantee, kind, pattern, permission, actor, true)
+}
+
+pub fn add_grant(
+    conn: &Connection,
+    grantee: &Grantee,
+    kind: ObjectKind,
+    pattern: &str,
+    permission: i64,
+    actor: &str,
+) -> Result<Grant> {
+    put_grant(conn, grantee, kind, pattern, permission, actor, false)
 }
 
 pub fn remove_grant(conn: &Connection, grantee: &Grantee, kind: ObjectKind, pattern: &str, actor: &str) -> Result<()> {
-    let (group_id, _) = grantee_group(conn, grantee)?;
+    let (group_id, group_name) = grantee_group(conn, grantee)?;
+    let label = grantee_label(grantee, &group_name);
     let removed = conn.execute(
         "DELETE FROM grants WHERE group_id = ?1 AND kind = ?2 AND pattern = ?3",
         params![group_id, kind.as_str(), pattern],
     )?;
     if removed == 0 {
-        return Err(StoreError::NotFound(format!(
-            "'{}' has no permission on {} '{pattern}'",
-            grantee_name(grantee),
-            kind.as_str()
-        )));
+        return Err(StoreError::NotFound(format!("'{label}' has no permission on {} '{pattern}'", kind.as_str())));
     }
     bump_epoch(conn)?;
-    let before = json!({"grantee": grantee_name(grantee), "kind": kind, "resource": pattern});
-    audit::record(conn, actor, "revoke", "grant", grantee_name(grantee), None, Some(before), None)
+    let before = json!({"grantee": label, "kind": kind, "resource": pattern});
+    audit::record(conn, actor, "revoke", "grant", &label, None, Some(before), None)
+}
+
+pub fn grant(conn: &Connection, grant_id: i64) -> Result<Grant> {
+    conn.query_row(&format!("{GRANT_SELECT} WHERE g.grant_id = ?1"), [grant_id], row_to_grant)
+        .optional()?
+        .map(decode_grant)
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound(format!("role permission {grant_id} not found")))
+}
+
+fn grant_snapshot(g: &Grant) -> serde_json::Value {
+    json!({"id": g.id, "grantee": g.group_name, "kind": g.kind, "resource": g.pattern, "permission": g.permission})
+}
+
+pub fn update_grant(conn: &Connection, grant_id: i64, permission: i64, actor: &str) -> Result<Grant> {
+    let before = grant(conn, grant_id)?;
+    conn.execute("UPDATE grants SET permission = ?2 WHERE grant_id = ?1", params![grant_id, permission])?;
+    bump_epoch(conn)?;
+    let after = grant(conn, grant_id)?;
+    let (b, a) = (Some(grant_snapshot(&before)), Some(grant_snapshot(&after)));
+    audit::record(conn, actor, "grant", "grant", &before.group_name, None, b, a)?;
+    Ok(after)
+}
+
+pub fn delete_grant(conn: &Connection, grant_id: i64, actor: &str) -> Result<()> {
+    let before = grant(conn, grant_id)?;
+    conn.execute("DELETE FROM grants WHERE grant_id = ?1", [grant_id])?;
+    bump_epoch(conn)?;
+    audit::record(conn, actor, "revoke", "grant", &before.group_name, None, Some(grant_snapshot(&before)), None)
+}
+
+/// Personal groups' names begin so; no named group may.
+const PERSONAL_PREFIX: &str = "__user_";
+
+fn group_not_found(id: i64) -> StoreError {
+    StoreError::NotFound(format!("role {id} not found"))
+}
+
+pub fn validate_group_name(name: &str) -> Result<()> {
+    validate_name("role name", name)?;
+    if name.starts_with(PERSONAL_PREFIX) {
+        return Err(StoreError::InvalidParameter(format!(
+            "role names beginning with '{PERSONAL_PREFIX}' are kept for users' own permissions"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_description(description: Option<&str>) -> Result<()> {
+    match description {
+        Some(d) if d.len() > 4096 => Err(StoreError::InvalidParameter("description must be at most 4096 bytes".into())),
+        _ => Ok(()),
+    }
+}
+
+type GroupRow = (i64, String, Option<String>);
+
+fn find_group_row(conn: &Connection, id: i64) -> Result<Option<GroupRow>> {
+    Ok(conn
+        .query_row(
+            "SELECT group_id, name, description FROM auth_groups WHERE group_id = ?1 AND personal_of IS NULL",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?)
+}
+
+fn grants_of(conn: &Connection, group_id: i64) -> Result<Vec<Grant>> {
+    let mut stmt = conn.prepare_cached(&format!("{GRANT_SELECT} WHERE g.group_id = ?1 ORDER BY g.grant_id"))?;
+    let rows = stmt.query_map([group_id], row_to_grant)?.collect::<super::conn::Result<Vec<_>>>()?;
+    rows.into_iter().map(decode_grant).collect()
+}
+
+fn with_grants(conn: &Connection, (id, name, description): GroupRow) -> Result<Group> {
+    Ok(Group { id, name, description, grants: grants_of(conn, id)? })
+}
+
+pub fn group(conn: &Connection, id: i64) -> Result<Group> {
+    let row = find_group_row(conn, id)?.ok_or_else(|| group_not_found(id))?;
+    with_grants(conn, row)
+}
+
+fn group_rows(conn: &Connection, sql: &str, key: &dyn rusqlite::ToSql) -> Result<Vec<Group>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<super::conn::Result<Vec<GroupRow>>>()?;
+    rows.into_iter().map(|row| with_grants(conn, row)).collect()
+}
+
+pub fn list_groups(conn: &Connection) -> Result<Vec<Group>> {
+    group_rows(
+        conn,
+        "SELECT group_id, name, description FROM auth_groups WHERE personal_of IS NULL AND ?1 = 1 ORDER BY name",
+        &1i64,
+    )
+}
+
+pub fn groups_named(conn: &Connection, names: &[String]) -> Result<Vec<Group>> {
+    let mut found = Vec::new();
+    for name in names {
+        found.extend(group_rows(
+            conn,
+            "SELECT group_id, name, description FROM auth_groups WHERE name = ?1 AND personal_of IS NULL",
+            name,
+        )?);
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.dedup_by_key(|g| g.id);
+    Ok(found)
+}
+
+fn group_snapshot(g: &Group) -> serde_json::Value {
+    json!({"id": g.id, "name": g.name, "description": g.description})
+}
+
+fn name_taken(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn.query_row("SELECT 1 FROM auth_groups WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some())
+}
+
+pub fn create_group(conn: &Connection, name: &str, description: Option<&str>, actor: &str) -> Result<Group> {
+    validate_group_name(name)?;
+    validate_description(description)?;
+    if name_taken(conn, name)? {
+        return Err(StoreError::AlreadyExists(format!("role '{name}' already exists")));
+    }
+    let id: i64 = conn.query_row(
+        "INSERT INTO auth_groups (name, description, personal_of, created_ms) VALUES (?1, ?2, NULL, ?3)
+         RETURNING group_id",
+        params![name, description, now_ms()],
+        |r| r.get(0),
+    )?;
+    bump_epoch(conn)?;
+    let created = group(conn, id)?;
+    audit::record(conn, actor, "create", "group", name, None, None, Some(group_snapshot(&created)))?;
+    Ok(created)
+}
+
+pub fn update_group(conn: &Connection, id: i64, update: &GroupUpdate, actor: &str) -> Result<Group> {
+    let before = group(conn, id)?;
+    if let Some(name) = update.name.as_deref().filter(|n| *n != before.name) {
+        validate_group_name(name)?;
+        if name_taken(conn, name)? {
+            return Err(StoreError::AlreadyExists(format!("role '{name}' already exists")));
+        }
+    }
+    validate_description(update.description.as_deref())?;
+    conn.execute(
+        "UPDATE auth_groups SET name = COALESCE(?2, name), description = COALESCE(?3, description)
+         WHERE group_id = ?1",
+        params![id, update.name.as_deref(), update.description.as_deref()],
+    )?;
+    bump_epoch(conn)?;
+    let after = group(conn, id)?;
+    let (b, a) = (Some(group_snapshot(&before)), Some(group_snapshot(&after)));
+    audit::record(conn, actor, "update", "group", &after.name, None, b, a)?;
+    Ok(after)
+}
+
+pub fn delete_group(conn: &Connection, id: i64, actor: &str) -> Result<()> {
+    let before = group(conn, id)?;
+    // Its grants and memberships go with it (ON DELETE CASCADE).
+    conn.execute("DELETE FROM auth_groups WHERE group_id = ?1", [id])?;
+    bump_epoch(conn)?;
+    audit::record(conn, actor, "delete", "group", &before.name, None, Some(group_snapshot(&before)), None)
+}
+
+fn membership(conn: &Connection, group_id: i64, principal_id: i64) -> Result<Option<Membership>> {
+    Ok(conn
+        .query_row(
+            "SELECT membership_id, group_id, principal_id FROM group_members WHERE group_id = ?1 AND principal_id = ?2",
+            params![group_id, principal_id],
+            |r| Ok(Membership { id: r.get(0)?, group_id: r.get(1)?, principal_id: r.get(2)? }),
+        )
+        .optional()?)
+}
+
+pub fn add_member(conn: &Connection, group_id: i64, name: &str, actor: &str) -> Result<Membership> {
+    let g = group(conn, group_id)?;
+    let p = principal(conn, name)?;
+    if membership(conn, group_id, p.id)?.is_some() {
+        return Err(StoreError::AlreadyExists(format!("user '{name}' already has role '{}'", g.name)));
+    }
+    conn.execute("INSERT INTO group_members (group_id, principal_id) VALUES (?1, ?2)", params![group_id, p.id])?;
+    bump_epoch(conn)?;
+    let m = membership(conn, group_id, p.id)?
+        .ok_or_else(|| StoreError::Backend("a membership just written cannot be read back".into()))?;
+    audit::record(conn, actor, "assign", "group", &g.name, None, None, Some(json!({"member": name})))?;
+    Ok(m)
+}
+
+pub fn remove_member(conn: &Connection, group_id: i64, name: &str, actor: &str) -> Result<()> {
+    let g = group(conn, group_id)?;
+    let p = principal(conn, name)?;
+    let removed =
+        conn.execute("DELETE FROM group_members WHERE group_id = ?1 AND principal_id = ?2", params![group_id, p.id])?;
+    if removed == 0 {
+        return Err(StoreError::NotFound(format!("user '{name}' does not have role '{}'", g.name)));
+    }
+    bump_epoch(conn)?;
+    audit::record(conn, actor, "unassign", "group", &g.name, None, Some(json!({"member": name})), None)
+}
+
+pub fn members(conn: &Connection, group_id: i64) -> Result<Vec<Membership>> {
+    group(conn, group_id)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT membership_id, group_id, principal_id FROM group_members WHERE group_id = ?1 ORDER BY membership_id",
+    )?;
+    let rows = stmt
+        .query_map([group_id], |r| Ok(Membership { id: r.get(0)?, group_id: r.get(1)?, principal_id: r.get(2)? }))?
+        .collect::<super::conn::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub fn groups_of(conn: &Connection, name: &str) -> Result<Vec<Group>> {
+    let p = principal(conn, name)?;
+    group_rows(
+        conn,
+        "SELECT a.group_id, a.name, a.description FROM group_members m JOIN auth_groups a ON a.group_id = m.group_id
+         WHERE m.principal_id = ?1 AND a.personal_of IS NULL ORDER BY a.name",
+        &p.id,
+    )
 }
 
 type TokenRow = (String, i64, String, String, String, String, i64, i64, Option<i64>, Option<i64>);

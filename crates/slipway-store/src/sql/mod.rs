@@ -145,6 +145,80 @@ impl<B: Backend> crate::auth::AuthStore for SqlStore<B> {
     ) -> Result<()> {
         self.auth_write(move |c| auth::remove_grant(c, &grantee, kind, &pattern, &actor)).await
     }
+    async fn add_grant(
+        &self,
+        grantee: crate::auth::Grantee,
+        kind: crate::auth::ObjectKind,
+        pattern: String,
+        permission: i64,
+        actor: String,
+    ) -> Result<crate::auth::Grant> {
+        self.auth_write(move |c| auth::add_grant(c, &grantee, kind, &pattern, permission, &actor)).await
+    }
+    async fn grant(&self, grant_id: i64) -> Result<crate::auth::Grant> {
+        self.backend.read(move |c| auth::grant(c, grant_id)).await
+    }
+    async fn update_grant(&self, grant_id: i64, permission: i64, actor: String) -> Result<crate::auth::Grant> {
+        self.auth_write(move |c| auth::update_grant(c, grant_id, permission, &actor)).await
+    }
+    async fn delete_grant(&self, grant_id: i64, actor: String) -> Result<()> {
+        self.auth_write(move |c| auth::delete_grant(c, grant_id, &actor)).await
+    }
+    async fn create_group(
+        &self,
+        name: String,
+        description: Option<String>,
+        actor: String,
+    ) -> Result<crate::auth::Group> {
+        auth::validate_group_name(&name)?;
+        self.auth_write(move |c| {
+            c.lock("group", &name)?;
+            auth::create_group(c, &name, description.as_deref(), &actor)
+        })
+        .await
+    }
+    async fn group(&self, group_id: i64) -> Result<crate::auth::Group> {
+        self.backend.read(move |c| auth::group(c, group_id)).await
+    }
+    async fn list_groups(&self) -> Result<Vec<crate::auth::Group>> {
+        self.backend.read(auth::list_groups).await
+    }
+    async fn groups_named(&self, names: Vec<String>) -> Result<Vec<crate::auth::Group>> {
+        self.backend.read(move |c| auth::groups_named(c, &names)).await
+    }
+    async fn update_group(
+        &self,
+        group_id: i64,
+        update: crate::auth::GroupUpdate,
+        actor: String,
+    ) -> Result<crate::auth::Group> {
+        self.auth_write(move |c| {
+            if let Some(name) = &update.name {
+                c.lock("group", name)?;
+            }
+            auth::update_group(c, group_id, &update, &actor)
+        })
+        .await
+    }
+    async fn delete_group(&self, group_id: i64, actor: String) -> Result<()> {
+        self.auth_write(move |c| auth::delete_group(c, group_id, &actor)).await
+    }
+    async fn add_member(&self, group_id: i64, principal: String, actor: String) -> Result<crate::auth::Membership> {
+        self.auth_write(move |c| {
+            c.lock("membership", &format!("{group_id}/{principal}"))?;
+            auth::add_member(c, group_id, &principal, &actor)
+        })
+        .await
+    }
+    async fn remove_member(&self, group_id: i64, principal: String, actor: String) -> Result<()> {
+        self.auth_write(move |c| auth::remove_member(c, group_id, &principal, &actor)).await
+    }
+    async fn members(&self, group_id: i64) -> Result<Vec<crate::auth::Membership>> {
+        self.backend.read(move |c| auth::members(c, group_id)).await
+    }
+    async fn groups_of(&self, principal: String) -> Result<Vec<crate::auth::Group>> {
+        self.backend.read(move |c| auth::groups_of(c, &principal)).await
+    }
     async fn create_token(&self, new: crate::auth::NewToken, actor: String) -> Result<crate::auth::TokenRecord> {
         self.auth_write(move |c| auth::create_token(c, &new, &actor)).await
     }

@@ -1,6 +1,6 @@
 //! Principals, grants and tokens: what the auth layer relies on the store for.
 
-use slipway_store::auth::{Grantee, NewPrincipal, NewToken, ObjectKind, PrincipalKind, PrincipalUpdate};
+use slipway_store::auth::{Grantee, GroupUpdate, NewPrincipal, NewToken, ObjectKind, PrincipalKind, PrincipalUpdate};
 use slipway_store::{AuditQuery, StoreError};
 
 use crate::Fixture;
@@ -93,6 +93,74 @@ pub async fn grants_reach_a_principal_through_its_groups_and_go_with_it(f: Fixtu
     let again = a.create_principal(user("alice", "h"), "admin".into()).await.unwrap();
     assert_ne!(again.id, alice.id);
     assert!(a.access(again.id).await.unwrap().grants.is_empty());
+}
+
+pub async fn groups_give_their_members_their_grants_until_either_goes(f: Fixture) {
+    let a = f.auth.clone();
+    let alice = a.create_principal(user("alice", "h"), "admin".into()).await.unwrap();
+    a.create_principal(user("bob", "h"), "admin".into()).await.unwrap();
+    let e0 = a.auth_epoch().await.unwrap();
+    let team = a.create_group("ml-team".into(), Some("the team".into()), "admin".into()).await.unwrap();
+    assert!(a.auth_epoch().await.unwrap() > e0);
+    assert_eq!((team.name.as_str(), team.description.as_deref()), ("ml-team", Some("the team")));
+    for (bad, why) in [("ml-team", "taken"), ("__user_1__", "reserved"), ("", "empty"), ("a:b", "colon")] {
+        let r = a.create_group(bad.into(), None, "admin".into()).await;
+        assert!(matches!(r, Err(StoreError::AlreadyExists(_) | StoreError::InvalidParameter(_))), "{why}: {r:?}");
+    }
+
+    let g =
+        a.add_grant(Grantee::GroupId(team.id), ObjectKind::Experiment, "7".into(), 1, "admin".into()).await.unwrap();
+    let twice = a.add_grant(Grantee::GroupId(team.id), ObjectKind::Experiment, "7".into(), 3, "admin".into()).await;
+    assert!(matches!(twice, Err(StoreError::AlreadyExists(_))), "{twice:?}");
+    assert_eq!(a.grant(g.id).await.unwrap().permission, 1, "a refused add changes nothing");
+    assert_eq!(a.update_grant(g.id, 3, "admin".into()).await.unwrap().permission, 3);
+    assert_eq!(a.group(team.id).await.unwrap().grants, [a.grant(g.id).await.unwrap()]);
+
+    // Grants reach members only, and a member through the group.
+    assert!(a.access(alice.id).await.unwrap().grants.is_empty());
+    let m = a.add_member(team.id, "alice".into(), "admin".into()).await.unwrap();
+    assert_eq!((m.group_id, m.principal_id), (team.id, alice.id));
+    let again = a.add_member(team.id, "alice".into(), "admin".into()).await;
+    assert!(matches!(again, Err(StoreError::AlreadyExists(_))), "{again:?}");
+    let nobody = a.add_member(team.id, "carol".into(), "admin".into()).await;
+    assert!(matches!(nobody, Err(StoreError::NotFound(_))), "{nobody:?}");
+    let access = a.access(alice.id).await.unwrap();
+    assert!(access.group_ids.contains(&team.id));
+    let seen: Vec<_> =
+        access.grants.iter().map(|g| (g.group_name.as_str(), g.pattern.as_str(), g.permission)).collect();
+    assert_eq!(seen, [("ml-team", "7", 3)]);
+    assert_eq!(a.members(team.id).await.unwrap(), std::slice::from_ref(&m));
+    assert_eq!(a.groups_of("alice".into()).await.unwrap().iter().map(|g| g.id).collect::<Vec<_>>(), [team.id]);
+    assert!(a.groups_of("bob".into()).await.unwrap().is_empty());
+
+    // Personal groups are not roles: not listed, not found, not addressable by id.
+    let personal = access.group_ids.iter().copied().find(|id| *id != team.id).unwrap();
+    assert!(matches!(a.group(personal).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(a.add_member(personal, "bob".into(), "admin".into()).await, Err(StoreError::NotFound(_))));
+    assert_eq!(a.list_groups().await.unwrap().iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["ml-team"]);
+    let named = a.groups_named(vec!["nope".into(), "ml-team".into(), "ml-team".into()]).await.unwrap();
+    assert_eq!(named.iter().map(|g| g.id).collect::<Vec<_>>(), [team.id]);
+
+    let renamed = a
+        .update_group(team.id, GroupUpdate { name: Some("vision".into()), description: None }, "admin".into())
+        .await
+        .unwrap();
+    assert_eq!((renamed.name.as_str(), renamed.description.as_deref()), ("vision", Some("the team")));
+    assert_eq!(a.access(alice.id).await.unwrap().grants[0].group_name, "vision");
+
+    a.remove_member(team.id, "alice".into(), "admin".into()).await.unwrap();
+    assert!(a.access(alice.id).await.unwrap().grants.is_empty());
+    let gone = a.remove_member(team.id, "alice".into(), "admin".into()).await;
+    assert!(matches!(gone, Err(StoreError::NotFound(_))), "{gone:?}");
+
+    // Deleting a group takes its grants and memberships with it.
+    a.add_member(team.id, "bob".into(), "admin".into()).await.unwrap();
+    let e1 = a.auth_epoch().await.unwrap();
+    a.delete_group(team.id, "admin".into()).await.unwrap();
+    assert!(a.auth_epoch().await.unwrap() > e1);
+    assert!(matches!(a.grant(g.id).await, Err(StoreError::NotFound(_))));
+    assert!(a.groups_of("bob".into()).await.unwrap().is_empty());
+    assert!(matches!(a.delete_grant(g.id, "admin".into()).await, Err(StoreError::NotFound(_))));
 }
 
 pub async fn tokens_are_stored_as_digests_and_revoke_once(f: Fixture) {

@@ -132,6 +132,7 @@ macro_rules! store_test_suite {
                 auth: [
                     principals_round_trip_and_every_change_bumps_the_epoch,
                     grants_reach_a_principal_through_its_groups_and_go_with_it,
+                    groups_give_their_members_their_grants_until_either_goes,
                     tokens_are_stored_as_digests_and_revoke_once,
                     auth_changes_are_audited_without_secrets,
                     searches_return_only_what_the_groups_may_read,
