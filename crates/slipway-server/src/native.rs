@@ -7,10 +7,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use slipway_store::AuditQuery;
+use slipway_store::auth::ObjectKind;
+use slipway_store::{AuditQuery, Visibility};
+use slipway_types::ErrorCode;
 use slipway_types::json::de_opt_i64;
 
 use crate::AppState;
+use crate::auth::Reader;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Paged, QueryArgs};
 
@@ -27,13 +30,31 @@ struct LineageQuery {
     version: Option<String>,
 }
 
-async fn lineage(State(s): State<AppState>, QueryArgs(q): QueryArgs<LineageQuery>) -> ApiResult<Json<Value>> {
+/// A model version's lineage (the route needs READ on the model); the run's side is left out
+/// for a reader who may not read its experiment.
+async fn lineage(
+    State(s): State<AppState>,
+    reader: Reader,
+    QueryArgs(q): QueryArgs<LineageQuery>,
+) -> ApiResult<Json<Value>> {
     let name = q.name.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::missing("name"))?;
     let version = q.version.filter(|v| !v.is_empty()).ok_or_else(|| ApiError::missing("version"))?;
-    Ok(Json(
-        serde_json::to_value(s.store.lineage(name, version).await?)
-            .map_err(|_| ApiError::from(slipway_types::MlflowError::internal()))?,
-    ))
+    let lineage = readable_lineage(&s, &reader, name, version).await?;
+    Ok(Json(serde_json::to_value(lineage).map_err(|_| ApiError::from(slipway_types::MlflowError::internal()))?))
+}
+
+/// A version's lineage as `reader` may see it.
+pub async fn readable_lineage(
+    s: &AppState,
+    reader: &Reader,
+    name: String,
+    version: String,
+) -> ApiResult<slipway_types::Lineage> {
+    let mut lineage = s.store.lineage(name, version).await?;
+    if lineage.experiment_id.as_ref().is_some_and(|e| !reader.may_read(ObjectKind::Experiment, e)) {
+        lineage.redact_run();
+    }
+    Ok(lineage)
 }
 
 #[derive(Deserialize)]
@@ -41,9 +62,15 @@ struct DigestQuery {
     digest: Option<String>,
 }
 
-async fn trained_on(State(s): State<AppState>, QueryArgs(q): QueryArgs<DigestQuery>) -> ApiResult<Json<Value>> {
+/// The versions trained on a dataset, of the models the reader may read.
+async fn trained_on(
+    State(s): State<AppState>,
+    reader: Reader,
+    QueryArgs(q): QueryArgs<DigestQuery>,
+) -> ApiResult<Json<Value>> {
     let digest = q.digest.filter(|d| !d.is_empty()).ok_or_else(|| ApiError::missing("digest"))?;
-    let versions = s.store.model_versions_by_dataset(digest).await?;
+    let mut versions = s.store.model_versions_by_dataset(digest).await?;
+    versions.retain(|v| reader.may_read(ObjectKind::RegisteredModel, &v.name));
     Ok(Json(json!({ "model_versions": versions })))
 }
 
@@ -62,10 +89,30 @@ struct AuditArgs {
     page_token: Option<String>,
 }
 
-async fn audit(State(s): State<AppState>, QueryArgs(q): QueryArgs<AuditArgs>) -> ApiResult<Response> {
+/// Which audit records `reader` may see: [`AuditQuery`]'s `visible` and `readable_monitors`.
+pub async fn audit_scope(s: &AppState, reader: &Reader) -> ApiResult<(Visibility, Vec<String>)> {
+    if reader.sees_all() {
+        return Ok((Visibility::All, Vec::new()));
+    }
+    let searches = (reader.visibility(ObjectKind::RegisteredModel), reader.visibility(ObjectKind::Deployment));
+    let (Some(visible), Some(_)) = searches else {
+        return Err(ApiError::new(ErrorCode::PermissionDenied, "this token cannot search the audit log"));
+    };
+    let monitors = s.store.list_monitors().await?.into_iter();
+    let readable = monitors.filter(|m| reader.may_read(ObjectKind::Deployment, &m.spec.deployment));
+    Ok((visible, readable.map(|m| m.spec.name).collect()))
+}
+
+/// The audit log: everything for an administrator; for anyone else the records of the
+/// models, deployments and monitors they may read, filtered in the query so pages and page
+/// tokens count only those.
+async fn audit(State(s): State<AppState>, reader: Reader, QueryArgs(q): QueryArgs<AuditArgs>) -> ApiResult<Response> {
+    let (visible, readable_monitors) = audit_scope(&s, &reader).await?;
     let page = s
         .store
         .audit_log(AuditQuery {
+            visible,
+            readable_monitors,
             name: q.name,
             version: q.version,
             actor: q.actor,

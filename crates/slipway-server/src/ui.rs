@@ -8,11 +8,13 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use slipway_store::auth::ObjectKind;
 use slipway_store::{AuditQuery, RegistrySearch, StoreError};
 use slipway_ui::headers::{self, Caching};
 use slipway_ui::pages::{self, AuditFilters, DeploymentView, Traffic};
 
 use crate::AppState;
+use crate::auth::{Reader, Visible};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::QueryArgs;
 
@@ -166,8 +168,9 @@ struct AuditParams {
     page_token: Option<String>,
 }
 
-async fn audit(State(s): State<AppState>, QueryArgs(q): QueryArgs<AuditParams>) -> Response {
+async fn audit(State(s): State<AppState>, reader: Reader, QueryArgs(q): QueryArgs<AuditParams>) -> Response {
     let result = async {
+        let (visible, readable_monitors) = crate::native::audit_scope(&s, &reader).await?;
         let some = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let mut filters =
             AuditFilters { actor: some(q.actor), action: some(q.action), name: some(q.name), next_page_token: None };
@@ -179,6 +182,8 @@ async fn audit(State(s): State<AppState>, QueryArgs(q): QueryArgs<AuditParams>) 
                 action: filters.action.clone(),
                 max_results: Some(100),
                 page_token: some(q.page_token),
+                visible,
+                readable_monitors,
                 ..AuditQuery::default()
             })
             .await?;
@@ -188,10 +193,10 @@ async fn audit(State(s): State<AppState>, QueryArgs(q): QueryArgs<AuditParams>) 
     html(result.await)
 }
 
-async fn lineage_start(State(s): State<AppState>) -> Response {
+async fn lineage_start(State(s): State<AppState>, Visible(visible): Visible) -> Response {
     let result = async {
-        let models =
-            s.store.search_registered_models(RegistrySearch { max_results: Some(200), ..Default::default() }).await?;
+        let search = RegistrySearch { visible, max_results: Some(200), ..Default::default() };
+        let models = s.store.search_registered_models(search).await?;
         let list = models
             .items
             .into_iter()
@@ -205,9 +210,9 @@ async fn lineage_start(State(s): State<AppState>) -> Response {
     html(result.await)
 }
 
-async fn lineage(State(s): State<AppState>, Path((name, version)): Path<(String, String)>) -> Response {
+async fn lineage(State(s): State<AppState>, reader: Reader, Path((name, version)): Path<(String, String)>) -> Response {
     let result = async {
-        let l = s.store.lineage(name.clone(), version.clone()).await?;
+        let l = crate::native::readable_lineage(&s, &reader, name.clone(), version.clone()).await?;
         // The deployments this server serves the version from.
         let serving: Vec<String> = match &s.serving {
             Some(sv) => s
@@ -215,7 +220,7 @@ async fn lineage(State(s): State<AppState>, Path((name, version)): Path<(String,
                 .list_deployments()
                 .await?
                 .into_iter()
-                .filter(|d| d.spec.model == name)
+                .filter(|d| d.spec.model == name && reader.may_read(ObjectKind::Deployment, &d.spec.name))
                 .filter(|d| {
                     sv.deployment(&d.spec.name).is_some_and(|live| {
                         let r = live.route();

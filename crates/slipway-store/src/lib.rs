@@ -180,6 +180,13 @@ pub struct AuditQuery {
     pub until: Option<i64>,
     pub max_results: Option<i64>,
     pub page_token: Option<String>,
+    /// Whose records: `All`, or (for a reader's groups) those of the registered models,
+    /// versions and deployments they may read and of `readable_monitors`; records of users,
+    /// groups, grants and tokens only with `All`.
+    pub visible: Visibility,
+    /// The monitors the reader may read (each has its deployment's permissions); used only
+    /// with `visible` of groups.
+    pub readable_monitors: Vec<String>,
 }
 
 /// What a garbage collection would remove: soft-deleted objects whose deletion is older than

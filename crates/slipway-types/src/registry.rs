@@ -117,4 +117,22 @@ pub struct Lineage {
     pub source_name: Option<String>,
     pub registered_by: Option<String>,
     pub registered_at: i64,
+    /// The run's side was left out: its experiment is not the reader's to see.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
+}
+
+impl Lineage {
+    /// Leaves out what the version's run says (its experiment, name, params, metrics,
+    /// datasets, code), keeping the version and the run id it names anyway.
+    pub fn redact_run(&mut self) {
+        self.experiment_id = None;
+        self.run_name = None;
+        self.params.clear();
+        self.metrics.clear();
+        self.datasets.clear();
+        self.git_commit = None;
+        self.source_name = None;
+        self.redacted = true;
+    }
 }

@@ -509,6 +509,7 @@ pub fn lineage(l: &Lineage, serving: &[String]) -> String {
             }
         }
         h2 { "Training run" }
+        @if l.redacted { p.muted { "The run's experiment is not yours to read: its details are left out." } }
         table {
             tbody {
                 tr { th { "Registered by" } td { (l.registered_by.as_deref().unwrap_or("–")) } }

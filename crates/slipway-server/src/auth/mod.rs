@@ -205,11 +205,51 @@ pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) ->
             return e.into_response();
         }
     };
+    req.extensions_mut().insert(Reader(Some((caller.clone(), auth.default()))));
     req.extensions_mut().insert(caller.clone());
     let resp = next.run(req).await;
     match created {
         Some(created) => auth.grant_creator(&caller, created, resp).await,
         None => resp,
+    }
+}
+
+/// What the caller may read, for handlers that show objects of several kinds at once (lineage,
+/// the audit log) and redact what it may not: from the middleware when auth is on; without
+/// auth, or on a public route, everything.
+#[derive(Clone, Default)]
+pub struct Reader(Option<(Caller, Option<Level>)>);
+
+impl Reader {
+    pub fn may_read(&self, kind: ObjectKind, object: &str) -> bool {
+        self.0.as_ref().is_none_or(|(c, default)| c.level_on(kind, object, *default) >= Some(Level::Read))
+    }
+
+    /// Everything is visible: auth off, or an administrator (not through a narrower token).
+    pub fn sees_all(&self) -> bool {
+        self.0.as_ref().is_none_or(|(c, _)| c.is_admin())
+    }
+
+    /// What a search of one kind may return (as [`Visible`] for the routes the table marks
+    /// as searches); `None` when a token scoped to single objects of `kind` asks, as such a
+    /// token does not search.
+    pub fn visibility(&self, kind: ObjectKind) -> Option<Visibility> {
+        match &self.0 {
+            None => Some(Visibility::All),
+            Some((c, default)) => {
+                let searches =
+                    c.token.as_ref().is_none_or(|(_, s)| token::allows(s, kind.as_str(), "*") >= Some(Level::Read));
+                searches.then(|| c.visibility(*default))
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Reader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Reader>().cloned().unwrap_or_default())
     }
 }
 

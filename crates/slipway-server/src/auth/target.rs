@@ -138,9 +138,11 @@ pub fn plan(kind: ObjectKind, method: &Method, path: &str) -> Plan {
         },
         ObjectKind::RegisteredModel => match path {
             "/api/2.0/mlflow/registered-models/create" => ready(Target::Create),
-            "/api/2.0/mlflow/registered-models/search" | "/api/2.0/mlflow/model-versions/search" => {
+            "/api/2.0/mlflow/registered-models/search" | "/api/2.0/mlflow/model-versions/search" | "/ui/lineage" => {
                 ready(Target::Search)
             }
+            // /ui/lineage/{name}/{version}
+            p if p.starts_with("/ui/lineage/") && !seg(2).is_empty() => ready(Target::Object(seg(2).to_string())),
             _ => Plan::Lookup(From::Name),
         },
         ObjectKind::Deployment => match (seg(0), seg(1), seg(2)) {

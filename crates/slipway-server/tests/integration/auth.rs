@@ -508,3 +508,90 @@ async fn artifacts_of_another_experiment_stay_out_of_reach_by_any_spelling() {
     assert_eq!(w.router.clone().oneshot(put.body(Body::from("mine")).unwrap()).await.unwrap().status(), 200);
     assert_eq!(send(&w, Method::GET, &own, &[&alice], json!({})).await.1, Value::String("mine".into()));
 }
+
+#[tokio::test]
+async fn lineage_and_the_audit_log_show_a_reader_only_what_they_may_read() {
+    let w = world(None).await;
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let alice = add_alice(&w).await;
+    let post = |uri: String, body: Value| {
+        let admin = admin.clone();
+        let w = &w;
+        async move {
+            let (s, b) = as_(w, &admin, Method::POST, &uri, body).await;
+            assert_eq!(s, 200, "{uri}: {b}");
+            b
+        }
+    };
+    let exp = post(format!("{API}/experiments/create"), json!({"name": "secret"})).await["experiment_id"].clone();
+    let run = post(format!("{API}/runs/create"), json!({"experiment_id": exp})).await["run"]["info"]["run_id"].clone();
+    post(format!("{API}/runs/log-parameter"), json!({"run_id": run, "key": "lr", "value": "0.1"})).await;
+    for model in ["shared", "hidden"] {
+        post(format!("{API}/registered-models/create"), json!({"name": model})).await;
+        let source = format!("runs:/{}/model", run.as_str().unwrap());
+        post(format!("{API}/model-versions/create"), json!({"name": model, "source": source, "run_id": run})).await;
+    }
+    w.store
+        .set_grant(Grantee::Principal("alice".into()), ObjectKind::RegisteredModel, "shared".into(), 1, "t".into())
+        .await
+        .unwrap();
+
+    // The version is hers to read, the run's experiment is not: its side is left out.
+    let (s, l) = as_(&w, &alice, Method::GET, "/api/v1/lineage?name=shared&version=1", json!({})).await;
+    assert_eq!(s, 200, "{l}");
+    assert_eq!((l["redacted"].clone(), l["run_id"].clone()), (json!(true), run.clone()));
+    assert!(l["params"].as_array().unwrap().is_empty() && l["experiment_id"].is_null(), "{l}");
+    let (s, _) = as_(&w, &alice, Method::GET, "/api/v1/lineage?name=hidden&version=1", json!({})).await;
+    assert_eq!(s, 404, "another model's lineage answers as a missing one");
+    let (s, page) = as_(&w, &alice, Method::GET, "/ui/lineage/shared/1", json!({})).await;
+    assert_eq!(s, 200);
+    assert!(page.as_str().unwrap().contains("left out") && !page.as_str().unwrap().contains("0.1"));
+    w.store
+        .set_grant(
+            Grantee::Principal("alice".into()),
+            ObjectKind::Experiment,
+            exp.as_str().unwrap().into(),
+            1,
+            "t".into(),
+        )
+        .await
+        .unwrap();
+    let (_, l) = as_(&w, &alice, Method::GET, "/api/v1/lineage?name=shared&version=1", json!({})).await;
+    assert!(l.get("redacted").is_none(), "{l}");
+    assert_eq!(l["params"][0]["value"], "0.1");
+
+    // The audit log: hers are the records of what she may read, counted and paged as such.
+    let all = |who: String| {
+        let w = &w;
+        async move {
+            let (mut names, mut token) = (Vec::new(), String::new());
+            loop {
+                let uri = format!("/api/v1/audit?max_results=1&page_token={token}");
+                let (s, b) = as_(w, &who, Method::GET, &uri, json!({})).await;
+                assert_eq!(s, 200, "{b}");
+                names.extend(b["records"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()));
+                match b["next_page_token"].as_str() {
+                    Some(t) => token = t.to_string(),
+                    None => return names,
+                }
+            }
+        }
+    };
+    let hers = all(alice.clone()).await;
+    assert!(!hers.is_empty() && hers.iter().all(|n| n == "shared"), "{hers:?}");
+    let everything = all(admin.clone()).await;
+    assert!(everything.contains(&"hidden".to_string()) && everything.contains(&"alice".to_string()), "{everything:?}");
+    let (s, page) = as_(&w, &alice, Method::GET, "/ui/audit", json!({})).await;
+    let page = page.as_str().unwrap().to_string();
+    assert!(s == 200 && page.contains("shared") && !page.contains("hidden"), "{s}: {page}");
+    let (_, probe) = as_(&w, &alice, Method::GET, "/api/v1/audit?name=hidden", json!({})).await;
+    assert_eq!(probe["records"], json!([]), "naming a hidden model finds nothing");
+
+    // A token scoped to one model does not search the log.
+    let scopes = json!([{"kind": "registered_model", "object": "shared", "level": "READ"}]);
+    let (s, t) = as_(&w, &alice, Method::POST, "/api/v1/tokens", json!({"name": "narrow", "scopes": scopes})).await;
+    assert_eq!(s, 200, "{t}");
+    let bearer = format!("Bearer {}", t["secret"].as_str().unwrap());
+    let (s, b) = as_(&w, &bearer, Method::GET, "/api/v1/audit", json!({})).await;
+    assert_eq!((s, b["error_code"].as_str()), (StatusCode::FORBIDDEN, Some("PERMISSION_DENIED")), "{b}");
+}

@@ -93,6 +93,19 @@ pub fn list(conn: &Connection, q: &AuditQuery) -> Result<Page<AuditRecord>> {
     if let Some(action) = &q.action {
         sql.push(" AND action = ").arg(action.clone());
     }
+    if matches!(q.visible, crate::Visibility::Groups { .. }) {
+        sql.push(" AND ((object_type IN ('registered_model', 'model_version')");
+        sql.visible(&q.visible, "registered_model", "audit_log.name");
+        sql.push(") OR (object_type = 'deployment'");
+        sql.visible(&q.visible, "deployment", "audit_log.name");
+        sql.push(") OR (object_type = 'monitor' AND audit_log.name IN ");
+        if q.readable_monitors.is_empty() {
+            sql.push("(NULL)");
+        } else {
+            sql.list(&q.readable_monitors);
+        }
+        sql.push("))");
+    }
     if let Some(since) = q.since {
         sql.push(" AND timestamp >= ").arg(since);
     }

@@ -64,6 +64,7 @@ pub fn of_version(conn: &Connection, name: &str, version: i64) -> Result<Lineage
         registered_by: created.as_ref().map(|c| c.actor.clone()),
         registered_at: mv.creation_timestamp,
         model_version: mv,
+        redacted: false,
     })
 }
 
