@@ -117,6 +117,26 @@ pub fn verify(password: &str, stored: &str, current: Argon2Params) -> Result<Ver
     Ok(if matched { Verified::MatchNeedsRehash } else { Verified::Mismatch })
 }
 
+/// Whether a hash imported from elsewhere (MLflow's werkzeug hashes, or ours) can be verified
+/// against, without computing it: well formed and within the work bounds [`verify`] keeps.
+pub fn check_stored(stored: &str) -> Result<(), PasswordError> {
+    if stored.len() > MAX_STORED_LEN {
+        return Err(unsupported("stored hash longer than 1024 bytes"));
+    }
+    match stored.strip_prefix("$argon2id$") {
+        Some(phc) => {
+            let fields: Vec<&str> = phc.split('$').collect();
+            let [_, params, _, _] = fields[..] else {
+                return Err(unsupported("argon2id string not of the form v=19$m=..,t=..,p=..$salt$hash"));
+            };
+            phc_params(params)
+                .ok_or_else(|| unsupported("argon2id parameters not of the form m=..,t=..,p=.."))?
+                .validate()
+        }
+        None => werkzeug::check(stored),
+    }
+}
+
 /// A hash of a random password made once at start, so an unknown user costs one verification like a known one.
 pub fn dummy_hash(params: Argon2Params) -> String {
     hash(&hex(&random_bytes::<32>()), params)

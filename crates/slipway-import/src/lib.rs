@@ -11,6 +11,7 @@
 //! The crate never prints: the caller gets a [`Progress`] callback while it runs and an
 //! [`ImportReport`] at the end.
 
+pub mod auth;
 mod files;
 mod importer;
 
@@ -118,6 +119,9 @@ pub struct ImportReport {
     pub artifact_files_present: u64,
     /// Everything not imported, and why.
     pub skipped: Vec<String>,
+    /// Users, roles and permissions, when an auth database was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<auth::AuthReport>,
 }
 
 /// How far an import has come.

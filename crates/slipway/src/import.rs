@@ -32,6 +32,10 @@ struct MlflowArgs {
     /// or the folder its file:// artifact locations point into. Without it only metadata is copied.
     #[arg(long, value_name = "DIR|S3_URI")]
     artifacts_from: Option<String>,
+    /// MLflow's auth database (its basic-auth app's database_uri, e.g. sqlite:///basic_auth.db):
+    /// its users (with their password hashes), roles and permissions become Slipway's.
+    #[arg(long, value_name = "URI")]
+    auth_db: Option<String>,
     /// The MLflow workspace to import (MLflow 3.17 and later).
     #[arg(long, default_value = "default")]
     workspace: String,
@@ -61,7 +65,12 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             actor: args.actor.clone(),
             locations_root,
         };
-        anyhow::Ok(slipway_import::import_mlflow(&*store, &artifacts, &options, &mut Line::new()).await?)
+        let mut report = slipway_import::import_mlflow(&*store, &artifacts, &options, &mut Line::new()).await?;
+        if let Some(uri) = &args.auth_db {
+            let auth = slipway_import::auth::import_mlflow_auth(&*store, uri, &args.workspace, &args.actor).await?;
+            report.auth = Some(auth);
+        }
+        anyhow::Ok(report)
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -127,9 +136,18 @@ fn print_report(r: &ImportReport) {
         "artifacts: {} files copied ({} bytes), {} already present",
         r.artifact_files_copied, r.artifact_bytes_copied, r.artifact_files_present
     );
-    if !r.skipped.is_empty() {
+    let mut skipped: Vec<&String> = r.skipped.iter().collect();
+    if let Some(a) = &r.auth {
+        println!("auth: {} (schema {})", a.source, a.schema_revision.as_deref().unwrap_or("unknown"));
+        for (name, c) in [("users", &a.users), ("roles", &a.roles)] {
+            println!("{name:<18} {:>8} {:>8} {:>10} {:>8}", c.created, c.updated, c.unchanged, c.skipped);
+        }
+        println!("permissions: {}, role members: {}", a.grants, a.memberships);
+        skipped.extend(&a.skipped);
+    }
+    if !skipped.is_empty() {
         println!("skipped:");
-        for s in &r.skipped {
+        for s in skipped {
             println!("  {s}");
         }
     }

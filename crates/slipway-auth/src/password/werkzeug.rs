@@ -17,10 +17,16 @@ const PBKDF2_MAX_ITERATIONS: u32 = 2_000_000;
 /// `hashlib.scrypt`'s default `dklen`, which werkzeug does not override.
 const WERKZEUG_SCRYPT_LEN: usize = 64;
 
+/// A parsed werkzeug hash, within the work bounds: what verifying against it will compute.
+enum Stored<'a> {
+    Scrypt { params: scrypt::Params, salt: &'a str, expected: Vec<u8> },
+    Pbkdf2 { algorithm: ring::pbkdf2::Algorithm, iterations: NonZeroU32, salt: &'a str, expected: Vec<u8> },
+}
+
 /// werkzeug 3.x `generate_password_hash`: `method$salt$hexhash`, the salt used as its UTF-8
 /// bytes. Only the explicit forms it writes are accepted; the bare `scrypt`/`pbkdf2` forms
 /// would depend on werkzeug's defaults of the day.
-pub(super) fn verify(password: &str, stored: &str) -> Result<bool, PasswordError> {
+fn parse(stored: &str) -> Result<Stored<'_>, PasswordError> {
     let mut parts = stored.splitn(3, '$');
     let (Some(method), Some(salt), Some(hexhash)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(unsupported("not an argon2id or werkzeug password hash"));
@@ -31,20 +37,37 @@ pub(super) fn verify(password: &str, stored: &str) -> Result<bool, PasswordError
     let expected = unhex(hexhash).ok_or_else(|| unsupported("werkzeug hash is not lowercase hex"))?;
     let args: Vec<&str> = method.split(':').collect();
     match args[..] {
-        ["scrypt", n, r, p] => verify_scrypt(password, salt, &expected, n, r, p),
-        ["pbkdf2", name, iterations] => verify_pbkdf2(password, salt, &expected, name, iterations),
+        ["scrypt", n, r, p] => Ok(Stored::Scrypt { params: scrypt_params(&expected, n, r, p)?, salt, expected }),
+        ["pbkdf2", name, iterations] => {
+            let (algorithm, iterations) = pbkdf2_params(&expected, name, iterations)?;
+            Ok(Stored::Pbkdf2 { algorithm, iterations, salt, expected })
+        }
         _ => Err(unsupported("not an argon2id, scrypt:N:r:p or pbkdf2:HASH:ITERATIONS hash")),
     }
 }
 
-fn verify_scrypt(
-    password: &str,
-    salt: &str,
-    expected: &[u8],
-    n: &str,
-    r: &str,
-    p: &str,
-) -> Result<bool, PasswordError> {
+/// Whether a stored werkzeug hash could be verified against (well formed, within the work
+/// bounds), computing nothing: what an import checks.
+pub(super) fn check(stored: &str) -> Result<(), PasswordError> {
+    parse(stored).map(|_| ())
+}
+
+pub(super) fn verify(password: &str, stored: &str) -> Result<bool, PasswordError> {
+    match parse(stored)? {
+        Stored::Scrypt { params, salt, expected } => {
+            let mut actual = [0u8; WERKZEUG_SCRYPT_LEN];
+            scrypt::scrypt(password.as_bytes(), salt.as_bytes(), &params, &mut actual)
+                .map_err(|_| unsupported("scrypt output length rejected"))?;
+            Ok(bool::from(actual.ct_eq(&expected)))
+        }
+        // ring compares in constant time.
+        Stored::Pbkdf2 { algorithm, iterations, salt, expected } => {
+            Ok(ring::pbkdf2::verify(algorithm, iterations, salt.as_bytes(), password.as_bytes(), &expected).is_ok())
+        }
+    }
+}
+
+fn scrypt_params(expected: &[u8], n: &str, r: &str, p: &str) -> Result<scrypt::Params, PasswordError> {
     let (Some(n), Some(r), Some(p)) = (decimal(n), decimal(r), decimal(p)) else {
         return Err(unsupported("scrypt parameters are not decimal numbers"));
     };
@@ -61,20 +84,14 @@ fn verify_scrypt(
         return Err(unsupported("scrypt hash is not 64 bytes"));
     }
     let log_n = u8::try_from(log_n).map_err(|_| unsupported("scrypt N out of range"))?;
-    let params = scrypt::Params::new(log_n, r, p).map_err(|_| unsupported("scrypt parameters rejected"))?;
-    let mut actual = [0u8; WERKZEUG_SCRYPT_LEN];
-    scrypt::scrypt(password.as_bytes(), salt.as_bytes(), &params, &mut actual)
-        .map_err(|_| unsupported("scrypt output length rejected"))?;
-    Ok(bool::from(actual.ct_eq(expected)))
+    scrypt::Params::new(log_n, r, p).map_err(|_| unsupported("scrypt parameters rejected"))
 }
 
-fn verify_pbkdf2(
-    password: &str,
-    salt: &str,
+fn pbkdf2_params(
     expected: &[u8],
     name: &str,
     iterations: &str,
-) -> Result<bool, PasswordError> {
+) -> Result<(ring::pbkdf2::Algorithm, NonZeroU32), PasswordError> {
     let (algorithm, len) = match name {
         "sha256" => (ring::pbkdf2::PBKDF2_HMAC_SHA256, 32),
         "sha512" => (ring::pbkdf2::PBKDF2_HMAC_SHA512, 64),
@@ -87,8 +104,7 @@ fn verify_pbkdf2(
     if expected.len() != len {
         return Err(unsupported("pbkdf2 hash is not its digest's length"));
     }
-    // ring compares in constant time.
-    Ok(ring::pbkdf2::verify(algorithm, iterations, salt.as_bytes(), password.as_bytes(), expected).is_ok())
+    Ok((algorithm, iterations))
 }
 
 /// Lowercase hex, as Python's `bytes.hex()` writes it (werkzeug compares strings, so
@@ -107,7 +123,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::password::{Argon2Params, PasswordError, Verified, verify};
+    use crate::password::{Argon2Params, PasswordError, Verified, check_stored, verify};
 
     const CHEAP: Argon2Params = Argon2Params { m_kib: 8192, t: 1, p: 1 };
     const PASSWORD: &str = "correct horse battery";
@@ -124,13 +140,18 @@ mod tests {
     /// N = 2^18: beyond our bound, though werkzeug wrote it.
     const SCRYPT_TOO_BIG: &str = "scrypt:262144:8:1$UU6EgsYTE7iqkZo8$c39c5e30e63480be273f52a45865833e7e52e3fe634eca6b82dbfb6cbda06e9a5d7fa8acf93819025887719e73945984345d5c36ee8889e75254ddc389d64898";
 
+    /// Whether verifying refuses the hash; an import's check, which computes nothing, must say
+    /// the same.
     fn unsupported(stored: &str) -> bool {
-        matches!(verify(PASSWORD, stored, Argon2Params::default()), Err(PasswordError::Unsupported(_)))
+        let refused = matches!(verify(PASSWORD, stored, Argon2Params::default()), Err(PasswordError::Unsupported(_)));
+        assert_eq!(check_stored(stored).is_err(), refused, "{stored}");
+        refused
     }
 
     #[test]
     fn werkzeug_hashes_verify_and_ask_for_a_rehash() {
         for stored in [SCRYPT_DEFAULT, SCRYPT_16384, PBKDF2_SHA256, PBKDF2_SHA256_SALT8, PBKDF2_SHA512] {
+            assert!(!unsupported(stored), "{stored}");
             assert_eq!(verify(PASSWORD, stored, CHEAP).unwrap(), Verified::MatchNeedsRehash, "{stored}");
             assert_eq!(verify("correct horse batter", stored, CHEAP).unwrap(), Verified::Mismatch, "{stored}");
         }

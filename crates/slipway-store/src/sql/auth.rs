@@ -259,11 +259,16 @@ fn put_grant(
     }
     let (group_id, group_name) = grantee_group(conn, grantee)?;
     let label = grantee_label(grantee, &group_name);
-    if !replace && grant_row(conn, group_id, kind, pattern)?.is_some() {
-        return Err(StoreError::AlreadyExists(format!(
-            "'{label}' already has a permission on {} '{pattern}'",
-            kind.as_str()
-        )));
+    match grant_row(conn, group_id, kind, pattern)? {
+        Some(_) if !replace => {
+            return Err(StoreError::AlreadyExists(format!(
+                "'{label}' already has a permission on {} '{pattern}'",
+                kind.as_str()
+            )));
+        }
+        // Granted as it was: nothing changes, so no epoch moves and no record is written.
+        Some(same) if same.permission == permission => return Ok(same),
+        _ => {}
     }
     conn.execute(
         "INSERT INTO grants (group_id, kind, pattern, permission) VALUES (?1, ?2, ?3, ?4)

@@ -7,6 +7,7 @@
 //! (`workspace`, `deleted_time`, logged models) are probed instead of pinning one schema
 //! revision; tables with no Slipway counterpart are counted and reported.
 
+pub mod auth;
 mod items;
 #[cfg(test)]
 mod tests;
