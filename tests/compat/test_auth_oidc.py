@@ -23,6 +23,7 @@ from conftest import SlipwayServer, free_port
 
 API = "/api/2.0/mlflow"
 AUDIENCE = "slipway-tests"
+CLIENT_ID = "slipway-ui"
 ADMIN = ("admin", "admin-password-" + uuid.uuid4().hex[:8])
 IDP = Path(__file__).resolve().parents[1] / "oidc" / "idp.mjs"
 
@@ -45,7 +46,8 @@ def idp():
 def oidc_server(idp, tmp_path_factory, server):
     root = tmp_path_factory.mktemp("slipway-oidc")
     env = {**os.environ, "SLIPWAY_AUTH_ADMIN_PASSWORD": ADMIN[1]}
-    args = ["--auth", "true", "--auth-oidc-issuer", idp.issuer, "--auth-oidc-audience", AUDIENCE]
+    args = ["--auth", "true", "--auth-oidc-issuer", idp.issuer, "--auth-oidc-audience", AUDIENCE,
+            "--auth-oidc-client-id", CLIENT_ID]
     srv = SlipwayServer(root / "data", root / "logs", args, env=env, test_backends=False)
     srv.start()
     yield srv
@@ -188,3 +190,84 @@ def jwks_hits(idp) -> int:
     idp.stdin.write("jwks-hits\n")
     idp.stdin.flush()
     return int(idp.stdout.readline().split()[-1])
+
+
+def login_as(idp, username, groups=""):
+    idp.stdin.write(f"login {username} {groups}\n")
+    idp.stdin.flush()
+    assert idp.stdout.readline().strip() == f"login {username}"
+
+
+def test_a_browser_logs_in_through_the_provider_and_its_session_holds_until_logout(idp, oidc_server, page):
+    url, suffix = oidc_server.url, uuid.uuid4().hex[:6]
+    exp = requests.post(url + f"{API}/experiments/create", json={"name": "browser-" + suffix}, auth=ADMIN,
+                        timeout=10).json()["experiment_id"]
+    role = requests.post(url + "/api/3.0/mlflow/roles/create", json={"workspace": "default", "name": "web-" + suffix},
+                         auth=ADMIN, timeout=10).json()["role"]
+    requests.post(url + "/api/3.0/mlflow/roles/permissions/add", auth=ADMIN, timeout=10, json={
+        "role_id": role["id"], "resource_type": "experiment", "resource_pattern": exp, "permission": "READ"})
+    kim = "kim-" + suffix
+    login_as(idp, kim, "web-" + suffix)
+
+    # A page that needs a user sends the browser through the provider and back to it.
+    page.goto(url + "/ui/lineage")
+    assert page.url == url + "/ui/lineage", page.url
+    assert "Lineage" in page.title(), page.content()[:500]
+    session = [c for c in page.context.cookies() if c["name"] == "slipway_session"]
+    assert len(session) == 1 and session[0]["httpOnly"] and session[0]["sameSite"] == "Lax", session
+    assert not [c for c in page.context.cookies() if c["name"] == "slipway_login" and c["value"]]
+
+    # The session is kim's, with the provider's groups: the API answers the page's own calls.
+    found = page.request.get(url + "/ajax-api/2.0/mlflow/experiments/search?max_results=10")
+    assert found.ok and [e["experiment_id"] for e in found.json()["experiments"]] == [exp], found.text()
+    me = page.request.get(url + "/ajax-api/2.0/mlflow/users/current").json()["user"]
+    assert me["username"] == kim and me["is_admin"] is False
+    # A change with the cookie must come from this server's pages, not another site's.
+    create = url + "/ajax-api/2.0/mlflow/experiments/create"
+    forged = page.request.post(create, data={"name": "forged-" + suffix}, headers={"Origin": "http://evil.example"})
+    assert forged.status == 403, forged.text()
+    assert page.request.post(create, data={"name": "unsigned-" + suffix}).status == 403
+    own = page.request.post(create, data={"name": "own-" + suffix}, headers={"Origin": url})
+    assert own.ok, own.text()
+
+    # Logging out ends the session; an API call is then refused, a page sent to log in again.
+    page.goto(url + "/auth/logout")
+    assert "Logged out" in page.content()
+    assert page.request.get(url + "/ajax-api/2.0/mlflow/experiments/search").status == 401
+    login_as(idp, "admin")
+    page.goto(url + "/ui/lineage")
+    assert "Login failed" in page.content() and "local account" in page.content(), page.content()[:800]
+    assert not [c for c in page.context.cookies() if c["name"] == "slipway_session" and c["value"]]
+
+
+def test_a_callback_that_is_not_for_this_browsers_login_is_refused(idp, oidc_server):
+    url = oidc_server.url
+    stranger = requests.get(url + "/auth/callback?code=made-up&state=made-up", timeout=10)
+    assert stranger.status_code == 401 and "expired or was started in another browser" in stranger.text
+
+    def start(next_path="/ui/lineage"):
+        """A login as a browser makes it, up to the provider's answer: the callback's URL."""
+        browser = requests.Session()
+        to_provider = browser.get(url + "/auth/login", params={"next": next_path}, allow_redirects=False, timeout=10)
+        assert to_provider.status_code == 302 and "code_challenge_method=S256" in to_provider.headers["location"]
+        back = browser.get(to_provider.headers["location"], allow_redirects=False, timeout=10)
+        assert back.status_code == 302 and back.headers["location"].startswith(url + "/auth/callback?")
+        return browser, back.headers["location"]
+
+    login_as(idp, "lee-" + uuid.uuid4().hex[:6])
+    browser, answer = start()
+    tampered = browser.get(answer.replace("state=", "state=x"), allow_redirects=False, timeout=10)
+    assert tampered.status_code == 401 and "not for the login this browser started" in tampered.text
+    assert "slipway_session" not in browser.cookies
+    # Another browser cannot finish this one's login: it lacks the attempt's cookie.
+    thief = requests.get(answer, allow_redirects=False, timeout=10)
+    assert thief.status_code == 401 and "slipway_session" not in thief.cookies
+    # The code once used by its own browser works once.
+    browser, answer = start()
+    done = browser.get(answer, allow_redirects=False, timeout=10)
+    assert done.status_code == 302 and done.headers["location"] == "/ui/lineage" and "slipway_session" in browser.cookies
+    me = browser.get(url + f"{API}/users/current", timeout=10)
+    assert me.ok and me.json()["user"]["username"].startswith("lee-"), me.text
+    # A next that leaves the server is not followed.
+    browser, answer = start("//evil.example/x")
+    assert browser.get(answer, allow_redirects=False, timeout=10).headers["location"] == "/ui/"

@@ -3,7 +3,9 @@
 // `aud`, `preferred_username`, `sub`, `groups` (comma-separated, sent as an array) and
 // `exp_offset` (seconds from now, negative: expired).
 // Reads commands on stdin: `rotate` adds a new signing key (answered `rotated <kid>`);
-// `jwks-hits` answers how often the key set was fetched (`jwks-hits <n>`).
+// `jwks-hits` answers how often the key set was fetched (`jwks-hits <n>`); `login <user>
+// [group,…]` says who is at the browser: the authorization-code logins that follow sign in as
+// that user with those groups (the mock provider has no login form of its own).
 // Usage: node idp.mjs PORT   (prints `ready <issuer>` once it listens)
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
@@ -13,8 +15,14 @@ const port = Number(process.argv[2]);
 const server = new OAuth2Server();
 await server.issuer.keys.generate('RS256');
 
+let loginAs = null;
 server.service.on('beforeTokenSigning', (token, req) => {
   const body = req.body ?? {};
+  if (body.grant_type === 'authorization_code' && loginAs !== null) {
+    token.payload.preferred_username = loginAs.username;
+    token.payload.sub = `subject-${loginAs.username}`;
+    if (loginAs.groups.length > 0) token.payload.groups = loginAs.groups;
+  }
   for (const claim of ['preferred_username', 'sub']) {
     if (typeof body[claim] === 'string') token.payload[claim] = body[claim];
   }
@@ -46,6 +54,10 @@ createInterface({ input: process.stdin }).on('line', async (line) => {
     console.log(`rotated ${key.kid}`);
   } else if (line.trim() === 'jwks-hits') {
     console.log(`jwks-hits ${jwksHits}`);
+  } else if (line.startsWith('login ')) {
+    const [, username, groups = ''] = line.trim().split(/\s+/);
+    loginAs = { username, groups: groups.split(',').filter((g) => g.length > 0) };
+    console.log(`login ${username}`);
   }
 });
 process.stdin.on('end', () => http.close(() => process.exit(0)));

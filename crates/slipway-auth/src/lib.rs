@@ -9,6 +9,7 @@
 //!   algorithms that must fit the key, and reports an unknown `kid` so the server can refetch;
 //! - [`token`] mints and recognises API tokens (`slw_<id>_<secret>`) and checks their scopes;
 //! - [`level`] orders permissions (READ < USE < EDIT < MANAGE, DENY) and combines grants;
+//! - [`login`] carries a browser login (OIDC code flow with PKCE) from redirect to callback;
 //! - [`limit`] throttles failed logins per address and per user name in fixed memory;
 //! - [`cache`] remembers verified credentials for a while, valid only at the auth epoch they
 //!   were built at, so a password sent with every request is not hashed every time.
@@ -20,6 +21,7 @@ pub mod credentials;
 pub mod jwt;
 pub mod level;
 pub mod limit;
+pub mod login;
 pub mod password;
 pub mod token;
 

@@ -112,7 +112,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/2.0/mlflow/metrics/get-history-bulk-interval", get(history::get_history_bulk_interval))
         .with_state(state);
     let api = match &auth {
-        Some(auth) => api.merge(auth::users::routes(auth.clone())),
+        Some(auth) => api.merge(auth::users::routes(auth.clone())).merge(auth::browser::routes(auth.clone())),
         None => api,
     };
     // The MLflow UI calls every API route under `/ajax-api/` too.

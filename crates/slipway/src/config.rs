@@ -76,6 +76,12 @@ pub struct Config {
     /// The claim listing the user's groups: those that exist here as roles give the user
     /// their grants for that request.
     pub auth_oidc_groups_claim: String,
+    /// This server's client id at the provider: browsers log in through it (the
+    /// authorization-code flow with PKCE) when set.
+    pub auth_oidc_client_id: Option<String>,
+    /// The client's secret, if the provider gives it one (confidential clients); never printed.
+    #[serde(skip_serializing)]
+    pub auth_oidc_client_secret: Option<String>,
     /// Serve HTTPS with this certificate chain (PEM); needs `tls_key`.
     pub tls_cert: Option<PathBuf>,
     /// The certificate's private key (PEM).
@@ -115,6 +121,8 @@ impl Default for Config {
             auth_oidc_audience: None,
             auth_oidc_username_claim: "preferred_username".into(),
             auth_oidc_groups_claim: "groups".into(),
+            auth_oidc_client_id: None,
+            auth_oidc_client_secret: None,
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -154,6 +162,8 @@ pub struct Layer {
     pub auth_oidc_audience: Option<String>,
     pub auth_oidc_username_claim: Option<String>,
     pub auth_oidc_groups_claim: Option<String>,
+    pub auth_oidc_client_id: Option<String>,
+    pub auth_oidc_client_secret: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
@@ -173,6 +183,12 @@ impl Config {
         }
         if l.auth_oidc_audience.is_some() {
             self.auth_oidc_audience = l.auth_oidc_audience;
+        }
+        if l.auth_oidc_client_id.is_some() {
+            self.auth_oidc_client_id = l.auth_oidc_client_id;
+        }
+        if l.auth_oidc_client_secret.is_some() {
+            self.auth_oidc_client_secret = l.auth_oidc_client_secret;
         }
         for (mine, theirs) in [
             (&mut self.tls_cert, l.tls_cert),

@@ -163,6 +163,11 @@ pub struct ServerArgs {
     /// The audience (`aud`) the provider's tokens must name for this server.
     #[arg(long, env = "SLIPWAY_AUTH_OIDC_AUDIENCE")]
     auth_oidc_audience: Option<String>,
+    /// This server's client id at the provider: browsers log in at /auth/login through the
+    /// authorization-code flow. A client secret, if any, comes from
+    /// SLIPWAY_AUTH_OIDC_CLIENT_SECRET (never the command line).
+    #[arg(long, env = "SLIPWAY_AUTH_OIDC_CLIENT_ID")]
+    auth_oidc_client_id: Option<String>,
     /// Serve HTTPS with this certificate chain (PEM); with --tls-key.
     #[arg(long, env = "SLIPWAY_TLS_CERT", value_name = "PEM")]
     tls_cert: Option<PathBuf>,
@@ -205,6 +210,8 @@ fn merged_config(args: &ServerArgs) -> anyhow::Result<Config> {
         auth_default_permission: args.auth_default_permission.clone(),
         auth_oidc_issuer: args.auth_oidc_issuer.clone(),
         auth_oidc_audience: args.auth_oidc_audience.clone(),
+        auth_oidc_client_id: args.auth_oidc_client_id.clone(),
+        auth_oidc_client_secret: std::env::var("SLIPWAY_AUTH_OIDC_CLIENT_SECRET").ok().filter(|s| !s.is_empty()),
         tls_cert: args.tls_cert.clone(),
         tls_key: args.tls_key.clone(),
         tls_client_ca: args.tls_client_ca.clone(),
@@ -342,6 +349,7 @@ async fn start_auth(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Ar
         default_permission: config.default_permission()?,
         token_max_days: config.auth_token_max_days,
         hash_workers: std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
+        secure_cookies: config.tls_cert.is_some(),
         ..Default::default()
     };
     let auth_store: Arc<dyn AuthStore> = store;
@@ -352,6 +360,8 @@ async fn start_auth(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Ar
             audience: audience.clone(),
             username_claim: config.auth_oidc_username_claim.clone(),
             groups_claim: config.auth_oidc_groups_claim.clone(),
+            client_id: config.auth_oidc_client_id.clone(),
+            client_secret: config.auth_oidc_client_secret.clone(),
         };
         let provider = slipway_server::auth::oidc::Oidc::discover(oidc)
             .await

@@ -79,7 +79,27 @@ impl Auth {
             self.denials.fetch_add(1, Ordering::Relaxed);
             unauthenticated(&format!("invalid bearer token: {e}"))
         })?;
-        let name = oidc.username(&claims);
+        self.oidc_caller(oidc, &claims).await
+    }
+
+    /// A browser session: the ID token the provider issued this server at login, kept in the
+    /// session cookie until it expires.
+    pub(super) async fn by_session(&self, oidc: &Oidc, presented: &str) -> Result<Caller, ApiError> {
+        let claims = oidc
+            .verify_id_token(presented)
+            .await
+            .map_err(|e| unauthenticated(&format!("your session has ended ({e}): log in again")))?;
+        self.oidc_caller(oidc, &claims).await
+    }
+
+    /// The provider's user a verified token names, made on first sight, with the grants of
+    /// the groups it says the user is in.
+    pub(super) async fn oidc_caller(
+        &self,
+        oidc: &Oidc,
+        claims: &slipway_auth::jwt::Claims,
+    ) -> Result<Caller, ApiError> {
+        let name = oidc.username(claims);
         let principal =
             self.made_on_first_sight(&name, PrincipalKind::User, &format!("oidc {}", oidc.config().issuer)).await?;
         if principal.password_hash.is_some() || principal.kind != PrincipalKind::User {
@@ -92,7 +112,7 @@ impl Auth {
         if access.principal.disabled {
             return Err(unauthenticated("this account is disabled"));
         }
-        let groups = oidc.groups(&claims);
+        let groups = oidc.groups(claims);
         if !groups.is_empty() {
             access = self.with_claimed_groups(access, groups).await?;
         }

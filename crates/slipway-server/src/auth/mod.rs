@@ -7,6 +7,7 @@
 //! extensions, where [`crate::actor::Actor`] finds it for the audit log. The pieces that are
 //! not HTTP (hashing, parsing, throttling, caching) are `slipway-auth`'s.
 
+pub mod browser;
 mod decide;
 mod login;
 mod memo;
@@ -55,11 +56,19 @@ pub struct AuthConfig {
     /// Password verifications that may run at once; past it requests wait, and past
     /// [`MAX_WAITING_HASHES`] waiting they are told to come back.
     pub hash_workers: usize,
+    /// Browser cookies are `Secure`: the server speaks HTTPS.
+    pub secure_cookies: bool,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { default_permission: None, token_max_days: 90, argon2: Argon2Params::default(), hash_workers: 1 }
+        Self {
+            default_permission: None,
+            token_max_days: 90,
+            argon2: Argon2Params::default(),
+            hash_workers: 1,
+            secure_cookies: false,
+        }
     }
 }
 
@@ -175,20 +184,34 @@ pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) ->
     let address = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let headers = req.headers().get_all(AUTHORIZATION);
     let parsed = credentials::parse(headers.iter().map(HeaderValue::as_bytes));
-    let creds = match parsed {
-        Ok(Some(c)) => c,
-        Ok(None) if need == Need::Public => return next.run(req).await,
-        Ok(None) => return challenge(unauthenticated("authentication required")),
-        Err(credentials::Malformed::Repeated) => {
+    // Without an Authorization header, a browser's session cookie.
+    let session = match &parsed {
+        Ok(None) => auth.session_of(req.headers()),
+        _ => None,
+    };
+    let by_cookie = session.is_some();
+    let authenticated = match (parsed, session) {
+        (Ok(Some(creds)), _) => auth.authenticate(creds, address).await,
+        (Ok(None), Some((oidc, token))) => auth.by_session(&oidc, &token).await,
+        (Ok(None), None) if need == Need::Public => return next.run(req).await,
+        (Ok(None), None) => return auth.login_or_challenge(&req, unauthenticated("authentication required")),
+        (Err(credentials::Malformed::Repeated), _) => {
             return ApiError::new(ErrorCode::BadRequest, "send one authorization header").into_response();
         }
-        Err(credentials::Malformed::Malformed) => return challenge(unauthenticated("malformed credentials")),
+        (Err(credentials::Malformed::Malformed), _) => return challenge(unauthenticated("malformed credentials")),
     };
-    let caller = match auth.authenticate(creds, address).await {
+    let caller = match authenticated {
         Ok(c) => c,
-        Err(e) if e.error.error_code == ErrorCode::Unauthenticated => return challenge(e),
+        // An ended session on an open route: the request goes on as an anonymous one.
+        Err(_) if by_cookie && need == Need::Public => return next.run(req).await,
+        Err(e) if e.error.error_code == ErrorCode::Unauthenticated => return auth.login_or_challenge(&req, e),
         Err(e) => return e.into_response(),
     };
+    if by_cookie && !req.method().is_safe() && !same_origin(req.headers()) {
+        auth.denials.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let message = "a change sent with the session cookie must come from this server's own pages";
+        return ApiError::new(ErrorCode::PermissionDenied, message).into_response();
+    }
     let method = req.method().clone();
     if need == Need::Unlisted {
         return unlisted(&method, req.uri().path(), &path);
@@ -211,6 +234,47 @@ pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) ->
     match created {
         Some(created) => auth.grant_creator(&caller, created, resp).await,
         None => resp,
+    }
+}
+
+/// Whether a request's `Origin` is the server it was sent to (`Host`): what a browser sends
+/// with a change made by this server's own pages, and cannot be made to send by another site's.
+fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+    let origin = headers.get(axum::http::header::ORIGIN).and_then(|o| o.to_str().ok());
+    match (origin, host) {
+        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, rest)| rest == host),
+        _ => false,
+    }
+}
+
+impl Auth {
+    /// The provider and ID token of a browser session cookie, when browser login is on.
+    fn session_of(&self, headers: &axum::http::HeaderMap) -> Option<(Arc<oidc::Oidc>, String)> {
+        let oidc = self.oidc.as_ref().filter(|o| o.browser_login())?;
+        let token = browser::cookie(headers, browser::SESSION_COOKIE).filter(|t| !t.is_empty())?;
+        Some((oidc.clone(), token.to_string()))
+    }
+
+    /// A page a browser asked for, without a session, is sent to log in (when browser login is
+    /// on); anything else gets 401 with the Basic challenge.
+    fn login_or_challenge(&self, req: &Request, e: ApiError) -> Response {
+        let wants_page = req.method() == axum::http::Method::GET
+            && req
+                .headers()
+                .get(axum::http::header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("text/html"));
+        if !wants_page || !self.oidc.as_ref().is_some_and(|o| o.browser_login()) {
+            return challenge(e);
+        }
+        let here = req.uri().path_and_query().map_or("/ui/", |p| p.as_str());
+        let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+        let mut resp = axum::http::StatusCode::FOUND.into_response();
+        if let Ok(to) = HeaderValue::from_str(&format!("/auth/login?next={next}")) {
+            resp.headers_mut().insert(axum::http::header::LOCATION, to);
+        }
+        resp
     }
 }
 

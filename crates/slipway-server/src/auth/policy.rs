@@ -174,6 +174,10 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/ui", OPEN),
     ("GET", "/ui/", OPEN),
     ("GET", "/ui/assets/{*name}", OPEN),
+    // Browser login through the OpenID provider (auth/browser.rs).
+    ("GET", "/auth/login", OPEN),
+    ("GET", "/auth/callback", OPEN),
+    ("GET|POST", "/auth/logout", OPEN),
     ("GET", "/ui/deployments", ALL),
     ("GET", "/ui/deployments/table", ALL),
     ("GET", "/ui/monitors", ALL),
