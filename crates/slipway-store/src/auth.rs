@@ -159,6 +159,34 @@ pub struct Access {
     pub epoch: u64,
 }
 
+/// A request the auth layer refused: who (as claimed, when authentication failed), from
+/// where, what and why. `id` is 0 until stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Denial {
+    pub id: i64,
+    pub timestamp: i64,
+    pub principal: Option<String>,
+    pub token_id: Option<String>,
+    pub address: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: i64,
+    pub reason: String,
+}
+
+/// Filters over the refused requests, combined with AND; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct DenialQuery {
+    pub principal: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub max_results: Option<i64>,
+    pub page_token: Option<String>,
+}
+
+/// How long refused requests are kept.
+pub const DENIALS_KEPT_MS: i64 = 90 * 24 * 3600 * 1000;
+
 /// An API token as stored: its secret only as a SHA-256 digest (hex).
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenRecord {
@@ -278,6 +306,10 @@ pub trait AuthStore: Send + Sync {
     /// The id or name of the object whose permissions `child` has; `None` when there is no
     /// such child.
     async fn parent_of(&self, child: Child) -> Result<Option<String>>;
+
+    /// Stores refused requests, and drops those older than [`DENIALS_KEPT_MS`].
+    async fn record_denials(&self, denials: Vec<Denial>) -> Result<()>;
+    async fn denials(&self, query: DenialQuery) -> Result<crate::Page<Denial>>;
 
     /// The deployments that serve `alias` of registered model `model` (as primary, canary or
     /// shadow): moving or removing that alias changes what they serve.

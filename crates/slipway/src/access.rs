@@ -48,6 +48,14 @@ enum Users {
     /// Create a service account: a principal without a password that acts through tokens
     /// (`slipway tokens create NAME --for ACCOUNT`).
     CreateServiceAccount { name: String },
+    /// Requests the server refused, newest first (administrators only).
+    Denials {
+        /// Only those of (or claiming to be) this user.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        max_results: u32,
+    },
 }
 
 #[derive(Args)]
@@ -238,6 +246,25 @@ async fn run_users(args: UsersArgs) -> anyhow::Result<()> {
         Users::CreateServiceAccount { name } => {
             let v = api.call("POST", "/api/v1/service-accounts", &[], Some(json!({"name": name}))).await?;
             done(json, &v["service_account"], format!("created service account {name}"))
+        }
+        Users::Denials { user, max_results } => {
+            let max = max_results.to_string();
+            let mut query = vec![("max_results", max.as_str())];
+            if let Some(u) = &user {
+                query.push(("user", u));
+            }
+            let v = api.call("GET", "/api/v1/access-denials", &query, None).await?;
+            if json {
+                return print_json(&v["denials"]);
+            }
+            let row = |d: &Value| {
+                let request = format!("{} {}", text(&d["method"]), text(&d["path"]));
+                let who = text(&d["principal"]);
+                vec![when(&d["timestamp"]), who, text(&d["address"]), request, text(&d["status"]), text(&d["reason"])]
+            };
+            let rows = v["denials"].as_array().into_iter().flatten().map(row).collect();
+            print_table(&["WHEN", "WHO", "FROM", "REQUEST", "STATUS", "WHY"], rows);
+            Ok(())
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod browser;
 mod decide;
+mod denials;
 mod login;
 mod memo;
 pub mod oidc;
@@ -137,11 +138,14 @@ pub struct Auth {
     pub denials: AtomicU64,
     /// The OpenID provider whose bearer JWTs are accepted, when one is configured.
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// Refused requests on their way to the store, off the request path.
+    denial_log: denials::DenialLog,
 }
 
 impl Auth {
     pub fn new(store: Arc<dyn AuthStore>, config: AuthConfig) -> Self {
         Self {
+            denial_log: denials::DenialLog::start(store.clone()),
             store,
             verified: CredentialCache::new(10_000, Duration::from_secs(600)),
             by_address: Throttle::new(512 << 10, 10, Duration::from_secs(10)),
@@ -172,6 +176,7 @@ impl Auth {
             vec![
                 counter("slipway_auth_denied_total", &auth.denials),
                 counter("slipway_auth_password_checks_total", &auth.hashes),
+                counter("slipway_auth_denials_unrecorded_total", &auth.denial_log.dropped),
             ]
         })
     }
@@ -190,29 +195,48 @@ pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) ->
         _ => None,
     };
     let by_cookie = session.is_some();
+    let method = req.method().clone();
+    let mut seen = denials::Seen::new(address, &method, req.uri().path());
     let authenticated = match (parsed, session) {
-        (Ok(Some(creds)), _) => auth.authenticate(creds, address).await,
+        (Ok(Some(creds)), _) => {
+            seen.claimed(&creds);
+            auth.authenticate(creds, address).await
+        }
         (Ok(None), Some((oidc, token))) => auth.by_session(&oidc, &token).await,
         (Ok(None), None) if need == Need::Public => return next.run(req).await,
         (Ok(None), None) => return auth.login_or_challenge(&req, unauthenticated("authentication required")),
         (Err(credentials::Malformed::Repeated), _) => {
-            return ApiError::new(ErrorCode::BadRequest, "send one authorization header").into_response();
+            let e = ApiError::new(ErrorCode::BadRequest, "send one authorization header");
+            auth.denial_log.note(&seen, &e);
+            return e.into_response();
         }
-        (Err(credentials::Malformed::Malformed), _) => return challenge(unauthenticated("malformed credentials")),
+        (Err(credentials::Malformed::Malformed), _) => {
+            let e = unauthenticated("malformed credentials");
+            auth.denial_log.note(&seen, &e);
+            return challenge(e);
+        }
     };
     let caller = match authenticated {
         Ok(c) => c,
         // An ended session on an open route: the request goes on as an anonymous one.
         Err(_) if by_cookie && need == Need::Public => return next.run(req).await,
-        Err(e) if e.error.error_code == ErrorCode::Unauthenticated => return auth.login_or_challenge(&req, e),
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            auth.denial_log.note(&seen, &e);
+            if e.error.error_code == ErrorCode::Unauthenticated {
+                return auth.login_or_challenge(&req, e);
+            }
+            return e.into_response();
+        }
     };
+    seen.principal = Some(caller.name().to_string());
+    seen.token = caller.token.as_ref().map(|(id, _)| id.clone());
     if by_cookie && !req.method().is_safe() && !same_origin(req.headers()) {
         auth.denials.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let message = "a change sent with the session cookie must come from this server's own pages";
-        return ApiError::new(ErrorCode::PermissionDenied, message).into_response();
+        let e = ApiError::new(ErrorCode::PermissionDenied, message);
+        auth.denial_log.note(&seen, &e);
+        return e.into_response();
     }
-    let method = req.method().clone();
     if need == Need::Unlisted {
         return unlisted(&method, req.uri().path(), &path);
     }
@@ -225,12 +249,20 @@ pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) ->
         Ok(Flow::Answer(resp)) => return resp,
         Err(e) => {
             tracing::info!(caller = caller.name(), %method, path, "request denied");
+            if matches!(e.error.error_code, ErrorCode::PermissionDenied | ErrorCode::ResourceDoesNotExist) {
+                auth.denial_log.note(&seen, &e);
+            }
             return e.into_response();
         }
     };
     req.extensions_mut().insert(Reader(Some((caller.clone(), auth.default()))));
     req.extensions_mut().insert(caller.clone());
     let resp = next.run(req).await;
+    if resp.status() == axum::http::StatusCode::FORBIDDEN {
+        // Refused by the handler's own rule (a user's record, a grant on what they do not manage).
+        let e = ApiError::new(ErrorCode::PermissionDenied, "refused by the handler");
+        auth.denial_log.note(&seen, &e);
+    }
     match created {
         Some(created) => auth.grant_creator(&caller, created, resp).await,
         None => resp,

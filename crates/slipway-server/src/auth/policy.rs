@@ -219,6 +219,7 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("GET|POST", "/api/v1/tokens", ANY),
     ("DELETE", "/api/v1/tokens/{id}", ANY),
     ("POST", "/api/v1/service-accounts", A),
+    ("GET", "/api/v1/access-denials", A),
 ];
 
 /// The path as the API router sees it: `/ajax-api/x` is `/api/x`.

@@ -52,6 +52,7 @@ pub fn routes(auth: Arc<Auth>) -> Router {
         .route("/api/v1/tokens", post(create_token).get(list_tokens))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/service-accounts", post(create_service_account))
+        .route("/api/v1/access-denials", get(access_denials))
         .with_state(auth)
 }
 
@@ -336,4 +337,31 @@ async fn create_service_account(
     let new = NewPrincipal { kind: PrincipalKind::ServiceAccount, name, password_hash: None, is_admin: false };
     let created = auth.store.create_principal(new, caller.name().to_string()).await?;
     Ok(Json(json!({"service_account": {"id": created.id, "name": created.name}})))
+}
+
+#[derive(Deserialize)]
+struct DenialArgs {
+    user: Option<String>,
+    #[serde(default, deserialize_with = "slipway_types::json::de_opt_i64")]
+    since: Option<i64>,
+    #[serde(default, deserialize_with = "slipway_types::json::de_opt_i64")]
+    until: Option<i64>,
+    #[serde(default, deserialize_with = "slipway_types::json::de_opt_i64")]
+    max_results: Option<i64>,
+    page_token: Option<String>,
+}
+
+/// Refused requests, newest first (administrators only): who, from where, what and why.
+async fn access_denials(
+    State(auth): State<Arc<Auth>>,
+    QueryArgs(q): QueryArgs<DenialArgs>,
+) -> ApiResult<axum::response::Response> {
+    let query = slipway_store::auth::DenialQuery {
+        principal: q.user,
+        since: q.since,
+        until: q.until,
+        max_results: q.max_results,
+        page_token: q.page_token,
+    };
+    Ok(crate::extract::Paged::respond("denials", auth.store.denials(query).await?))
 }

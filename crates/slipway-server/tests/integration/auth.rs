@@ -595,3 +595,48 @@ async fn lineage_and_the_audit_log_show_a_reader_only_what_they_may_read() {
     let (s, b) = as_(&w, &bearer, Method::GET, "/api/v1/audit", json!({})).await;
     assert_eq!((s, b["error_code"].as_str()), (StatusCode::FORBIDDEN, Some("PERMISSION_DENIED")), "{b}");
 }
+
+#[tokio::test]
+async fn refused_requests_are_recorded_for_an_administrator_to_read() {
+    let w = world(None).await;
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let alice = add_alice(&w).await;
+    let (s, _) = as_(&w, &basic("alice", "wrong-password-1"), Method::GET, "/api/v1/audit", json!({})).await;
+    assert_eq!(s, 401);
+    let (s, _) = as_(&w, &alice, Method::GET, "/metrics", json!({})).await;
+    assert_eq!(s, 403);
+    let (s, _) = as_(&w, &alice, Method::GET, &format!("{API}/experiments/get?experiment_id=0"), json!({})).await;
+    assert_eq!(s, 404, "hidden as missing, and still a refusal");
+    let (s, _) = as_(&w, "Basic !!!", Method::GET, "/api/v1/audit", json!({})).await;
+    assert_eq!(s, 401);
+    // A user reads no one's refusals: that is refused, and recorded, too.
+    let (s, _) = as_(&w, &alice, Method::GET, "/api/v1/access-denials", json!({})).await;
+    assert_eq!(s, 403);
+
+    // Written off the request path: wait for the writer, then read them newest first.
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        let (s, b) = as_(&w, &admin, Method::GET, "/api/v1/access-denials?user=alice", json!({})).await;
+        assert_eq!(s, 200, "{b}");
+        seen = b["denials"].as_array().unwrap().clone();
+        if seen.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let summary: Vec<(i64, &str)> =
+        seen.iter().map(|d| (d["status"].as_i64().unwrap(), d["path"].as_str().unwrap())).collect();
+    assert_eq!(
+        summary,
+        [
+            (403, "/api/v1/access-denials"),
+            (404, "/api/2.0/mlflow/experiments/get"),
+            (403, "/metrics"),
+            (401, "/api/v1/audit"),
+        ]
+    );
+    assert!(seen[3]["reason"].as_str().unwrap().contains("invalid"), "{}", seen[3]);
+    let (_, all) = as_(&w, &admin, Method::GET, "/api/v1/access-denials", json!({})).await;
+    let malformed = all["denials"].as_array().unwrap().iter().find(|d| d["principal"].is_null()).cloned();
+    assert_eq!(malformed.map(|d| d["reason"].clone()), Some(json!("malformed credentials")));
+}

@@ -7,8 +7,8 @@ use serde_json::json;
 use super::audit;
 use super::conn::{Connection, OptionalExtension, Row, params};
 use crate::auth::{
-    Access, Child, Grant, Grantee, Group, GroupUpdate, Membership, NewPrincipal, NewToken, ObjectKind, Principal,
-    PrincipalKind, PrincipalUpdate, TokenRecord,
+    Access, Child, DENIALS_KEPT_MS, Denial, DenialQuery, Grant, Grantee, Group, GroupUpdate, Membership, NewPrincipal,
+    NewToken, ObjectKind, Principal, PrincipalKind, PrincipalUpdate, TokenRecord,
 };
 use crate::{Result, StoreError, now_ms};
 
@@ -683,4 +683,58 @@ pub fn alias_followers(conn: &Connection, model: &str, alias: &str) -> Result<Ve
         })
         .map(|d| d.spec.name)
         .collect())
+}
+
+pub fn record_denials(conn: &Connection, denials: &[Denial]) -> Result<()> {
+    for d in denials {
+        conn.execute(
+            "INSERT INTO access_denials (timestamp, principal, token_id, address, method, path, status, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                d.timestamp,
+                d.principal.as_deref(),
+                d.token_id.as_deref(),
+                d.address.as_deref(),
+                d.method.as_str(),
+                d.path.as_str(),
+                d.status,
+                d.reason.as_str()
+            ],
+        )?;
+    }
+    conn.execute("DELETE FROM access_denials WHERE timestamp < ?1", [now_ms() - DENIALS_KEPT_MS])?;
+    Ok(())
+}
+
+pub fn denials(conn: &Connection, q: &DenialQuery) -> Result<crate::Page<Denial>> {
+    let limit = crate::validate::max_results(q.max_results, 100, 10_000)?;
+    let offset = crate::page_token::decode(q.page_token.as_deref())?;
+    let mut sql = super::query::Sql::default();
+    sql.push(
+        "SELECT id, timestamp, principal, token_id, address, method, path, status, reason FROM access_denials \
+         WHERE 1 = 1",
+    );
+    if let Some(p) = &q.principal {
+        sql.push(" AND principal = ").arg(p.clone());
+    }
+    if let Some(since) = q.since {
+        sql.push(" AND timestamp >= ").arg(since);
+    }
+    if let Some(until) = q.until {
+        sql.push(" AND timestamp < ").arg(until);
+    }
+    sql.push(" ORDER BY id DESC");
+    sql.page(conn, limit, offset, |r| {
+        Ok(Denial {
+            id: r.get(0)?,
+            timestamp: r.get(1)?,
+            principal: r.get(2)?,
+            token_id: r.get(3)?,
+            address: r.get(4)?,
+            method: r.get(5)?,
+            path: r.get(6)?,
+            status: r.get(7)?,
+            reason: r.get(8)?,
+        })
+    })
 }

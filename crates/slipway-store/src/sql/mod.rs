@@ -237,6 +237,12 @@ impl<B: Backend> crate::auth::AuthStore for SqlStore<B> {
     async fn parent_of(&self, child: crate::auth::Child) -> Result<Option<String>> {
         self.backend.read(move |c| auth::parent_of(c, &child)).await
     }
+    async fn record_denials(&self, denials: Vec<crate::auth::Denial>) -> Result<()> {
+        self.backend.write(move |c| auth::record_denials(c, &denials)).await
+    }
+    async fn denials(&self, query: crate::auth::DenialQuery) -> Result<crate::Page<crate::auth::Denial>> {
+        self.backend.read(move |c| auth::denials(c, &query)).await
+    }
     async fn alias_followers(&self, model: String, alias: String) -> Result<Vec<String>> {
         self.backend.read(move |c| auth::alias_followers(c, &model, &alias)).await
     }

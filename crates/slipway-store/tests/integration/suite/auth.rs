@@ -298,3 +298,32 @@ pub async fn children_resolve_to_the_object_whose_permissions_they_have(f: Fixtu
     f.store.create_deployment(primary, "admin".into()).await.unwrap();
     assert_eq!(followers("churn", "champion").await.unwrap(), ["ok"]);
 }
+
+pub async fn refused_requests_are_kept_newest_first_and_dropped_after_90_days(f: Fixture) {
+    use slipway_store::auth::{DENIALS_KEPT_MS, Denial, DenialQuery};
+    let a = f.auth.clone();
+    let now = slipway_store::now_ms();
+    let denial = |at: i64, who: &str, status: i64| Denial {
+        id: 0,
+        timestamp: at,
+        principal: Some(who.into()),
+        token_id: None,
+        address: Some("10.0.0.1".into()),
+        method: "GET".into(),
+        path: "/api/2.0/mlflow/experiments/get".into(),
+        status,
+        reason: "permission denied".into(),
+    };
+    let old = denial(now - DENIALS_KEPT_MS - 1000, "mallory", 401);
+    a.record_denials(vec![old, denial(now - 2, "mallory", 401), denial(now - 1, "bob", 403)]).await.unwrap();
+    let all = a.denials(DenialQuery::default()).await.unwrap().items;
+    assert_eq!(
+        all.iter().map(|d| (d.principal.as_deref(), d.status)).collect::<Vec<_>>(),
+        [(Some("bob"), 403), (Some("mallory"), 401)]
+    );
+    let q = DenialQuery { principal: Some("mallory".into()), max_results: Some(1), ..Default::default() };
+    let page = a.denials(q).await.unwrap();
+    assert_eq!((page.items.len(), page.next_page_token), (1, None));
+    let bad = a.denials(DenialQuery { max_results: Some(0), ..Default::default() }).await;
+    assert!(matches!(bad, Err(StoreError::InvalidParameter(_))), "{bad:?}");
+}

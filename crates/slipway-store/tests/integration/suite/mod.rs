@@ -137,6 +137,7 @@ macro_rules! store_test_suite {
                     auth_changes_are_audited_without_secrets,
                     searches_return_only_what_the_groups_may_read,
                     children_resolve_to_the_object_whose_permissions_they_have,
+                    refused_requests_are_kept_newest_first_and_dropped_after_90_days,
                 ],
             });
             // Writers on several threads at once: the runtime must have them.
