@@ -112,10 +112,12 @@ def test_the_mlflow_client_and_the_cli_work_over_https_and_nothing_else_does(htt
         requests.get(health.replace("https", "http"), timeout=5)  # no plain HTTP on the port
 
     cli = [slipway_bin(), "users", "list", "--json", "--tracking-uri", https_server.url]
-    trusted = subprocess.run(cli, env={**os.environ, "SSL_CERT_FILE": str(certs / "ca.pem")}, capture_output=True, text=True, timeout=30)
-    assert trusted.returncode == 0 and "admin" in trusted.stdout, trusted.stderr
-    env = {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}
-    untrusted = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=30)
+    # The CA the mlflow client is told to trust, and SSL_CERT_FILE, each work for slipway commands.
+    bare = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "MLFLOW_TRACKING_SERVER_CERT_PATH")}
+    for trust in ({"MLFLOW_TRACKING_SERVER_CERT_PATH": str(certs / "ca.pem")}, {"SSL_CERT_FILE": str(certs / "ca.pem")}):
+        trusted = subprocess.run(cli, env={**bare, **trust}, capture_output=True, text=True, timeout=30)
+        assert trusted.returncode == 0 and "admin" in trusted.stdout, (trust, trusted.stderr)
+    untrusted = subprocess.run(cli, env=bare, capture_output=True, text=True, timeout=30)
     assert untrusted.returncode != 0 and "certificate" in untrusted.stderr.lower(), untrusted.stderr
 
 
@@ -131,3 +133,19 @@ def test_client_certificates_from_the_ca_are_required_when_it_is_named(mtls_serv
     for cert in (None, str(certs / "stranger-bundle.pem")):
         with pytest.raises(requests.exceptions.RequestException):
             requests.get(url, verify=ca, cert=cert, timeout=5)
+
+    # slipway commands read the same variables: the CA to trust and the certificate to present.
+    cli = [slipway_bin(), "users", "list", "--json", "--tracking-uri", mtls_server.url]
+    with_cert = subprocess.run(cli, capture_output=True, text=True, timeout=30)
+    assert with_cert.returncode == 0 and "admin" in with_cert.stdout, with_cert.stderr
+    for bundle in ("stranger-bundle.pem", None):
+        env = dict(os.environ)
+        if bundle:
+            env["MLFLOW_TRACKING_CLIENT_CERT_PATH"] = str(certs / bundle)
+        else:
+            del env["MLFLOW_TRACKING_CLIENT_CERT_PATH"]
+        refused = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=30)
+        assert refused.returncode != 0, (bundle, refused.stdout)
+    env = {**os.environ, "MLFLOW_TRACKING_CLIENT_CERT_PATH": str(certs / "ca.pem")}
+    keyless = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=30)
+    assert keyless.returncode != 0 and "private key" in keyless.stderr, keyless.stderr

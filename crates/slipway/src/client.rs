@@ -52,7 +52,12 @@ impl Api {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.enforce_http(false);
-        let https = slipway_artifacts::tls::roots().https_or_http().enable_http1().wrap_connector(connector);
+        // The mlflow client's TLS variables: a CA to trust instead of the system's, and a
+        // client certificate (with its key, in one PEM file) for servers that require one.
+        let path = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+        let (ca, identity) = (path("MLFLOW_TRACKING_SERVER_CERT_PATH"), path("MLFLOW_TRACKING_CLIENT_CERT_PATH"));
+        let tls = slipway_artifacts::tls::client(ca.as_deref(), identity.as_deref()).map_err(anyhow::Error::msg)?;
+        let https = tls.https_or_http().enable_http1().wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).build(https);
         Ok(Self { base, client, auth, actor })
     }
