@@ -8,6 +8,11 @@
 //! dependency for four fixed queries. An operation it does not know, or a document that does
 //! not select the field the operation is known by, is a GraphQL error with status 400;
 //! MLflow answers a malformed body with a 500 page, which this does not copy.
+//!
+//! With auth on, each answer holds only what the caller may read ([`Reader`]): a run or
+//! experiment of another team answers as a missing one, searches and metric histories skip
+//! the experiments and runs that are not the caller's, and a run's model versions are those of
+//! models the caller may read.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,7 +24,9 @@ use slipway_store::{RegistrySearch, SearchRequest, StoreError};
 use slipway_types::{Experiment, KeyValue, Metric, ModelVersion, Run, ViewType};
 
 use crate::AppState;
+use crate::auth::Reader;
 use crate::history::{HistoryInterval, sampled_history};
+use slipway_store::auth::ObjectKind;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/graphql", post(graphql))
@@ -30,7 +37,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"data": null, "errors": [{"message": message.into()}]}))).into_response()
 }
 
-async fn graphql(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+async fn graphql(State(s): State<AppState>, reader: Reader, body: axum::body::Bytes) -> Response {
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -60,10 +67,10 @@ async fn graphql(State(s): State<AppState>, body: axum::body::Bytes) -> Response
     }
     let input = vars.get(op.variable()).cloned().unwrap_or(Value::Null);
     let answer = match op {
-        Operation::GetRun => get_run(&s, &input).await,
-        Operation::GetExperiment => get_experiment(&s, &input).await,
-        Operation::SearchRuns => search_runs(&s, &input).await,
-        Operation::BulkInterval => bulk_interval(&s, &input).await,
+        Operation::GetRun => get_run(&s, &reader, &input).await,
+        Operation::GetExperiment => get_experiment(&s, &reader, &input).await,
+        Operation::SearchRuns => search_runs(&s, &reader, &input).await,
+        Operation::BulkInterval => bulk_interval(&s, &reader, &input).await,
     };
     match answer {
         Ok(value) => Json(json!({"data": {op.field(): value}})).into_response(),
@@ -149,10 +156,13 @@ fn string_var(input: &Value, key: &str) -> Result<String, Failure> {
     }
 }
 
-async fn get_run(s: &AppState, input: &Value) -> Answer {
+async fn get_run(s: &AppState, reader: &Reader, input: &Value) -> Answer {
     let run_id = string_var(input, "runId")?;
-    let run = s.store.get_run(run_id).await?;
-    let versions = versions_of(s, &run.info.run_id).await?;
+    let run = s.store.get_run(run_id.clone()).await?;
+    if !reader.may_read(ObjectKind::Experiment, &run.info.experiment_id) {
+        return Err(Failure::Store(StoreError::NotFound(format!("Run with id={run_id} not found"))));
+    }
+    let versions = versions_of(s, reader, &run.info.run_id).await?;
     let experiment = s.store.get_experiment(run.info.experiment_id.clone()).await?;
     Ok(json!({
         "__typename": "MlflowGetRunResponse",
@@ -161,8 +171,11 @@ async fn get_run(s: &AppState, input: &Value) -> Answer {
     }))
 }
 
-async fn get_experiment(s: &AppState, input: &Value) -> Answer {
+async fn get_experiment(s: &AppState, reader: &Reader, input: &Value) -> Answer {
     let id = string_var(input, "experimentId")?;
+    if !reader.may_read(ObjectKind::Experiment, &id) {
+        return Err(Failure::Store(StoreError::NotFound(format!("No Experiment with id={id} exists"))));
+    }
     let e = s.store.get_experiment(id).await?;
     Ok(json!({
         "__typename": "MlflowGetExperimentResponse",
@@ -181,11 +194,16 @@ async fn get_experiment(s: &AppState, input: &Value) -> Answer {
     }))
 }
 
-async fn search_runs(s: &AppState, input: &Value) -> Answer {
-    let experiment_ids: Vec<String> = match input.get("experimentIds") {
+async fn search_runs(s: &AppState, reader: &Reader, input: &Value) -> Answer {
+    let mut experiment_ids: Vec<String> = match input.get("experimentIds") {
         Some(Value::Array(ids)) => ids.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
         _ => return Err(Failure::Input("variable field `experimentIds` must be a list of experiment ids".into())),
     };
+    // Another team's experiments answer as missing ones do: with no runs.
+    experiment_ids.retain(|id| reader.may_read(ObjectKind::Experiment, id));
+    if experiment_ids.is_empty() {
+        return Ok(json!({"__typename": "MlflowSearchRunsResponse", "apiError": null, "runs": []}));
+    }
     let filter = input.get("filter").and_then(Value::as_str).filter(|f| !f.is_empty()).map(str::to_string);
     // Each run brings its experiment and model versions along: a page stays small.
     let max_results = Some(input.get("maxResults").and_then(Value::as_i64).unwrap_or(100).clamp(1, 100));
@@ -211,17 +229,32 @@ async fn search_runs(s: &AppState, input: &Value) -> Answer {
             experiments.insert(id.clone(), s.store.get_experiment(id.clone()).await?);
         }
         let experiment = &experiments[id];
-        let versions = versions_of(s, &run.info.run_id).await?;
+        let versions = versions_of(s, reader, &run.info.run_id).await?;
         runs.push(run_json(run, experiment, &versions, true));
     }
     Ok(json!({"__typename": "MlflowSearchRunsResponse", "apiError": null, "runs": runs}))
 }
 
-async fn bulk_interval(s: &AppState, input: &Value) -> Answer {
-    let run_ids: Vec<String> = match input.get("runIds") {
+async fn bulk_interval(s: &AppState, reader: &Reader, input: &Value) -> Answer {
+    let mut run_ids: Vec<String> = match input.get("runIds") {
         Some(Value::Array(ids)) => ids.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
         _ => return Err(Failure::Input("variable field `runIds` must be a list of run ids".into())),
     };
+    if !reader.sees_all() {
+        // Runs of experiments the caller may not read have no history to show, as missing ones.
+        let mut readable = Vec::with_capacity(run_ids.len());
+        for id in run_ids {
+            let experiment = match s.store.get_run(id.clone()).await {
+                Ok(run) => run.info.experiment_id,
+                Err(StoreError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if reader.may_read(ObjectKind::Experiment, &experiment) {
+                readable.push(id);
+            }
+        }
+        run_ids = readable;
+    }
     let interval = HistoryInterval {
         run_ids,
         metric_key: string_var(input, "metricKey")?,
@@ -246,11 +279,13 @@ async fn bulk_interval(s: &AppState, input: &Value) -> Answer {
     Ok(json!({"__typename": "MlflowGetMetricHistoryBulkIntervalResponse", "metrics": metrics, "apiError": null}))
 }
 
-/// Every registered version made from the run.
-async fn versions_of(s: &AppState, run_id: &str) -> Result<Vec<ModelVersion>, Failure> {
+/// Every registered version made from the run, of the models the caller may read.
+async fn versions_of(s: &AppState, reader: &Reader, run_id: &str) -> Result<Vec<ModelVersion>, Failure> {
     let req =
         RegistrySearch { filter: Some(format!("run_id = '{run_id}'")), max_results: Some(1000), ..Default::default() };
-    Ok(s.store.search_model_versions(req).await?.items)
+    let mut versions = s.store.search_model_versions(req).await?.items;
+    versions.retain(|v| reader.may_read(ObjectKind::RegisteredModel, &v.name));
+    Ok(versions)
 }
 
 fn finite(v: f64) -> Value {

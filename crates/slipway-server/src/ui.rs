@@ -64,11 +64,13 @@ fn now() -> (i64, u64) {
     (i64::try_from(d.as_millis()).unwrap_or(i64::MAX), d.as_secs())
 }
 
-async fn deployment_views(s: &AppState) -> ApiResult<Vec<DeploymentView>> {
+/// The deployments the reader may read, as the pages show them.
+async fn deployment_views(s: &AppState, reader: &Reader) -> ApiResult<Vec<DeploymentView>> {
     let (_, secs) = now();
     let all = s.store.list_deployments().await?;
     Ok(all
         .into_iter()
+        .filter(|d| reader.may_read(ObjectKind::Deployment, &d.spec.name))
         .map(|deployment| {
             let name = deployment.spec.name.clone();
             let live = s.serving.as_ref().and_then(|sv| sv.deployment(&name)).map(|live| {
@@ -94,22 +96,29 @@ async fn deployment_views(s: &AppState) -> ApiResult<Vec<DeploymentView>> {
         .collect())
 }
 
-async fn deployments(State(s): State<AppState>) -> Response {
-    html(deployment_views(&s).await.map(|v| pages::deployments(&v)))
+async fn deployments(State(s): State<AppState>, reader: Reader) -> Response {
+    html(deployment_views(&s, &reader).await.map(|v| pages::deployments(&v)))
 }
 
-async fn deployments_table(State(s): State<AppState>) -> Response {
-    html(deployment_views(&s).await.map(|v| pages::deployments_table(&v).into_string()))
+async fn deployments_table(State(s): State<AppState>, reader: Reader) -> Response {
+    html(deployment_views(&s, &reader).await.map(|v| pages::deployments_table(&v).into_string()))
+}
+
+/// The monitors the reader may read: those of deployments it may read.
+async fn readable_monitors(s: &AppState, reader: &Reader) -> ApiResult<Vec<slipway_types::Monitor>> {
+    let mut all = s.store.list_monitors().await?;
+    all.retain(|m| reader.may_read(ObjectKind::Deployment, &m.spec.deployment));
+    Ok(all)
 }
 
 /// Windows shown on a monitor's page: the last week.
 const WINDOW_SPAN_MS: i64 = 7 * 24 * 3600 * 1000;
 
-async fn monitors(State(s): State<AppState>) -> Response {
+async fn monitors(State(s): State<AppState>, reader: Reader) -> Response {
     let result = async {
         let (now_ms, _) = now();
         let mut rows = Vec::new();
-        for m in s.store.list_monitors().await? {
+        for m in readable_monitors(&s, &reader).await? {
             let windows = s.store.list_monitor_windows(m.spec.name.clone(), now_ms - WINDOW_SPAN_MS, now_ms).await?;
             let latest = windows.into_iter().filter(|w| w.rows > 0).max_by_key(|w| w.start_ms);
             rows.push((m, latest));
@@ -148,10 +157,10 @@ async fn window(State(s): State<AppState>, Path((name, start_ms)): Path<(String,
     html(result.await)
 }
 
-async fn alerts(State(s): State<AppState>) -> Response {
+async fn alerts(State(s): State<AppState>, reader: Reader) -> Response {
     let result = async {
         let mut all = Vec::new();
-        for m in s.store.list_monitors().await? {
+        for m in readable_monitors(&s, &reader).await? {
             all.extend(s.store.list_alerts(m.spec.name).await?);
         }
         all.sort_by_key(|a| std::cmp::Reverse(a.fired_at));

@@ -164,6 +164,9 @@ pub fn plan(kind: ObjectKind, method: &Method, path: &str) -> Plan {
             ("api", "v1", "monitors") => ready(Target::Child(Child::Monitor(seg(3).to_string()))),
             ("serving", d, _) | ("v2", "models", d) if !d.is_empty() => ready(Target::Object(d.to_string())),
             ("v1", "models", "") => ready(Target::Search),
+            // Slipway's pages list what the caller may read; a monitor's pages are its deployment's.
+            ("ui", "deployments", "" | "table") | ("ui", "monitors" | "alerts", "") => ready(Target::Search),
+            ("ui", "monitors", name) => ready(Target::Child(Child::Monitor(name.to_string()))),
             ("v1", "models", spec) => ready(Target::Object(spec.split(':').next().unwrap_or(spec).to_string())),
             _ => ready(Target::Kind),
         },

@@ -640,3 +640,61 @@ async fn refused_requests_are_recorded_for_an_administrator_to_read() {
     let malformed = all["denials"].as_array().unwrap().iter().find(|d| d["principal"].is_null()).cloned();
     assert_eq!(malformed.map(|d| d["reason"].clone()), Some(json!("malformed credentials")));
 }
+
+#[tokio::test]
+async fn graphql_answers_with_what_the_caller_may_read() {
+    let w = world(None).await;
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let alice = add_alice(&w).await;
+    let mut runs = Vec::new();
+    let mut experiments = Vec::new();
+    for name in ["hers", "theirs"] {
+        let (_, e) = as_(&w, &admin, Method::POST, &format!("{API}/experiments/create"), json!({"name": name})).await;
+        let exp = e["experiment_id"].as_str().unwrap().to_string();
+        let (_, r) = as_(&w, &admin, Method::POST, &format!("{API}/runs/create"), json!({"experiment_id": exp})).await;
+        let run = r["run"]["info"]["run_id"].as_str().unwrap().to_string();
+        let point = json!({"run_id": run, "key": "loss", "value": 0.5, "timestamp": 1, "step": 0});
+        let (s, b) = as_(&w, &admin, Method::POST, &format!("{API}/runs/log-metric"), point).await;
+        assert_eq!(s, 200, "{b}");
+        experiments.push(exp);
+        runs.push(run);
+    }
+    w.store
+        .set_grant(Grantee::Principal("alice".into()), ObjectKind::Experiment, experiments[0].clone(), 1, "t".into())
+        .await
+        .unwrap();
+    let ask = |op: &str, field: &str, vars: Value| {
+        let query = format!("query {op}($data: X) {{ {field} {{ x }} }}");
+        json!({"operationName": op, "query": query, "variables": vars})
+    };
+    let gql = |body: Value| {
+        let (w, alice) = (&w, alice.clone());
+        async move {
+            let (s, b) = as_(w, &alice, Method::POST, "/graphql", body).await;
+            assert_eq!(s, 200, "{b}");
+            b
+        }
+    };
+    let mine = gql(ask("GetRun", "mlflowGetRun", json!({"data": {"runId": runs[0]}}))).await;
+    assert_eq!(mine["data"]["mlflowGetRun"]["run"]["info"]["runUuid"], runs[0], "{mine}");
+    let theirs = gql(ask("GetRun", "mlflowGetRun", json!({"data": {"runId": runs[1]}}))).await;
+    assert!(theirs["data"]["mlflowGetRun"].is_null(), "{theirs}");
+    assert_eq!(theirs["errors"][0]["message"], format!("Run with id={} not found", runs[1]));
+    let e = json!({"input": {"experimentId": experiments[1]}});
+    let hidden = gql(ask("MlflowGetExperimentQuery", "mlflowGetExperiment", e)).await;
+    assert!(hidden["data"]["mlflowGetExperiment"].is_null(), "{hidden}");
+    let both = json!({"data": {"experimentIds": experiments}});
+    let found = gql(ask("SearchRuns", "mlflowSearchRuns", both)).await;
+    let ids: Vec<&Value> =
+        found["data"]["mlflowSearchRuns"]["runs"].as_array().unwrap().iter().map(|r| &r["info"]["runUuid"]).collect();
+    assert_eq!(ids, [&json!(runs[0])], "{found}");
+    let history = json!({"data": {"runIds": runs, "metricKey": "loss"}});
+    let points = gql(ask("GetMetricHistoryBulkInterval", "mlflowGetMetricHistoryBulkInterval", history)).await;
+    let of: Vec<&Value> = points["data"]["mlflowGetMetricHistoryBulkInterval"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["runId"])
+        .collect();
+    assert_eq!(of, [&json!(runs[0])], "{points}");
+}

@@ -517,6 +517,25 @@ async fn deployment_and_monitor_lists_show_only_readable_ones() {
     assert_eq!(names(monitors, Role::Admin).await, ["team", "watch"]);
     assert_eq!(names(monitors, Role::Granted(Level::Use)).await, ["team"]);
     assert_eq!(names(monitors, Role::Denied).await, ["watch"]);
+    // Slipway's pages list the same: a deployment's or monitor's name shows only to its readers.
+    let page = |path: &'static str, role: Role| {
+        let (app, credentials) = (app.clone(), f.credentials.get(&role).cloned());
+        async move {
+            let mut req = Request::builder().uri(path);
+            if let Some(c) = credentials {
+                req = req.header("authorization", c);
+            }
+            let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            String::from_utf8(axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap()
+        }
+    };
+    for path in ["/ui/deployments", "/ui/monitors"] {
+        let (admin, reader) = (page(path, Role::Admin).await, page(path, Role::Granted(Level::Read)).await);
+        assert!(admin.contains(">other<") && !reader.contains(">other<"), "{path}: {reader}");
+    }
+    let watched = page("/ui/monitors", Role::Denied).await;
+    assert!(watched.contains("watch") && !watched.contains("/ui/monitors/team"), "{watched}");
 
     // Refusals are counted on /metrics, which only an administrator may read.
     let denied = |role: Role| {
