@@ -298,6 +298,26 @@ impl Artifacts {
         Ok(Download { size, stream })
     }
 
+    /// The size of the object at `path`, or `None` when there is none.
+    pub async fn size_of(&self, path: &ArtifactPath) -> Result<Option<u64>> {
+        let location = self.object(path)?;
+        match self.store.head(&location).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The whole object at `path`, refused when it is larger than `limit` bytes.
+    pub async fn read_small(&self, path: &ArtifactPath, limit: u64) -> Result<Bytes> {
+        let location = self.object(path)?;
+        let size = self.store.head(&location).await?.size;
+        if size > limit {
+            return Err(ArtifactError::InvalidPath(format!("'{path}' is {size} bytes, more than {limit}")));
+        }
+        Ok(self.store.get(&location).await?.bytes().await?)
+    }
+
     /// Lists the direct children of a directory; names are relative to the artifact root.
     pub async fn list(&self, dir: &ArtifactPath) -> Result<Vec<Entry>> {
         let prefix = self.object(dir)?;

@@ -7,6 +7,7 @@
 pub mod actor;
 pub mod artifacts;
 pub mod auth;
+pub mod data;
 pub mod deployments;
 pub mod error;
 pub mod extract;
@@ -104,6 +105,7 @@ pub fn routes(state: AppState) -> Router {
         .merge(artifacts::routes())
         .merge(registry::routes())
         .merge(native::routes())
+        .merge(data::routes())
         .merge(deployments::routes())
         .merge(monitors::routes())
         .merge(pipelines::routes())

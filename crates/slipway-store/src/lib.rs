@@ -321,6 +321,40 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn search_datasets(&self, experiment_ids: Vec<String>) -> Result<Vec<DatasetSummary>>;
     async fn audit_log(&self, query: AuditQuery) -> Result<Page<AuditRecord>>;
 
+    // dataset versions (docs/design/data.md): immutable, numbered without gaps per set; every
+    // mutation names its actor for the audit log (object_type `data_version`)
+    /// Makes the set when it is new. The caller has checked that the manifest and its blobs
+    /// are stored.
+    async fn create_data_version(
+        &self,
+        new: slipway_types::NewDataVersion,
+        actor: String,
+    ) -> Result<slipway_types::DataVersion>;
+    /// `which`: a version number, `latest`, or an alias.
+    async fn get_data_version(&self, name: String, which: String) -> Result<slipway_types::DataVersion>;
+    /// A set's versions, newest first.
+    async fn list_data_versions(&self, name: String) -> Result<Vec<slipway_types::DataVersion>>;
+    async fn list_data_sets(&self) -> Result<Vec<slipway_types::DataSet>>;
+    /// Points `alias` at `version`, moving it from where it was.
+    async fn set_data_alias(
+        &self,
+        name: String,
+        alias: String,
+        version: i64,
+        actor: String,
+    ) -> Result<slipway_types::DataVersion>;
+    async fn delete_data_alias(&self, name: String, alias: String, actor: String) -> Result<()>;
+    async fn set_data_tag(
+        &self,
+        name: String,
+        version: i64,
+        key: String,
+        value: String,
+        actor: String,
+    ) -> Result<slipway_types::DataVersion>;
+    /// The versions whose manifest has this SHA-256, oldest first.
+    async fn data_versions_by_manifest(&self, manifest: String) -> Result<Vec<slipway_types::DataVersion>>;
+
     // serving deployments; specs are checked by `validate::deployment`, and every mutation
     // names its actor for the audit log (object_type `deployment`)
     /// `AlreadyExists` if the name is taken.

@@ -4,6 +4,7 @@
 //! because the unmodified `mlflow` client parses them with `google.protobuf.json_format`.
 //! A request or response shape is defined here once and nowhere else.
 
+pub mod data;
 pub mod entities;
 pub mod error;
 pub mod json;
@@ -12,6 +13,7 @@ pub mod registry;
 pub mod serving;
 pub mod time;
 
+pub use data::{DataSet, DataVersion, NewDataVersion};
 pub use entities::*;
 pub use error::{ErrorCode, MlflowError};
 pub use monitoring::{

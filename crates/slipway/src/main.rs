@@ -3,6 +3,7 @@
 mod access;
 mod client;
 mod config;
+mod data;
 mod deployments;
 mod drift;
 mod drift_html;
@@ -67,6 +68,8 @@ enum Command {
     Grants(access::GrantsArgs),
     /// Roles (groups): named sets of permissions their members hold.
     Roles(access::RolesArgs),
+    /// Dataset versions: add, get, list, versions, show, diff, alias, tag.
+    Data(data::DataArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,5 +91,6 @@ fn main() -> anyhow::Result<()> {
         Command::Tokens(args) => access::tokens(args),
         Command::Grants(args) => access::grants(args),
         Command::Roles(args) => access::roles(args),
+        Command::Data(args) => data::run(args),
     }
 }

@@ -111,6 +111,13 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/pipelines/{name}/runs", e(Edit)),
     ("GET", "/api/v1/pipeline-runs/{run_id}", e(Read)),
     ("POST", "/api/v1/pipeline-runs/{run_id}/cancel", e(Edit)),
+    // Dataset versions: no kind of their own yet, so the level on every experiment.
+    ("GET", "/api/v1/data", e(Read)),
+    ("GET", "/api/v1/data/{name}", e(Read)),
+    ("POST", "/api/v1/data/{name}/versions", e(Edit)),
+    ("GET", "/api/v1/data/{name}/versions/{which}", e(Read)),
+    ("POST", "/api/v1/data/{name}/versions/{version}/tags", e(Edit)),
+    ("PUT|DELETE", "/api/v1/data/{name}/aliases/{alias}", e(Edit)),
     // Each operation answers with what the caller may read (graphql.rs).
     ("POST", "/graphql", ANY),
     // The registry: the registered model's permissions.

@@ -10,6 +10,7 @@
 mod audit;
 mod auth;
 pub(crate) mod conn;
+mod data;
 mod deployments;
 pub(crate) mod experiments;
 mod gc;
@@ -629,6 +630,65 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
         self.backend.read(move |c| audit::list(c, &query)).await
     }
 
+    async fn create_data_version(
+        &self,
+        new: slipway_types::NewDataVersion,
+        actor: String,
+    ) -> Result<slipway_types::DataVersion> {
+        data::validate_new(&new)?;
+        self.backend
+            .write(move |c| {
+                c.lock("data", &new.name)?;
+                data::create(c, &new, &actor)
+            })
+            .await
+    }
+    async fn get_data_version(&self, name: String, which: String) -> Result<slipway_types::DataVersion> {
+        self.backend.read(move |c| data::get(c, &name, &which)).await
+    }
+    async fn list_data_versions(&self, name: String) -> Result<Vec<slipway_types::DataVersion>> {
+        self.backend.read(move |c| data::versions(c, &name)).await
+    }
+    async fn list_data_sets(&self) -> Result<Vec<slipway_types::DataSet>> {
+        self.backend.read(data::sets).await
+    }
+    async fn set_data_alias(
+        &self,
+        name: String,
+        alias: String,
+        version: i64,
+        actor: String,
+    ) -> Result<slipway_types::DataVersion> {
+        data::validate_alias(&alias)?;
+        self.backend
+            .write(move |c| {
+                c.lock("data", &name)?;
+                data::set_alias(c, &name, &alias, version, &actor)
+            })
+            .await
+    }
+    async fn delete_data_alias(&self, name: String, alias: String, actor: String) -> Result<()> {
+        self.backend
+            .write(move |c| {
+                c.lock("data", &name)?;
+                data::delete_alias(c, &name, &alias, &actor)
+            })
+            .await
+    }
+    async fn set_data_tag(
+        &self,
+        name: String,
+        version: i64,
+        key: String,
+        value: String,
+        actor: String,
+    ) -> Result<slipway_types::DataVersion> {
+        data::validate_tag(&key, &value)?;
+        self.backend.write(move |c| data::set_tag(c, &name, version, &key, &value, &actor)).await
+    }
+    async fn data_versions_by_manifest(&self, manifest: String) -> Result<Vec<slipway_types::DataVersion>> {
+        self.backend.read(move |c| data::by_manifest(c, &manifest)).await
+    }
     async fn create_deployment(&self, spec: DeploymentSpec, actor: String) -> Result<Deployment> {
         validate::deployment(&spec)?;
         self.backend

@@ -4,6 +4,7 @@
 //! subjects; the builders below are what more than one of them uses.
 
 pub mod auth;
+pub mod data;
 pub mod deployments;
 pub mod experiments;
 pub mod import;
@@ -129,6 +130,10 @@ macro_rules! store_test_suite {
                     an_alert_fires_once_per_window_and_records_delivery,
                 ],
                 import: [import_keeps_ids_and_a_repeat_changes_nothing],
+                data: [
+                    data_versions_number_up_and_aliases_move,
+                    data_version_input_is_checked_before_anything_is_written,
+                ],
                 auth: [
                     principals_round_trip_and_every_change_bumps_the_epoch,
                     grants_reach_a_principal_through_its_groups_and_go_with_it,
