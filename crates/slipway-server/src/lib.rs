@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod graphql;
 pub mod history;
+pub mod labeling;
 pub mod monitors;
 pub mod native;
 pub mod pipelines;
@@ -106,6 +107,7 @@ pub fn routes(state: AppState) -> Router {
         .merge(registry::routes())
         .merge(native::routes())
         .merge(data::routes())
+        .merge(labeling::routes())
         .merge(deployments::routes())
         .merge(monitors::routes())
         .merge(pipelines::routes())

@@ -355,6 +355,35 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The versions whose manifest has this SHA-256, oldest first.
     async fn data_versions_by_manifest(&self, manifest: String) -> Result<Vec<slipway_types::DataVersion>>;
 
+    // labeling queues (docs/design/data.md): items leased to one labeller at a time
+    async fn create_label_queue(
+        &self,
+        queue: slipway_types::LabelQueue,
+        actor: String,
+    ) -> Result<slipway_types::LabelQueue>;
+    async fn get_label_queue(&self, name: String) -> Result<slipway_types::LabelQueue>;
+    async fn list_label_queues(&self) -> Result<Vec<slipway_types::LabelQueue>>;
+    /// Adds the items the queue lacks (by request id and row); how many were new.
+    async fn offer_label_items(&self, queue: String, items: Vec<slipway_types::NewLabelItem>) -> Result<u64>;
+    /// Leases the oldest open item (queued, or its lease ran out) to `labeller` under `token`.
+    async fn lease_label_item(
+        &self,
+        queue: String,
+        labeller: String,
+        token: String,
+    ) -> Result<Option<slipway_types::LabelItem>>;
+    /// Takes the label from the holder of the item's current lease, once, and writes it as the
+    /// deployment's ground truth for the item's request.
+    async fn label_item(
+        &self,
+        queue: String,
+        item_id: i64,
+        token: String,
+        label: serde_json::Value,
+        labeller: String,
+    ) -> Result<slipway_types::LabelItem>;
+    async fn labelled_items(&self, queue: String) -> Result<Vec<slipway_types::LabelItem>>;
+
     // serving deployments; specs are checked by `validate::deployment`, and every mutation
     // names its actor for the audit log (object_type `deployment`)
     /// `AlreadyExists` if the name is taken.

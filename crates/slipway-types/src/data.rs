@@ -52,3 +52,69 @@ pub struct NewDataVersion {
     pub tags: Vec<KeyValue>,
     pub aliases: Vec<String>,
 }
+
+/// A labeling queue on a deployment: which predictions it takes (`mode`: `sample` at `rate`,
+/// `margin` below `threshold`, `flagged` by a monitor, `manual` pushed by a client), the
+/// labels a labeller picks from (free text when empty), and how long a lease lasts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelQueue {
+    pub name: String,
+    pub deployment: String,
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    pub lease_seconds: i64,
+    #[serde(default)]
+    pub created_ms: i64,
+    /// Items by state: queued (or with an expired lease), leased, labelled.
+    #[serde(default)]
+    pub counts: LabelCounts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LabelCounts {
+    pub queued: i64,
+    pub leased: i64,
+    pub labelled: i64,
+}
+
+/// One row of one prediction request, waiting for (or given) its label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelItem {
+    pub queue: String,
+    pub item_id: i64,
+    pub request_id: String,
+    pub row: i64,
+    pub inputs: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<serde_json::Value>,
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leased_by: Option<String>,
+    /// Present only in the answer to the labeller who holds the lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labeller: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labelled_ms: Option<i64>,
+}
+
+/// An item offered to a queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewLabelItem {
+    pub request_id: String,
+    #[serde(default)]
+    pub row: i64,
+    pub inputs: serde_json::Value,
+    #[serde(default)]
+    pub prediction: Option<serde_json::Value>,
+}

@@ -10,6 +10,7 @@ mod drift_html;
 mod gate;
 mod gc;
 mod import;
+mod labeling;
 mod memory;
 mod models;
 mod monitors;
@@ -70,6 +71,8 @@ enum Command {
     Roles(access::RolesArgs),
     /// Dataset versions: add, get, list, versions, show, diff, alias, tag.
     Data(data::DataArgs),
+    /// Labeling queues: create, list, show, next, label, export.
+    Labeling(labeling::LabelingArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -92,5 +95,6 @@ fn main() -> anyhow::Result<()> {
         Command::Grants(args) => access::grants(args),
         Command::Roles(args) => access::roles(args),
         Command::Data(args) => data::run(args),
+        Command::Labeling(args) => labeling::run(args),
     }
 }

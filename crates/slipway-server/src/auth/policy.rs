@@ -118,6 +118,15 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/data/{name}/versions/{which}", e(Read)),
     ("POST", "/api/v1/data/{name}/versions/{version}/tags", e(Edit)),
     ("PUT|DELETE", "/api/v1/data/{name}/aliases/{alias}", e(Edit)),
+    // Labeling queues: reading needs READ and labelling USE (it posts ground truth) on
+    // deployments, making a queue EDIT; on every deployment until queues resolve to theirs.
+    ("GET", "/api/v1/labeling", d(Read)),
+    ("POST", "/api/v1/labeling", d(Edit)),
+    ("GET", "/api/v1/labeling/{queue}", d(Read)),
+    ("POST", "/api/v1/labeling/{queue}/items", d(Use)),
+    ("GET", "/api/v1/labeling/{queue}/next", d(Use)),
+    ("POST", "/api/v1/labeling/{queue}/label", d(Use)),
+    ("POST", "/api/v1/labeling/{queue}/export", d(Edit)),
     // Each operation answers with what the caller may read (graphql.rs).
     ("POST", "/graphql", ANY),
     // The registry: the registered model's permissions.

@@ -15,6 +15,7 @@ mod deployments;
 pub(crate) mod experiments;
 mod gc;
 mod import;
+mod labeling;
 mod lineage;
 mod models;
 mod monitoring;
@@ -688,6 +689,76 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
     }
     async fn data_versions_by_manifest(&self, manifest: String) -> Result<Vec<slipway_types::DataVersion>> {
         self.backend.read(move |c| data::by_manifest(c, &manifest)).await
+    }
+    async fn create_label_queue(
+        &self,
+        queue: slipway_types::LabelQueue,
+        actor: String,
+    ) -> Result<slipway_types::LabelQueue> {
+        labeling::validate_queue(&queue)?;
+        self.backend
+            .write(move |c| {
+                c.lock("label_queue", &queue.name)?;
+                labeling::create_queue(c, &queue, &actor)
+            })
+            .await
+    }
+    async fn get_label_queue(&self, name: String) -> Result<slipway_types::LabelQueue> {
+        self.backend.read(move |c| labeling::get_queue(c, &name)).await
+    }
+    async fn list_label_queues(&self) -> Result<Vec<slipway_types::LabelQueue>> {
+        self.backend.read(labeling::list_queues).await
+    }
+    async fn offer_label_items(&self, queue: String, items: Vec<slipway_types::NewLabelItem>) -> Result<u64> {
+        if items.len() > labeling::MAX_OFFERED {
+            return Err(crate::StoreError::InvalidParameter(format!(
+                "at most {} items at once",
+                labeling::MAX_OFFERED
+            )));
+        }
+        if let Some(bad) = items.iter().find(|i| i.request_id.is_empty() || i.request_id.len() > 256 || i.row < 0) {
+            return Err(crate::StoreError::InvalidParameter(format!(
+                "item '{}' row {}: a request id of 1 to 256 bytes and a row from 0",
+                bad.request_id, bad.row
+            )));
+        }
+        self.backend
+            .write(move |c| {
+                c.lock("label_queue", &queue)?;
+                labeling::offer(c, &queue, &items)
+            })
+            .await
+    }
+    async fn lease_label_item(
+        &self,
+        queue: String,
+        labeller: String,
+        token: String,
+    ) -> Result<Option<slipway_types::LabelItem>> {
+        self.backend
+            .write(move |c| {
+                c.lock("label_queue", &queue)?;
+                labeling::lease(c, &queue, &labeller, &token, crate::now_ms())
+            })
+            .await
+    }
+    async fn label_item(
+        &self,
+        queue: String,
+        item_id: i64,
+        token: String,
+        label: serde_json::Value,
+        labeller: String,
+    ) -> Result<slipway_types::LabelItem> {
+        self.backend
+            .write(move |c| {
+                c.lock("label_queue", &queue)?;
+                labeling::label(c, &queue, item_id, &token, &label, &labeller)
+            })
+            .await
+    }
+    async fn labelled_items(&self, queue: String) -> Result<Vec<slipway_types::LabelItem>> {
+        self.backend.read(move |c| labeling::labelled(c, &queue)).await
     }
     async fn create_deployment(&self, spec: DeploymentSpec, actor: String) -> Result<Deployment> {
         validate::deployment(&spec)?;

@@ -90,3 +90,115 @@ pub async fn data_version_input_is_checked_before_anything_is_written(f: Fixture
     }
     assert!(s.list_data_sets().await.unwrap().is_empty(), "nothing half-written");
 }
+
+fn queue(name: &str, lease_seconds: i64) -> slipway_types::LabelQueue {
+    slipway_types::LabelQueue {
+        name: name.into(),
+        deployment: "fraud".into(),
+        mode: "manual".into(),
+        rate: None,
+        threshold: None,
+        labels: vec!["fraud".into(), "ok".into()],
+        lease_seconds,
+        created_ms: 0,
+        counts: Default::default(),
+    }
+}
+
+pub async fn a_label_item_is_leased_to_one_labeller_and_labelled_once_into_ground_truth(f: Fixture) {
+    use slipway_types::NewLabelItem;
+    let s = &f.store;
+    s.create_label_queue(queue("review", 60), "alice".into()).await.unwrap();
+    let dup = s.create_label_queue(queue("review", 60), "alice".into()).await;
+    assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
+    let mut bad = queue("x", 0);
+    assert!(matches!(s.create_label_queue(bad.clone(), "a".into()).await, Err(StoreError::InvalidParameter(_))));
+    bad.lease_seconds = 5;
+    bad.mode = "sample".into();
+    assert!(matches!(s.create_label_queue(bad, "a".into()).await, Err(StoreError::InvalidParameter(_))), "no rate");
+
+    let item = |req: &str, row: i64| NewLabelItem {
+        request_id: req.into(),
+        row,
+        inputs: serde_json::json!({"amount": row}),
+        prediction: Some(serde_json::json!(0.4)),
+    };
+    assert_eq!(s.offer_label_items("review".into(), vec![item("r1", 0), item("r2", 1)]).await.unwrap(), 2);
+    assert_eq!(s.offer_label_items("review".into(), vec![item("r1", 0)]).await.unwrap(), 0, "offered twice, kept once");
+    let missing = s.offer_label_items("nope".into(), vec![item("r", 0)]).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+
+    let a = s.lease_label_item("review".into(), "ann".into(), "t-ann".into()).await.unwrap().unwrap();
+    let b = s.lease_label_item("review".into(), "ben".into(), "t-ben".into()).await.unwrap().unwrap();
+    assert_ne!(a.item_id, b.item_id, "two labellers never hold one item");
+    assert!(s.lease_label_item("review".into(), "cy".into(), "t-cy".into()).await.unwrap().is_none());
+    assert_eq!(s.get_label_queue("review".into()).await.unwrap().counts.leased, 2);
+
+    let stolen = s.label_item("review".into(), a.item_id, "t-ben".into(), serde_json::json!("ok"), "ben".into()).await;
+    assert!(matches!(stolen, Err(StoreError::InvalidState(_))), "{stolen:?}");
+    let off_list =
+        s.label_item("review".into(), a.item_id, "t-ann".into(), serde_json::json!("maybe"), "ann".into()).await;
+    assert!(matches!(off_list, Err(StoreError::InvalidParameter(_))), "{off_list:?}");
+    let done = s
+        .label_item("review".into(), a.item_id, "t-ann".into(), serde_json::json!("fraud"), "ann".into())
+        .await
+        .unwrap();
+    assert_eq!((done.state.as_str(), done.labeller.as_deref()), ("labelled", Some("ann")));
+    let again = s.label_item("review".into(), a.item_id, "t-ann".into(), serde_json::json!("ok"), "ann".into()).await;
+    assert!(matches!(again, Err(StoreError::InvalidState(_))), "labelled once: {again:?}");
+    let unknown = s.label_item("review".into(), 999, "t".into(), serde_json::json!("ok"), "ann".into()).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound(_))), "{unknown:?}");
+
+    // The label is the deployment's ground truth for the request, at the item's row.
+    s.label_item("review".into(), b.item_id, "t-ben".into(), serde_json::json!("ok"), "ben".into()).await.unwrap();
+    let truth = s.get_ground_truth("fraud".into(), vec!["r1".into(), "r2".into()]).await.unwrap();
+    let labels: Vec<Vec<serde_json::Value>> = truth.into_iter().map(|g| g.labels).collect();
+    assert_eq!(labels, [vec![serde_json::json!("fraud")], vec![serde_json::Value::Null, serde_json::json!("ok")]]);
+    assert_eq!(s.labelled_items("review".into()).await.unwrap().len(), 2);
+}
+
+pub async fn an_expired_lease_returns_its_item_to_the_queue(f: Fixture) {
+    use slipway_types::NewLabelItem;
+    let s = &f.store;
+    s.create_label_queue(queue("quick", 1), "alice".into()).await.unwrap();
+    let one = NewLabelItem { request_id: "r".into(), row: 0, inputs: serde_json::json!([1]), prediction: None };
+    s.offer_label_items("quick".into(), vec![one]).await.unwrap();
+    let first = s.lease_label_item("quick".into(), "gone".into(), "t1".into()).await.unwrap().unwrap();
+    assert!(s.lease_label_item("quick".into(), "next".into(), "t2".into()).await.unwrap().is_none());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = s.lease_label_item("quick".into(), "next".into(), "t2".into()).await.unwrap().unwrap();
+    assert_eq!(second.item_id, first.item_id);
+    let late = s.label_item("quick".into(), first.item_id, "t1".into(), serde_json::json!("ok"), "gone".into()).await;
+    assert!(matches!(late, Err(StoreError::InvalidState(_))), "the first lease ran out: {late:?}");
+    s.label_item("quick".into(), first.item_id, "t2".into(), serde_json::json!("ok"), "next".into()).await.unwrap();
+}
+
+/// Labellers racing on one queue (threads, and on PostgreSQL separate sessions): every item is
+/// leased to exactly one of them.
+pub async fn concurrent_labellers_never_share_an_item(f: Fixture) {
+    use slipway_types::NewLabelItem;
+    let s = f.store.clone();
+    s.create_label_queue(queue("race", 60), "alice".into()).await.unwrap();
+    let items: Vec<NewLabelItem> = (0..200)
+        .map(|i| NewLabelItem { request_id: format!("r{i}"), row: 0, inputs: serde_json::json!(i), prediction: None })
+        .collect();
+    s.offer_label_items("race".into(), items).await.unwrap();
+    let mut tasks = Vec::new();
+    for who in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(it) = s.lease_label_item("race".into(), format!("l{who}"), format!("t{who}")).await.unwrap()
+            {
+                got.push(it.item_id);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=200).collect::<Vec<i64>>());
+}

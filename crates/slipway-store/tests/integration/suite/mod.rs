@@ -133,6 +133,8 @@ macro_rules! store_test_suite {
                 data: [
                     data_versions_number_up_and_aliases_move,
                     data_version_input_is_checked_before_anything_is_written,
+                    a_label_item_is_leased_to_one_labeller_and_labelled_once_into_ground_truth,
+                    an_expired_lease_returns_its_item_to_the_queue,
                 ],
                 auth: [
                     principals_round_trip_and_every_change_bumps_the_epoch,
@@ -148,6 +150,7 @@ macro_rules! store_test_suite {
             // Writers on several threads at once: the runtime must have them.
             $crate::store_tests!($fixture, #[tokio::test(flavor = "multi_thread", worker_threads = 4)], {
                 runs: [concurrent_writers_never_fail],
+                data: [concurrent_labellers_never_share_an_item],
             });
         }
     };
