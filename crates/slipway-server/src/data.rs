@@ -38,6 +38,9 @@ pub fn routes() -> Router<AppState> {
 
 /// Where a blob lives: the pipelines' content-addressed store.
 pub fn blob_path(hash: &str) -> ApiResult<ArtifactPath> {
+    if !is_sha256(hash) {
+        return Err(ApiError::invalid(format!("'{hash}' is not a SHA-256 in lowercase hex")));
+    }
     Ok(slipway_artifacts::sanitize(&format!("slipway-cache/sha256/{}/{hash}", &hash[..2]))?)
 }
 

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::client::{Api, ServerArgs};
-use crate::models::{print_json, print_table};
+use crate::models::{print_json, print_table, text};
 
 const USERS: &str = "/api/2.0/mlflow/users";
 const PERMISSIONS: &str = "/api/3.0/mlflow/users/permissions";
@@ -168,14 +168,6 @@ fn password_from_stdin() -> anyhow::Result<String> {
         bail!("give the password on stdin, e.g. `printf '%s' \"$PASSWORD\" | slipway users create NAME`");
     }
     Ok(password)
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn when(v: &Value) -> String {

@@ -13,11 +13,11 @@ use clap::{Args, Subcommand};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use slipway_data::diff;
-use slipway_data::manifest::{Manifest, describe, hash_bytes, hash_file};
+use slipway_data::manifest::{Manifest, describe, hash_bytes, hash_file, is_sha256};
 use slipway_data::tree::{check_path, walk};
 
 use crate::client::{Api, ServerArgs};
-use crate::models::{print_json, print_table};
+use crate::models::{print_json, print_table, text};
 
 const DATA: &str = "/api/v1/data";
 const PROXY: &str = "/api/2.0/mlflow-artifacts/artifacts";
@@ -217,14 +217,6 @@ async fn dispatch(args: DataArgs) -> anyhow::Result<()> {
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn rows(list: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
     list.as_array().into_iter().flatten().map(row).collect()
 }
@@ -316,7 +308,8 @@ async fn fetch_version(api: &Api, name: &str, which: &str) -> anyhow::Result<Val
 }
 
 async fn fetch_manifest(api: &Api, version: &Value) -> anyhow::Result<Manifest> {
-    let hash = version["manifest"].as_str().context("the server's version names no manifest")?;
+    let hash =
+        version["manifest"].as_str().filter(|h| is_sha256(h)).context("the server's version names no manifest")?;
     let bytes = api.get_bytes(&blob_path(hash)).await?;
     if hash_bytes(&bytes) != hash {
         bail!("the manifest the server sent does not hash to {hash}");

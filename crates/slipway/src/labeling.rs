@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::client::{Api, ServerArgs};
-use crate::models::{print_json, print_table};
+use crate::models::{print_json, print_table, text};
 
 const QUEUES: &str = "/api/v1/labeling";
 
@@ -60,14 +60,6 @@ enum Command {
 pub fn run(args: LabelingArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(dispatch(args))
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn queue_row(q: &Value) -> Vec<String> {

@@ -246,7 +246,8 @@ fn key_values(v: &Value) -> String {
     if list.is_empty() { "-".into() } else { list.join(", ") }
 }
 
-fn text(v: &Value) -> String {
+/// A JSON value as a table cell: strings bare, null as `-`.
+pub fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),

@@ -14,6 +14,8 @@ use crate::{Result, StoreError, now_ms, validate};
 const MODES: [&str; 4] = ["sample", "margin", "flagged", "manual"];
 /// Items one request may offer.
 pub const MAX_OFFERED: usize = 10_000;
+/// The highest row of a request an item may name (a label fills the request's labels up to it).
+pub const MAX_ROW: i64 = 100_000;
 
 fn invalid(m: String) -> StoreError {
     StoreError::InvalidParameter(m)

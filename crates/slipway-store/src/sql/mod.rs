@@ -716,10 +716,14 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
                 labeling::MAX_OFFERED
             )));
         }
-        if let Some(bad) = items.iter().find(|i| i.request_id.is_empty() || i.request_id.len() > 256 || i.row < 0) {
+        let bad_row = |row: i64| !(0..=labeling::MAX_ROW).contains(&row);
+        if let Some(bad) = items.iter().find(|i| i.request_id.is_empty() || i.request_id.len() > 256 || bad_row(i.row))
+        {
             return Err(crate::StoreError::InvalidParameter(format!(
-                "item '{}' row {}: a request id of 1 to 256 bytes and a row from 0",
-                bad.request_id, bad.row
+                "item '{}' row {}: a request id of 1 to 256 bytes and a row from 0 to {}",
+                bad.request_id,
+                bad.row,
+                labeling::MAX_ROW
             )));
         }
         self.backend

@@ -125,6 +125,10 @@ pub async fn a_label_item_is_leased_to_one_labeller_and_labelled_once_into_groun
     };
     assert_eq!(s.offer_label_items("review".into(), vec![item("r1", 0), item("r2", 1)]).await.unwrap(), 2);
     assert_eq!(s.offer_label_items("review".into(), vec![item("r1", 0)]).await.unwrap(), 0, "offered twice, kept once");
+    for bad in [item("r", -1), item("r", 100_001), item("", 0)] {
+        let r = s.offer_label_items("review".into(), vec![bad]).await;
+        assert!(matches!(r, Err(StoreError::InvalidParameter(_))), "{r:?}");
+    }
     let missing = s.offer_label_items("nope".into(), vec![item("r", 0)]).await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
 
