@@ -55,7 +55,7 @@ SLIPWAY_TEST_BACKEND=postgres SLIPWAY_TEST_ARTIFACTS=s3 .venv/bin/python -m pyte
   tests/compat/test_tracking.py tests/compat/test_registry.py tests/compat/test_errors.py \
   tests/compat/test_durability.py tests/compat/test_audit_lineage.py tests/compat/test_artifacts.py \
   tests/compat/test_registry_sources.py tests/compat/test_serving_hotswap.py tests/compat/test_monitoring.py \
-  tests/compat/test_import_mlflow.py tests/compat/test_data.py
+  tests/compat/test_import_mlflow.py tests/compat/test_data.py tests/compat/test_data_lineage_and_feeding.py
 
 echo "== artifact tests with clients writing S3 directly" >&2
 SLIPWAY_TEST_ARTIFACTS=s3-direct .venv/bin/python -m pytest -q -p no:cacheprovider tests/compat/test_artifacts.py \

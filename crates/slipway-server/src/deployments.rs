@@ -148,13 +148,18 @@ async fn remove(State(s): State<AppState>, actor: Actor, Path(name): Path<String
 
 /// Seals and uploads the prediction log's open segments.
 async fn flush(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let serving = serving(&s)?;
-    let Some(log) = serving.predlog() else { return Ok(Json(json!({ "files": [] }))) };
-    let files = log.flush().await.map_err(|e| {
+    serving(&s)?;
+    Ok(Json(json!({ "files": flush_log(&s).await? })))
+}
+
+/// Seals and uploads this server's prediction log, so what it served so far can be read (by a
+/// monitor evaluated or a labeling queue fed now); the files uploaded.
+pub async fn flush_log(s: &AppState) -> ApiResult<Vec<String>> {
+    let Some(log) = s.serving.as_ref().and_then(|sv| sv.predlog()) else { return Ok(Vec::new()) };
+    log.flush().await.map_err(|e| {
         tracing::error!(error = %e, "prediction log flush failed");
         ApiError::from(slipway_types::MlflowError::internal())
-    })?;
-    Ok(Json(json!({ "files": files })))
+    })
 }
 
 /// Keeps serving's deployments in step with the store until the process ends: every

@@ -1,5 +1,6 @@
 //! Labeling queues (`/api/v1/labeling`, docs/design/data.md): items offered to a deployment's
-//! queue, handed out one at a time under a lease (`next`), labelled once by the lease's holder
+//! queue (through the API, or picked from the deployment's prediction log by the monitor loop
+//! or `feed`), handed out one at a time under a lease (`next`), labelled once by the lease's holder
 //! (`label`, which becomes the deployment's ground truth for the request), and exported as a
 //! data version for retraining (`export`). The labeller is the caller, as the audit log names
 //! it.
@@ -25,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/labeling", get(list).post(create))
         .route("/api/v1/labeling/{queue}", get(show))
         .route("/api/v1/labeling/{queue}/items", post(offer))
+        .route("/api/v1/labeling/{queue}/feed", post(feed))
         .route("/api/v1/labeling/{queue}/next", get(next))
         .route("/api/v1/labeling/{queue}/label", post(label))
         .route("/api/v1/labeling/{queue}/export", post(export))
@@ -54,6 +56,11 @@ fn five_minutes() -> i64 {
 }
 
 async fn create(State(s): State<AppState>, actor: Actor, JsonBody(q): JsonBody<NewQueue>) -> ApiResult<Json<Value>> {
+    // A queue fed from its deployment's predictions needs the deployment; a manual one takes
+    // items for whatever name its feeder gives.
+    if q.mode != "manual" {
+        s.store.get_deployment(q.deployment.clone()).await?;
+    }
     let queue = LabelQueue {
         name: q.name,
         deployment: q.deployment,
@@ -63,6 +70,7 @@ async fn create(State(s): State<AppState>, actor: Actor, JsonBody(q): JsonBody<N
         labels: q.labels,
         lease_seconds: q.lease_seconds,
         created_ms: 0,
+        fed_ms: None,
         counts: Default::default(),
     };
     Ok(Json(json!({"queue": s.store.create_label_queue(queue, actor.0).await?})))
@@ -88,6 +96,20 @@ async fn offer(
     JsonBody(o): JsonBody<Offer>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"added": s.store.offer_label_items(queue, o.items).await?})))
+}
+
+/// Seals this server's prediction log, then offers the queue what its deployment logged since
+/// it was last fed (the monitor loop does this on every pass).
+async fn feed(State(s): State<AppState>, Path(queue): Path<String>) -> ApiResult<Json<Value>> {
+    let q = s.store.get_label_queue(queue.clone()).await?;
+    if q.mode == "manual" {
+        return Err(ApiError::invalid(format!(
+            "queue '{queue}' is manual: it takes items offered through the API, not from its deployment"
+        )));
+    }
+    crate::deployments::flush_log(&s).await?;
+    let added = s.monitors.feed_now(&q).await?;
+    Ok(Json(json!({"added": added, "queue": s.store.get_label_queue(queue).await?})))
 }
 
 /// The next item for the caller, under a lease only the answer carries; `null` when none waits.

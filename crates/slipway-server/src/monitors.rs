@@ -110,12 +110,7 @@ async fn alert_events(State(s): State<AppState>, Path(name): Path<String>) -> Ap
 /// Seals this server's prediction log, then evaluates the monitor.
 async fn evaluate_now(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let m = s.store.get_monitor(name).await?;
-    if let Some(log) = s.serving.as_ref().and_then(|sv| sv.predlog()) {
-        log.flush().await.map_err(|e| {
-            tracing::error!(error = %e, "prediction log flush failed");
-            ApiError::from(slipway_types::MlflowError::internal())
-        })?;
-    }
+    crate::deployments::flush_log(&s).await?;
     let evaluated = s.monitors.evaluate_now(&m).await?;
     publish(&s).await;
     Ok(Json(json!({ "windows": evaluated })))

@@ -39,8 +39,42 @@ async fn lineage(
 ) -> ApiResult<Json<Value>> {
     let name = q.name.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::missing("name"))?;
     let version = q.version.filter(|v| !v.is_empty()).ok_or_else(|| ApiError::missing("version"))?;
-    let lineage = readable_lineage(&s, &reader, name, version).await?;
-    Ok(Json(serde_json::to_value(lineage).map_err(|_| ApiError::from(slipway_types::MlflowError::internal()))?))
+    let lineage = readable_lineage(&s, &reader, name.clone(), version.clone()).await?;
+    let mut out = serde_json::to_value(lineage).map_err(|_| ApiError::from(slipway_types::MlflowError::internal()))?;
+    out["serving"] = json!(serving_deployments(&s, &reader, &name, &version).await?);
+    Ok(Json(out))
+}
+
+/// The deployments `reader` may read that serve this version (as primary, canary or shadow):
+/// as this process serves them, or, where it serves nothing, as their specs resolve now.
+pub async fn serving_deployments(s: &AppState, reader: &Reader, name: &str, version: &str) -> ApiResult<Vec<String>> {
+    let mut out = Vec::new();
+    for d in s.store.list_deployments().await? {
+        if d.spec.model != name || !reader.may_read(ObjectKind::Deployment, &d.spec.name) {
+            continue;
+        }
+        let serves = match &s.serving {
+            Some(sv) => sv.deployment(&d.spec.name).is_some_and(|live| {
+                let r = live.route();
+                let v = |id: &slipway_serving::model::ModelId| id.version == version;
+                v(&r.primary.model.id)
+                    || r.canary.as_ref().is_some_and(|(c, _)| v(&c.model.id))
+                    || r.shadow.as_ref().is_some_and(|(c, _)| v(&c.model.id))
+            }),
+            None => match (&d.spec.version, &d.spec.alias) {
+                (Some(v), _) => v == version,
+                (None, Some(alias)) => {
+                    let by_alias = s.store.get_model_version_by_alias(name.to_string(), alias.clone()).await;
+                    by_alias.is_ok_and(|mv| mv.version == version)
+                }
+                (None, None) => false,
+            },
+        };
+        if serves {
+            out.push(d.spec.name);
+        }
+    }
+    Ok(out)
 }
 
 /// A version's lineage as `reader` may see it.
@@ -58,20 +92,40 @@ pub async fn readable_lineage(
 }
 
 #[derive(Deserialize)]
-struct DigestQuery {
+struct TrainedOnQuery {
     digest: Option<String>,
+    /// A data version, `NAME@VERSION` (number, `latest` or alias) or `NAME` for its latest.
+    data: Option<String>,
 }
 
-/// The versions trained on a dataset, of the models the reader may read.
+/// The versions trained on a dataset (by the digest a run logged, or a data version whose
+/// manifest that digest names), of the models the reader may read, each with the deployments
+/// serving it.
 async fn trained_on(
     State(s): State<AppState>,
     reader: Reader,
-    QueryArgs(q): QueryArgs<DigestQuery>,
+    QueryArgs(q): QueryArgs<TrainedOnQuery>,
 ) -> ApiResult<Json<Value>> {
-    let digest = q.digest.filter(|d| !d.is_empty()).ok_or_else(|| ApiError::missing("digest"))?;
-    let mut versions = s.store.model_versions_by_dataset(digest).await?;
+    let given = |v: Option<String>| v.filter(|d| !d.is_empty());
+    let (data_version, mut versions) = match (given(q.digest), given(q.data)) {
+        (Some(digest), None) => (None, s.store.model_versions_by_dataset(digest).await?),
+        (None, Some(data)) => {
+            let (name, which) = data.split_once('@').unwrap_or((data.as_str(), "latest"));
+            let (version, found) = s.store.model_versions_by_data(name.to_string(), which.to_string()).await?;
+            (Some(version), found)
+        }
+        (Some(_), Some(_)) => return Err(ApiError::invalid("give one of 'digest' and 'data', not both")),
+        (None, None) => return Err(ApiError::missing("digest")),
+    };
     versions.retain(|v| reader.may_read(ObjectKind::RegisteredModel, &v.name));
-    Ok(Json(json!({ "model_versions": versions })))
+    let mut out = Vec::with_capacity(versions.len());
+    for v in versions {
+        let serving = serving_deployments(&s, &reader, &v.name, &v.version).await?;
+        let mut row = serde_json::to_value(&v).map_err(|_| ApiError::from(slipway_types::MlflowError::internal()))?;
+        row["serving"] = json!(serving);
+        out.push(row);
+    }
+    Ok(Json(json!({ "data_version": data_version, "model_versions": out })))
 }
 
 #[derive(Deserialize)]

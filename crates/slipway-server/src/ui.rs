@@ -32,6 +32,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/audit", get(audit))
         .route("/ui/lineage", get(lineage_start))
         .route("/ui/lineage/{name}/{version}", get(lineage))
+        .route("/ui/labeling", get(labeling_queues))
+        .route("/ui/labeling/{queue}", get(labeling_queue))
         .route("/ui/pipelines", get(pipelines))
         .route("/ui/pipelines/runs/{run_id}", get(pipeline_run))
 }
@@ -222,29 +224,19 @@ async fn lineage_start(State(s): State<AppState>, Visible(visible): Visible) -> 
 async fn lineage(State(s): State<AppState>, reader: Reader, Path((name, version)): Path<(String, String)>) -> Response {
     let result = async {
         let l = crate::native::readable_lineage(&s, &reader, name.clone(), version.clone()).await?;
-        // The deployments this server serves the version from.
-        let serving: Vec<String> = match &s.serving {
-            Some(sv) => s
-                .store
-                .list_deployments()
-                .await?
-                .into_iter()
-                .filter(|d| d.spec.model == name && reader.may_read(ObjectKind::Deployment, &d.spec.name))
-                .filter(|d| {
-                    sv.deployment(&d.spec.name).is_some_and(|live| {
-                        let r = live.route();
-                        let v = |id: &slipway_serving::model::ModelId| id.version == version;
-                        v(&r.primary.model.id)
-                            || r.canary.as_ref().is_some_and(|(c, _)| v(&c.model.id))
-                            || r.shadow.as_ref().is_some_and(|(c, _)| v(&c.model.id))
-                    })
-                })
-                .map(|d| d.spec.name)
-                .collect(),
-            None => Vec::new(),
-        };
+        let serving = crate::native::serving_deployments(&s, &reader, &name, &version).await?;
         Ok(pages::lineage(&l, &serving))
     };
+    html(result.await)
+}
+
+async fn labeling_queues(State(s): State<AppState>) -> Response {
+    let result = async { Ok(pages::labeling_queues(&s.store.list_label_queues().await?)) };
+    html(result.await)
+}
+
+async fn labeling_queue(State(s): State<AppState>, Path(queue): Path<String>) -> Response {
+    let result = async { Ok(pages::labeling_queue(&s.store.get_label_queue(queue).await?)) };
     html(result.await)
 }
 

@@ -316,6 +316,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     // lineage and audit (native API)
     async fn lineage(&self, name: String, version: String) -> Result<Lineage>;
     async fn model_versions_by_dataset(&self, digest: String) -> Result<Vec<ModelVersion>>;
+    /// A data version (number, `latest` or alias) and the live model versions trained on it:
+    /// their runs logged a dataset input whose digest names it.
+    async fn model_versions_by_data(
+        &self,
+        name: String,
+        which: String,
+    ) -> Result<(slipway_types::DataVersion, Vec<ModelVersion>)>;
     /// The distinct datasets logged as inputs to runs of these experiments, with their
     /// `mlflow.data.context` input tag (MLflow's `SearchDatasets`, at most 1,000).
     async fn search_datasets(&self, experiment_ids: Vec<String>) -> Result<Vec<DatasetSummary>>;
@@ -365,6 +372,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_label_queues(&self) -> Result<Vec<slipway_types::LabelQueue>>;
     /// Adds the items the queue lacks (by request id and row); how many were new.
     async fn offer_label_items(&self, queue: String, items: Vec<slipway_types::NewLabelItem>) -> Result<u64>;
+    /// Records how far feeding the queue from its deployment's prediction log got.
+    async fn set_label_queue_fed(&self, queue: String, fed_ms: i64) -> Result<()>;
     /// Leases the oldest open item (queued, or its lease ran out) to `labeller` under `token`.
     async fn lease_label_item(
         &self,

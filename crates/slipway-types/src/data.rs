@@ -12,6 +12,11 @@ pub struct DataVersion {
     pub version: i64,
     /// The SHA-256 of the manifest blob.
     pub manifest: String,
+    /// What a run logs as an MLflow dataset input's digest to name this version: the
+    /// manifest's first [`DataVersion::DIGEST_LEN`] hex digits (MLflow keeps a digest to 36
+    /// characters). Any prefix of the manifest of 8 digits or more names it too.
+    #[serde(default)]
+    pub digest: String,
     pub files: i64,
     pub bytes: i64,
     /// Rows of its CSV and Parquet files, when it has any.
@@ -27,6 +32,22 @@ pub struct DataVersion {
     /// The aliases that name this version now.
     #[serde(default)]
     pub aliases: Vec<String>,
+}
+
+impl DataVersion {
+    pub const DIGEST_LEN: usize = 32;
+
+    pub fn digest_of(manifest: &str) -> String {
+        manifest.chars().take(Self::DIGEST_LEN).collect()
+    }
+}
+
+/// A data version named from elsewhere: a run's dataset input whose digest is the version's
+/// manifest SHA-256 (or at least its first 8 hex digits, as MLflow digests run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataVersionRef {
+    pub name: String,
+    pub version: i64,
 }
 
 /// A data set: its versions' count, its newest one and its aliases.
@@ -70,6 +91,9 @@ pub struct LabelQueue {
     pub lease_seconds: i64,
     #[serde(default)]
     pub created_ms: i64,
+    /// Predictions logged before this time were offered to the queue (a fed queue only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fed_ms: Option<i64>,
     /// Items by state: queued (or with an expired lease), leased, labelled.
     #[serde(default)]
     pub counts: LabelCounts,

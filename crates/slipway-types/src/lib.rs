@@ -13,7 +13,9 @@ pub mod registry;
 pub mod serving;
 pub mod time;
 
-pub use data::{DataSet, DataVersion, LabelCounts, LabelItem, LabelQueue, NewDataVersion, NewLabelItem};
+pub use data::{
+    DataSet, DataVersion, DataVersionRef, LabelCounts, LabelItem, LabelQueue, NewDataVersion, NewLabelItem,
+};
 pub use entities::*;
 pub use error::{ErrorCode, MlflowError};
 pub use monitoring::{

@@ -89,6 +89,9 @@ pub struct LineageDataset {
     pub dataset: Dataset,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub context: Option<String>,
+    /// The data versions (`slipway data`) this input's digest names.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub data_versions: Vec<crate::DataVersionRef>,
 }
 
 /// The run a model version names, and whether this server holds it. A run held by another

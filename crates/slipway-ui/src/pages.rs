@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::{Value, json};
-use slipway_types::{AlertEvent, AuditRecord, Deployment, Lineage, Monitor, MonitorWindow};
+use slipway_types::{AlertEvent, AuditRecord, Deployment, LabelQueue, Lineage, Monitor, MonitorWindow};
 
 use crate::assets;
 
@@ -19,15 +19,17 @@ pub enum Tab {
     Audit,
     Lineage,
     Pipelines,
+    Labeling,
 }
 
-const TABS: [(Tab, &str, &str); 6] = [
+const TABS: [(Tab, &str, &str); 7] = [
     (Tab::Deployments, "Deployments", "/ui/deployments"),
     (Tab::Monitors, "Monitors", "/ui/monitors"),
     (Tab::Alerts, "Alerts", "/ui/alerts"),
     (Tab::Audit, "Audit", "/ui/audit"),
     (Tab::Lineage, "Lineage", "/ui/lineage"),
     (Tab::Pipelines, "Pipelines", "/ui/pipelines"),
+    (Tab::Labeling, "Labeling", "/ui/labeling"),
 ];
 
 /// The document around a page's content.
@@ -482,7 +484,8 @@ pub fn lineage(l: &Lineage, serving: &[String]) -> String {
                 @if l.datasets.is_empty() { div.node { div.kind { "dataset" } span.empty { "none logged" } } }
                 @for d in &l.datasets {
                     div.node { div.kind { "dataset" @if let Some(c) = &d.context { " · " (c) } }
-                        strong { (d.dataset.name) } br; span.mono { (d.dataset.digest) } }
+                        strong { (d.dataset.name) } br; span.mono { (d.dataset.digest) }
+                        @for v in &d.data_versions { br; span.badge { "data " (v.name) "@" (v.version) } } }
                 }
             }
             div.arrow aria-hidden="true" { "→" }
@@ -522,6 +525,86 @@ pub fn lineage(l: &Lineage, serving: &[String]) -> String {
         }
     };
     layout(&format!("Lineage of {} v{}", mv.name, mv.version), Tab::Lineage, body)
+}
+
+// ---- labeling ----
+
+fn mode(q: &LabelQueue) -> String {
+    match (q.mode.as_str(), q.rate, q.threshold) {
+        ("sample", Some(rate), _) => format!("sample {}%", num(rate * 100.0)),
+        ("margin", _, Some(t)) => format!("margin < {}", num(t)),
+        (m, _, _) => m.to_string(),
+    }
+}
+
+/// Every labeling queue with its counts, each linking to its labeling page.
+pub fn labeling_queues(queues: &[LabelQueue]) -> String {
+    let body = html! {
+        @if queues.is_empty() {
+            p.empty { "No labeling queues yet: " code { "slipway labeling create" } "." }
+        } @else {
+            table {
+                thead { tr {
+                    th { "Queue" } th { "Deployment" } th { "Fed by" }
+                    th.num { "Waiting" } th.num { "Leased" } th.num { "Labelled" }
+                } }
+                tbody {
+                    @for q in queues {
+                        tr {
+                            td { a href={ "/ui/labeling/" (enc(&q.name)) } { (q.name) } }
+                            td { (q.deployment) }
+                            td.muted { (mode(q)) }
+                            td.num { (q.counts.queued) } td.num { (q.counts.leased) } td.num { (q.counts.labelled) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Labeling", Tab::Labeling, body)
+}
+
+/// One queue's labeling page: `slipway.js` leases items through the API and shows each one's
+/// inputs and prediction; a label is a click, its number key, or typed text when the queue
+/// names no labels. Nothing here works without the script, so it says so.
+pub fn labeling_queue(q: &LabelQueue) -> String {
+    let body = html! {
+        p.muted {
+            "Deployment " strong { (q.deployment) } " · " (mode(q)) " · "
+            span #lb-counts { (q.counts.queued) " waiting, " (q.counts.labelled) " labelled" }
+        }
+        div #labeler data-queue=(q.name) data-labels=(json!(q.labels).to_string()) {
+            noscript { p.bad { "Labeling needs JavaScript." } }
+            p #lb-status role="status" aria-live="polite" { "Loading the next item…" }
+            div #lb-item hidden {
+                div.cards {
+                    div.card { h3 { "Inputs" } table { tbody #lb-inputs {} } }
+                    div.card { h3 { "Prediction" } table { tbody #lb-prediction {} } }
+                }
+                form #lb-form {
+                    @if q.labels.is_empty() {
+                        label { "Label " input #lb-text type="text" autocomplete="off" required; }
+                        " " button type="submit" { "Save (Enter)" }
+                    } @else {
+                        fieldset.labels {
+                            legend { "Label" }
+                            @for (i, l) in q.labels.iter().enumerate() {
+                                button type="button" data-label=(l) {
+                                    @if i < 9 { kbd { (i + 1) } " " } (l)
+                                }
+                                " "
+                            }
+                        }
+                    }
+                    " " button #lb-skip type="button" { "Skip (S)" }
+                }
+                p.muted { "Item " span #lb-id {} " · request " span.mono #lb-request {} " · lease until " span #lb-until {} }
+            }
+            p.muted.small { "Keys: " @if q.labels.is_empty() { "type the label, Enter saves" } @else { "1–9 pick a label" } ", S skips (the item returns to the queue when its lease ends)." }
+            p #lb-error.bad role="alert" {}
+        }
+    };
+    layout(&format!("Label {}", q.name), Tab::Labeling, body)
 }
 
 // ---- pipelines ----

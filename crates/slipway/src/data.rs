@@ -159,6 +159,8 @@ async fn dispatch(args: DataArgs) -> anyhow::Result<()> {
                 &["VERSION", "FILES", "BYTES", "ROWS", "ALIASES", "BY", "MESSAGE"],
                 vec![version_row(&version)],
             );
+            // What a training run logs to be linked to this version (`models trained-on`).
+            println!("mlflow dataset digest: {}", text(&version["digest"]));
             let files = manifest.files.iter().map(|f| {
                 let rows = f.table.as_ref().map_or_else(|| "-".to_string(), |t| t.rows.to_string());
                 vec![f.path.clone(), f.size.to_string(), rows, f.sha256[..12].to_string()]

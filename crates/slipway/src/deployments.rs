@@ -63,6 +63,9 @@ enum Command {
     },
     /// Delete a deployment.
     Delete { name: String },
+    /// Where the version a deployment serves came from: its run, and the datasets and data
+    /// versions it was trained on (as `models lineage`).
+    Lineage { name: String },
 }
 
 const API: &str = "/api/v1/deployments";
@@ -154,6 +157,21 @@ async fn dispatch(args: DeploymentsArgs) -> anyhow::Result<()> {
             api.call("PATCH", &format!("{API}/{name}"), &[], Some(Value::Object(patch))).await?
         }
         Command::Show { name } => api.call("GET", &format!("{API}/{name}"), &[], None).await?,
+        Command::Lineage { name } => {
+            let d = api.call("GET", &format!("{API}/{name}"), &[], None).await?["deployment"].clone();
+            // What it serves now, or (on a server that serves nothing) what its spec names.
+            let version = d["status"]["primary"]["version"].as_str().or(d["version"].as_str());
+            let Some(version) = version else {
+                bail!("deployment {name} serves no version now");
+            };
+            let model = d["model"].as_str().unwrap_or_default();
+            let l = api.call("GET", "/api/v1/lineage", &[("name", model), ("version", version)], None).await?;
+            if args.server.json {
+                return print_json(&l);
+            }
+            crate::models::print_lineage(&l);
+            return Ok(());
+        }
         Command::Delete { name } => {
             let v = api.call("DELETE", &format!("{API}/{name}"), &[], None).await?;
             if args.server.json {

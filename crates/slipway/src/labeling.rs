@@ -26,7 +26,9 @@ enum Command {
         name: String,
         #[arg(long)]
         deployment: String,
-        /// sample, margin, flagged or manual (items offered through the API).
+        /// Which of the deployment's predictions the queue is offered: sample (a share
+        /// --rate), margin (two likeliest classes closer than --threshold), flagged (a value
+        /// a monitor's schema refuses), or manual (items offered through the API).
         #[arg(long, default_value = "manual")]
         mode: String,
         #[arg(long)]
@@ -43,6 +45,9 @@ enum Command {
     List,
     /// One queue.
     Show { name: String },
+    /// Offer a fed queue what its deployment logged since it was last fed, now (the server
+    /// does this on every monitor pass).
+    Feed { name: String },
     /// Lease the next item of a queue (printed with its lease token).
     Next { name: String },
     /// Label a leased item.
@@ -97,6 +102,14 @@ async fn dispatch(args: LabelingArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Show { name } => api.call("GET", &path(&name, ""), &[], None).await?["queue"].clone(),
+        Command::Feed { name } => {
+            let fed = api.call("POST", &path(&name, "/feed"), &[], None).await?;
+            if json {
+                return print_json(&fed);
+            }
+            println!("{} new items", text(&fed["added"]));
+            fed["queue"].clone()
+        }
         Command::Next { name } => {
             let item = api.call("GET", &path(&name, "/next"), &[], None).await?["item"].clone();
             if item.is_null() && !json {

@@ -34,8 +34,9 @@ enum ModelsCommand {
     },
     /// Where a version came from: run, params, metrics, datasets, code version.
     Lineage { name: String, version: String },
-    /// Model versions trained on a dataset, by digest.
-    TrainedOn { digest: String },
+    /// Model versions trained on a dataset, and the deployments serving them: a digest as a
+    /// run logged it, or `data:NAME@VERSION` for a data version (`slipway data`).
+    TrainedOn { dataset: String },
 }
 
 #[derive(Subcommand)]
@@ -145,26 +146,37 @@ async fn dispatch(args: ModelsArgs) -> anyhow::Result<()> {
             }
             print_lineage(&l);
         }
-        ModelsCommand::TrainedOn { digest } => {
-            let found =
-                api.call("GET", "/api/v1/lineage/datasets", &[("digest", &digest)], None).await?["model_versions"]
-                    .clone();
+        ModelsCommand::TrainedOn { dataset } => {
+            let query = match dataset.strip_prefix("data:") {
+                Some(version) => ("data", version),
+                None => ("digest", dataset.as_str()),
+            };
+            let found = api.call("GET", "/api/v1/lineage/datasets", &[query], None).await?;
             if args.server.json {
-                return print_json(&found);
+                return print_json(&found["model_versions"]);
             }
-            let rows = found
+            let rows = found["model_versions"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|v| vec![text(&v["name"]), text(&v["version"]), text(&v["current_stage"]), text(&v["run_id"])])
+                .map(|v| {
+                    let serving: Vec<String> = v["serving"].as_array().into_iter().flatten().map(text).collect();
+                    vec![
+                        text(&v["name"]),
+                        text(&v["version"]),
+                        text(&v["current_stage"]),
+                        text(&v["run_id"]),
+                        if serving.is_empty() { "-".into() } else { serving.join(", ") },
+                    ]
+                })
                 .collect();
-            print_table(&["NAME", "VERSION", "STAGE", "RUN"], rows);
+            print_table(&["NAME", "VERSION", "STAGE", "RUN", "SERVED BY"], rows);
         }
     }
     Ok(())
 }
 
-fn print_lineage(l: &Value) {
+pub fn print_lineage(l: &Value) {
     let mv = &l["model_version"];
     println!("model version:  {} v{}", text(&mv["name"]), text(&mv["version"]));
     println!("source:         {}", text(&mv["source"]));
@@ -200,21 +212,30 @@ fn print_lineage(l: &Value) {
         })
         .collect();
     println!("metrics:        {}", if metrics.is_empty() { "-".into() } else { metrics.join(", ") });
+    let serving: Vec<String> = l["serving"].as_array().into_iter().flatten().map(text).collect();
+    println!("served by:      {}", if serving.is_empty() { "-".into() } else { serving.join(", ") });
     println!("datasets:");
     let rows: Vec<Vec<String>> = l["datasets"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|d| {
+            let versions: Vec<String> = d["data_versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| format!("data:{}@{}", text(&v["name"]), text(&v["version"])))
+                .collect();
             vec![
                 d["context"].as_str().unwrap_or("-").to_string(),
                 text(&d["name"]),
                 text(&d["digest"]),
                 text(&d["source_type"]),
+                if versions.is_empty() { "-".into() } else { versions.join(", ") },
             ]
         })
         .collect();
-    print_table(&["CONTEXT", "NAME", "DIGEST", "SOURCE TYPE"], rows);
+    print_table(&["CONTEXT", "NAME", "DIGEST", "SOURCE TYPE", "DATA VERSION"], rows);
 }
 
 fn version_row(v: &Value) -> Vec<String> {

@@ -8,10 +8,12 @@
 //! latest [`LOOKBACK_WINDOWS`] windows are considered; older ones stay as they were stored.
 //!
 //! [`Monitors::run`] evaluates every monitor on an interval on whichever process, of all
-//! sharing a database, holds the `monitors` lease; [`Monitors::evaluate_now`] does one at once.
+//! sharing a database, holds the `monitors` lease, and feeds the labeling queues that
+//! predictions route to (`feed.rs`); [`Monitors::evaluate_now`] does one at once.
 
 pub mod alerts;
 mod evaluate;
+mod feed;
 mod reference;
 pub mod window;
 
@@ -212,6 +214,7 @@ impl Monitors {
                                 e.log_for(&m.spec.name);
                             }
                         }
+                        self.feed_all().await;
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot list monitors"),

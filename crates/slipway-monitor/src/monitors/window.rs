@@ -91,6 +91,7 @@ impl WindowRows {
 }
 
 /// A column of the batch as cells: `width` values per row.
+#[derive(Clone)]
 struct Logged<'a> {
     values: &'a dyn Array,
     width: usize,
@@ -128,8 +129,108 @@ fn feature_names(tensor: &str, width: usize, naming: &Naming<'_>) -> Vec<String>
     }
 }
 
-/// Adds the batch's served rows with timestamps in `[from_ms, from_ms + window_ms * n)` to
-/// their windows (keyed by window start).
+/// A prediction-log batch read as rows: what each served row logged. A file in the log's place
+/// that is not one of ours (other columns or types) has none: it is skipped, never a panic in
+/// the evaluation loop.
+pub struct Served<'a> {
+    ids: &'a arrow_array::StringArray,
+    rows: &'a arrow_array::UInt32Array,
+    ts: &'a arrow_array::TimestampMicrosecondArray,
+    role: &'a arrow_array::StringArray,
+    status: &'a arrow_array::UInt16Array,
+    inputs: Vec<(Vec<String>, Logged<'a>)>,
+    prediction: Option<&'a Logged<'a>>,
+    probabilities: Option<&'a Logged<'a>>,
+}
+
+/// The batch's logged inputs and outputs, by name.
+pub struct Columns<'a> {
+    outputs: Vec<(String, Logged<'a>)>,
+    inputs: Vec<(String, Logged<'a>)>,
+}
+
+impl<'a> Columns<'a> {
+    pub fn of(batch: &'a RecordBatch) -> Columns<'a> {
+        let schema = batch.schema();
+        let mut inputs = Vec::new();
+        let mut outputs = Vec::new();
+        for (field, array) in schema.fields().iter().zip(batch.columns()) {
+            if let Some(tensor) = field.name().strip_prefix("input.") {
+                inputs.push((tensor.to_string(), logged(array.as_ref())));
+            } else if let Some(output) = field.name().strip_prefix("output.") {
+                outputs.push((output.to_string(), logged(array.as_ref())));
+            }
+        }
+        Columns { outputs, inputs }
+    }
+}
+
+impl<'a> Served<'a> {
+    pub fn new(batch: &'a RecordBatch, columns: &'a Columns<'a>, naming: &Naming<'_>) -> Option<Served<'a>> {
+        let column = |name: &str| batch.column_by_name(name);
+        let (Some(ids), Some(rows), Some(ts), Some(role), Some(status)) = (
+            column("request_id").and_then(|c| c.as_string_opt::<i32>()),
+            column("row").and_then(|c| c.as_primitive_opt::<arrow_array::types::UInt32Type>()),
+            column("timestamp").and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()),
+            column("role").and_then(|c| c.as_string_opt::<i32>()),
+            column("status").and_then(|c| c.as_primitive_opt::<UInt16Type>()),
+        ) else {
+            tracing::warn!(columns = ?batch.schema().fields().iter().map(|f| f.name()).collect::<Vec<_>>(), "a prediction-log batch without the log's columns is skipped");
+            return None;
+        };
+        let outputs = &columns.outputs;
+        let prediction = match naming.prediction {
+            Some(name) => outputs.iter().find(|(n, _)| n == name),
+            None => outputs.first(),
+        }
+        .filter(|(_, l)| l.width == 1)
+        .map(|(_, l)| l);
+        let probabilities = match naming.probabilities {
+            Some(name) => outputs.iter().find(|(n, _)| n == name),
+            None => outputs.iter().find(|(n, l)| l.width >= 2 && n.contains("prob")),
+        }
+        .map(|(_, l)| l);
+        let inputs = columns.inputs.iter().map(|(t, l)| (feature_names(t, l.width, naming), l.clone())).collect();
+        Some(Served { ids, rows, ts, role, status, inputs, prediction, probabilities })
+    }
+
+    /// The rows served (not shadow copies, not failures) at `[from_ms, to_ms)`.
+    pub fn rows(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = usize> + '_ {
+        (0..self.ids.len()).filter(move |&i| {
+            let at = self.at_ms(i);
+            at >= from_ms && at < to_ms && self.role.value(i) != "shadow" && self.status.value(i) == 200
+        })
+    }
+
+    pub fn at_ms(&self, i: usize) -> i64 {
+        self.ts.value(i).div_euclid(1000)
+    }
+
+    /// The request id and row within the request: what ground truth joins on.
+    pub fn key(&self, i: usize) -> (String, u32) {
+        (self.ids.value(i).to_string(), self.rows.value(i))
+    }
+
+    /// Row `i`'s features, named, in column order.
+    pub fn features(&self, i: usize) -> impl Iterator<Item = (&str, Option<Cell>)> + '_ {
+        self.inputs.iter().flat_map(move |(names, l)| {
+            names.iter().enumerate().map(move |(j, name)| (name.as_str(), cell(l.values, i * l.width + j)))
+        })
+    }
+
+    pub fn prediction(&self, i: usize) -> Option<Cell> {
+        self.prediction.and_then(|l| cell(l.values, i))
+    }
+
+    pub fn probabilities(&self, i: usize) -> Option<Vec<f64>> {
+        self.probabilities.map(|l| {
+            (0..l.width).map(|j| cell(l.values, i * l.width + j).and_then(|c| c.number()).unwrap_or(f64::NAN)).collect()
+        })
+    }
+}
+
+/// Adds the batch's served rows with timestamps in `[from_ms, to_ms)` to their windows
+/// (keyed by window start, `window_ms` long from `from_ms`).
 pub fn add_batch(
     batch: &RecordBatch,
     from_ms: i64,
@@ -138,60 +239,20 @@ pub fn add_batch(
     naming: &Naming<'_>,
     windows: &mut BTreeMap<i64, WindowRows>,
 ) {
-    // A file in the log's place that is not one of ours (other columns or types) is skipped,
-    // never a panic in the evaluation loop.
-    let column = |name: &str| batch.column_by_name(name);
-    let (Some(ids), Some(rows), Some(ts), Some(role), Some(status)) = (
-        column("request_id").and_then(|c| c.as_string_opt::<i32>()),
-        column("row").and_then(|c| c.as_primitive_opt::<arrow_array::types::UInt32Type>()),
-        column("timestamp").and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()),
-        column("role").and_then(|c| c.as_string_opt::<i32>()),
-        column("status").and_then(|c| c.as_primitive_opt::<UInt16Type>()),
-    ) else {
-        tracing::warn!(columns = ?batch.schema().fields().iter().map(|f| f.name()).collect::<Vec<_>>(), "a prediction-log batch without the log's columns is skipped");
-        return;
-    };
-
-    let schema = batch.schema();
-    let mut inputs = Vec::new();
-    let mut outputs = Vec::new();
-    for (field, array) in schema.fields().iter().zip(batch.columns()) {
-        if let Some(tensor) = field.name().strip_prefix("input.") {
-            let l = logged(array.as_ref());
-            inputs.push((feature_names(tensor, l.width, naming), l));
-        } else if let Some(output) = field.name().strip_prefix("output.") {
-            outputs.push((output.to_string(), logged(array.as_ref())));
-        }
-    }
-    let prediction = match naming.prediction {
-        Some(name) => outputs.iter().find(|(n, _)| n == name),
-        None => outputs.first(),
-    }
-    .filter(|(_, l)| l.width == 1);
-    let probabilities = match naming.probabilities {
-        Some(name) => outputs.iter().find(|(n, _)| n == name),
-        None => outputs.iter().find(|(n, l)| l.width >= 2 && n.contains("prob")),
-    };
-
-    for i in 0..batch.num_rows() {
-        let at_ms = ts.value(i).div_euclid(1000);
-        if at_ms < from_ms || at_ms >= to_ms || role.value(i) == "shadow" || status.value(i) != 200 {
-            continue;
-        }
+    let columns = Columns::of(batch);
+    let Some(served) = Served::new(batch, &columns, naming) else { return };
+    for i in served.rows(from_ms, to_ms) {
+        let at_ms = served.at_ms(i);
         let start = from_ms + (at_ms - from_ms) / window_ms * window_ms;
         let w = windows.entry(start).or_insert_with(|| WindowRows::new(start));
-        w.keys.push((ids.value(i).to_string(), rows.value(i)));
-        for (names, l) in &inputs {
-            for (j, name) in names.iter().enumerate() {
-                if let Some(c) = cell(l.values, i * l.width + j) {
-                    c.push_to(w.feature(name));
-                }
+        w.keys.push(served.key(i));
+        for (name, c) in served.features(i) {
+            if let Some(c) = c {
+                c.push_to(w.feature(name));
             }
         }
-        w.predictions.push(prediction.and_then(|(_, l)| cell(l.values, i)));
-        w.probabilities.push(probabilities.map(|(_, l)| {
-            (0..l.width).map(|j| cell(l.values, i * l.width + j).and_then(|c| c.number()).unwrap_or(f64::NAN)).collect()
-        }));
+        w.predictions.push(served.prediction(i));
+        w.probabilities.push(served.probabilities(i));
     }
 }
 

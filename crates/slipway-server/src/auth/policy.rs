@@ -124,6 +124,7 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/labeling", d(Edit)),
     ("GET", "/api/v1/labeling/{queue}", d(Read)),
     ("POST", "/api/v1/labeling/{queue}/items", d(Use)),
+    ("POST", "/api/v1/labeling/{queue}/feed", d(Use)),
     ("GET", "/api/v1/labeling/{queue}/next", d(Use)),
     ("POST", "/api/v1/labeling/{queue}/label", d(Use)),
     ("POST", "/api/v1/labeling/{queue}/export", d(Edit)),
@@ -204,6 +205,8 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/ui/audit", ANY),
     ("GET", "/ui/lineage", m(Read)),
     ("GET", "/ui/lineage/{name}/{version}", m(Read)),
+    ("GET", "/ui/labeling", d(Read)),
+    ("GET", "/ui/labeling/{queue}", d(Read)),
     ("GET", "/ui/pipelines", ALL),
     ("GET", "/ui/pipelines/runs/{run_id}", ALL),
     // Users, grants and tokens: the handlers let a user read and change only their own

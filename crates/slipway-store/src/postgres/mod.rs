@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("migrations/0008_access_denials.sql")),
     (9, include_str!("migrations/0009_data.sql")),
     (10, include_str!("migrations/0010_labeling.sql")),
+    (11, include_str!("migrations/0011_label_feed.sql")),
 ];
 /// Key of the advisory lock migrations hold ("slipway" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0073_6c69_7077_6179;

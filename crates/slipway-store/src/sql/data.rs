@@ -3,7 +3,7 @@
 //! (`data_version`) in its own transaction.
 
 use serde_json::json;
-use slipway_types::{DataSet, DataVersion, KeyValue, NewDataVersion};
+use slipway_types::{DataSet, DataVersion, DataVersionRef, KeyValue, NewDataVersion};
 
 use super::audit;
 use super::conn::{Connection, OptionalExtension, Row, params};
@@ -71,10 +71,12 @@ fn not_found(name: &str, which: &str) -> StoreError {
 const COLUMNS: &str = "name, version, manifest_sha256, files, bytes, rows, message, created_by, created_ms";
 
 fn row(r: &Row) -> super::conn::Result<DataVersion> {
+    let manifest: String = r.get(2)?;
     Ok(DataVersion {
         name: r.get(0)?,
         version: r.get(1)?,
-        manifest: r.get(2)?,
+        digest: DataVersion::digest_of(&manifest),
+        manifest,
         files: r.get(3)?,
         bytes: r.get(4)?,
         rows: r.get(5)?,
@@ -267,6 +269,26 @@ pub fn set_tag(
 
 /// The versions whose manifest is this one (the same content added again, or published by a
 /// pipeline), oldest first.
+/// The fewest hex digits of a manifest SHA-256 a dataset digest must give to name its
+/// version (MLflow's own digests are 8 hex digits long).
+pub const MIN_DIGEST: usize = 8;
+
+/// The versions a run's dataset digest names: those whose manifest SHA-256 it is, or begins
+/// with when it is at least [`MIN_DIGEST`] hex digits long.
+pub fn named_by_digest(conn: &Connection, digest: &str) -> Result<Vec<DataVersionRef>> {
+    let hex = digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex || !(MIN_DIGEST..=64).contains(&digest.len()) {
+        return Ok(Vec::new());
+    }
+    // Hex digits are no LIKE wildcards, so the pattern is the prefix itself.
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, version FROM data_versions WHERE manifest_sha256 LIKE ?1 ORDER BY name, version",
+    )?;
+    let found =
+        stmt.query_map([format!("{digest}%")], |r| Ok(DataVersionRef { name: r.get(0)?, version: r.get(1)? }))?;
+    Ok(found.collect::<super::conn::Result<_>>()?)
+}
+
 pub fn by_manifest(conn: &Connection, manifest: &str) -> Result<Vec<DataVersion>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM data_versions WHERE manifest_sha256 = ?1 ORDER BY name, version"

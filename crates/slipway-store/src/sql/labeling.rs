@@ -70,14 +70,14 @@ fn counts(conn: &Connection, queue: &str, now: i64) -> Result<LabelCounts> {
     Ok(LabelCounts { queued: all - held - labelled, leased: held, labelled })
 }
 
-type QueueRow = (String, String, String, Option<f64>, Option<f64>, String, i64, i64);
+type QueueRow = (String, String, String, Option<f64>, Option<f64>, String, i64, i64, Option<i64>);
 
 fn queue_row(r: &Row) -> super::conn::Result<QueueRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
 }
 
 fn to_queue(row: QueueRow) -> Result<LabelQueue> {
-    let (name, deployment, mode, rate, threshold, labels_json, lease_ms, created_ms) = row;
+    let (name, deployment, mode, rate, threshold, labels_json, lease_ms, created_ms, fed_ms) = row;
     let labels: Vec<String> = serde_json::from_str(&labels_json).map_err(|e| StoreError::Backend(e.to_string()))?;
     let counts = LabelCounts::default();
     Ok(LabelQueue {
@@ -89,11 +89,21 @@ fn to_queue(row: QueueRow) -> Result<LabelQueue> {
         labels,
         lease_seconds: lease_ms / 1000,
         created_ms,
+        fed_ms,
         counts,
     })
 }
 
-const QUEUE_COLUMNS: &str = "name, deployment, mode, rate, threshold, labels_json, lease_ms, created_ms";
+const QUEUE_COLUMNS: &str = "name, deployment, mode, rate, threshold, labels_json, lease_ms, created_ms, fed_ms";
+
+/// Records that the queue's deployment's predictions logged before `fed_ms` were offered to it.
+pub fn set_fed(conn: &Connection, name: &str, fed_ms: i64) -> Result<()> {
+    let changed = conn.execute("UPDATE label_queues SET fed_ms = ?2 WHERE name = ?1", params![name, fed_ms])?;
+    if changed == 0 {
+        return Err(queue_not_found(name));
+    }
+    Ok(())
+}
 
 /// A queue's settings, without counting its items (what leasing and labelling need).
 fn settings(conn: &Connection, name: &str) -> Result<LabelQueue> {
@@ -129,7 +139,8 @@ pub fn create_queue(conn: &Connection, q: &LabelQueue, actor: &str) -> Result<La
         return Err(StoreError::AlreadyExists(format!("labeling queue '{}' already exists", q.name)));
     }
     conn.execute(
-        &format!("INSERT INTO label_queues ({QUEUE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        "INSERT INTO label_queues (name, deployment, mode, rate, threshold, labels_json, lease_ms, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             q.name.as_str(),
             q.deployment.as_str(),

@@ -1,10 +1,11 @@
 //! Lineage: from a model version back to its logged model, run, params, metrics, datasets and
-//! code version; and from a dataset digest forward to the model versions trained on it.
+//! code version; and from a dataset digest (or a data version, whose manifest SHA-256 a run's
+//! dataset input names as its digest) forward to the model versions trained on it.
 
-use super::conn::{Connection, OptionalExtension, params};
-use slipway_types::{Lineage, LineageDataset, LineageRun, ModelVersion};
+use super::conn::{Connection, OptionalExtension, params, params_from_iter};
+use slipway_types::{DataVersion, Lineage, LineageDataset, LineageRun, ModelVersion};
 
-use super::{audit, registry, runs};
+use super::{audit, data, registry, runs};
 use crate::{AuditQuery, DatasetSummary, Result};
 
 pub fn of_version(conn: &Connection, name: &str, version: i64) -> Result<Lineage> {
@@ -34,19 +35,17 @@ pub fn of_version(conn: &Connection, name: &str, version: i64) -> Result<Lineage
     )?
     .items
     .pop();
-    let datasets = run
-        .as_ref()
-        .map(|r| {
-            r.inputs
-                .dataset_inputs
-                .iter()
-                .map(|d| LineageDataset {
-                    dataset: d.dataset.clone(),
-                    context: d.tags.iter().find(|t| t.key == "mlflow.data.context").map(|t| t.value.clone()),
-                })
-                .collect()
+    let inputs = run.as_ref().map(|r| r.inputs.dataset_inputs.as_slice()).unwrap_or_default();
+    let datasets = inputs
+        .iter()
+        .map(|d| {
+            Ok(LineageDataset {
+                dataset: d.dataset.clone(),
+                context: d.tags.iter().find(|t| t.key == "mlflow.data.context").map(|t| t.value.clone()),
+                data_versions: data::named_by_digest(conn, &d.dataset.digest)?,
+            })
         })
-        .unwrap_or_default();
+        .collect::<Result<_>>()?;
     // A version may name a run another tracking server holds (a registry apart from tracking);
     // say so rather than leave the reader to guess why params and metrics are empty.
     let run_ref = run_id.as_ref().map(|id| LineageRun { run_id: id.clone(), external: run.is_none() });
@@ -71,17 +70,32 @@ pub fn of_version(conn: &Connection, name: &str, version: i64) -> Result<Lineage
 /// Live model versions whose run (directly or through its logged model) consumed a dataset
 /// with this digest.
 pub fn versions_by_dataset(conn: &Connection, digest: &str) -> Result<Vec<ModelVersion>> {
-    let mut stmt = conn.prepare(
+    versions_by_digests(conn, std::slice::from_ref(&digest))
+}
+
+/// Live model versions trained on a data version: their runs consumed a dataset whose digest
+/// is the version's manifest SHA-256 or one of its prefixes of at least 8 hex digits.
+pub fn versions_by_data(conn: &Connection, name: &str, which: &str) -> Result<(DataVersion, Vec<ModelVersion>)> {
+    let version = data::get(conn, name, which)?;
+    let prefixes: Vec<&str> = (data::MIN_DIGEST..=version.manifest.len()).map(|n| &version.manifest[..n]).collect();
+    let found = versions_by_digests(conn, &prefixes)?;
+    Ok((version, found))
+}
+
+fn versions_by_digests(conn: &Connection, digests: &[&str]) -> Result<Vec<ModelVersion>> {
+    let marks = (1..=digests.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+    let mut stmt = conn.prepare(&format!(
         "SELECT DISTINCT v.name, v.version FROM model_versions v
          LEFT JOIN logged_models m ON m.model_id = v.model_id
          JOIN runs r ON r.run_uuid = COALESCE(v.run_id, m.source_run_id)
          JOIN dataset_inputs di ON di.run_key = r.run_key
          JOIN datasets d ON d.dataset_uuid = di.dataset_uuid
-         WHERE d.digest = ?1 AND v.current_stage != 'Deleted_Internal'
-         ORDER BY v.name, v.version",
-    )?;
-    let keys: Vec<(String, i64)> =
-        stmt.query_map(params![digest], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<super::conn::Result<_>>()?;
+         WHERE d.digest IN ({marks}) AND v.current_stage != 'Deleted_Internal'
+         ORDER BY v.name, v.version"
+    ))?;
+    let keys: Vec<(String, i64)> = stmt
+        .query_map(params_from_iter(digests), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<super::conn::Result<_>>()?;
     keys.iter().map(|(n, v)| registry::get_version(conn, n, *v)).collect()
 }
 

@@ -37,6 +37,8 @@ use crate::{
     NewModelVersion, NewRun, Page, RegistrySearch, Result, RunUpdate, SearchRequest, validate,
 };
 pub use conn::Connection;
+/// What one offer of labeling items may hold (the API and the prediction-log feeder alike).
+pub use labeling::{MAX_OFFERED as MAX_LABEL_ITEMS_OFFERED, MAX_ROW as MAX_LABEL_ROW};
 
 /// How a database runs one request's SQL. `write` applies all of `work` or none of it and
 /// returns once it is durable; it may run `work` more than once (after a conflict with a
@@ -621,6 +623,13 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
     async fn model_versions_by_dataset(&self, digest: String) -> Result<Vec<ModelVersion>> {
         self.backend.read(move |c| lineage::versions_by_dataset(c, &digest)).await
     }
+    async fn model_versions_by_data(
+        &self,
+        name: String,
+        which: String,
+    ) -> Result<(slipway_types::DataVersion, Vec<ModelVersion>)> {
+        self.backend.read(move |c| lineage::versions_by_data(c, &name, &which)).await
+    }
     async fn search_datasets(&self, experiment_ids: Vec<String>) -> Result<Vec<DatasetSummary>> {
         experiment_ids.iter().try_for_each(|e| crate::validate::experiment_id(e))?;
         // Stored ids are integers: any other names no experiment.
@@ -732,6 +741,9 @@ impl<B: Backend> MetadataStore for SqlStore<B> {
                 labeling::offer(c, &queue, &items)
             })
             .await
+    }
+    async fn set_label_queue_fed(&self, queue: String, fed_ms: i64) -> Result<()> {
+        self.backend.write(move |c| labeling::set_fed(c, &queue, fed_ms)).await
     }
     async fn lease_label_item(
         &self,

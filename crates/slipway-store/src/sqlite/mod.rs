@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("migrations/0008_access_denials.sql")),
     (9, include_str!("migrations/0009_data.sql")),
     (10, include_str!("migrations/0010_labeling.sql")),
+    (11, include_str!("migrations/0011_label_feed.sql")),
 ];
 /// The most write requests committed together in one transaction.
 const MAX_GROUP: usize = 512;

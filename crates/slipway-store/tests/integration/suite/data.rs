@@ -101,6 +101,7 @@ fn queue(name: &str, lease_seconds: i64) -> slipway_types::LabelQueue {
         labels: vec!["fraud".into(), "ok".into()],
         lease_seconds,
         created_ms: 0,
+        fed_ms: None,
         counts: Default::default(),
     }
 }
