@@ -508,3 +508,98 @@ def test_gc_keeps_the_cache_live_runs_need_and_collects_the_rest(private_server,
     summary, _ = run_json(srv, proj)
     assert set(states(summary).values()) == {"cached"}
     assert (proj / "report.txt").read_text() == "C=0.25 rows=30\n"
+
+
+def test_a_step_reads_a_data_version_and_publishes_its_outs_as_one(server, client, tmp_path):
+    raw, clean = unique("raw-events"), unique("clean-events")
+    src = tmp_path / "src"
+    write(src / "a.csv", "x,y\n1,2\n3,4\n")
+    write(src / "b.csv", "x,y\n5,6\n")
+    v1 = json.loads(slipway(server, "data", "add", raw, str(src / "a.csv"), str(src / "b.csv"), "--alias", "train",
+                            "--json").stdout)["version"]
+    write(src / "a.csv", "x,y\n1,2\n3,4\n7,8\n")
+    v2 = json.loads(slipway(server, "data", "add", raw, str(src / "a.csv"), "--json").stdout)["version"]
+
+    proj = tmp_path / "dataproj"
+    write(proj / "prepare.py", f"""
+        from pathlib import Path
+        rows = []
+        for f in sorted(Path("data/{raw}").glob("*.csv")):
+            rows += f.read_text().splitlines()[1:]
+        Path("clean").mkdir(exist_ok=True)
+        Path("clean/rows.csv").write_text("x,y\\n" + "".join(r + "\\n" for r in rows))
+        with open("executed.log", "a") as log:
+            log.write("prepare\\n")
+        """)
+    write(proj / "slipway.yaml", f"""
+        steps:
+          prepare:
+            cmd: {PY} prepare.py
+            deps: [prepare.py, "data:{raw}@train"]
+            outs: [clean]
+            publish: {clean}
+        """)
+
+    first, _ = run_json(server, proj)
+    assert states(first) == {"prepare": "done"}
+    # The step saw exactly the version the alias named, and its outs became a version.
+    assert sorted(p.name for p in (proj / "data" / raw).iterdir()) == ["a.csv", "b.csv"]
+    assert (proj / "clean" / "rows.csv").read_text() == "x,y\n1,2\n3,4\n5,6\n"
+    published = json.loads(slipway(server, "data", "show", f"{clean}@latest", "--json").stdout)
+    assert published["version"]["version"] == 1 and [f["path"] for f in published["manifest"]["files"]] == ["clean/rows.csv"]
+    _, steps = child_runs(client, first)
+    run = steps["prepare"]
+    tags = {t["key"]: t["value"] for t in published["version"]["tags"]}
+    assert tags["slipway.step_run"] == run.info.run_id and tags["slipway.pipeline_run"] == first["run_id"]
+    assert run.data.tags["slipway.published"] == f"{clean}@1"
+    # The data dep is the step run's dataset input, its digest a prefix of the manifest.
+    [dep] = [d.dataset for d in run.inputs.dataset_inputs if d.dataset.name.startswith("data:")]
+    assert dep.name == f"data:{raw}@train" and v1["manifest"].startswith(dep.digest)
+
+    again, _ = run_json(server, proj)
+    assert states(again) == {"prepare": "cached"} and executed(proj) == ["prepare"]
+
+    # The alias moves: the step runs on the new version (the file it lacks is gone) and
+    # publishes a second version; moved back, the first result is reused.
+    slipway(server, "data", "alias", raw, "train", str(v2["version"]))
+    third, _ = run_json(server, proj)
+    assert states(third) == {"prepare": "done"}
+    assert sorted(p.name for p in (proj / "data" / raw).iterdir()) == ["a.csv"]
+    assert (proj / "clean" / "rows.csv").read_text() == "x,y\n1,2\n3,4\n7,8\n"
+    versions = json.loads(slipway(server, "data", "versions", clean, "--json").stdout)
+    assert [v["version"] for v in versions] == [2, 1]
+    slipway(server, "data", "alias", raw, "train", "1")
+    fourth, _ = run_json(server, proj)
+    assert states(fourth)["prepare"] == "cached" and executed(proj) == ["prepare", "prepare"]
+    assert len(json.loads(slipway(server, "data", "versions", clean, "--json").stdout)) == 2
+
+
+def test_bad_data_deps_are_refused_with_the_step_named(server, tmp_path):
+    proj = tmp_path / "badproj"
+    write(proj / "slipway.yaml", """
+        steps:
+          prepare:
+            cmd: "true"
+            deps: ["data:no spaces@1"]
+        """)
+    p = slipway(server, "run", str(proj))
+    assert p.returncode != 0 and "prepare" in p.stderr and "data:NAME@VERSION" in p.stderr, p.stderr
+    write(proj / "slipway.yaml", """
+        steps:
+          prepare:
+            cmd: "true"
+            outs: [x]
+            publish: "../escape"
+        """)
+    p = slipway(server, "run", str(proj))
+    assert p.returncode != 0 and "no data set name" in p.stderr, p.stderr
+    missing = unique("missing")
+    write(proj / "slipway.yaml", f"""
+        steps:
+          prepare:
+            cmd: "true"
+            deps: ["data:{missing}@1"]
+        """)
+    summary, _ = run_json(server, proj, expect_rc=1)
+    assert states(summary) == {"prepare": "failed"}
+    assert missing in summary["steps"]["prepare"]["reason"], summary

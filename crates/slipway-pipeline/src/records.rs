@@ -72,6 +72,17 @@ pub trait Records: Send + Sync {
     /// What a `runs:/` or `models:/` dependency is now, as a stable identity to hash
     /// (a model alias resolves to its version).
     async fn identify(&self, uri: &str) -> Result<String>;
+    /// The manifest SHA-256 of a data version (`which`: a number, an alias or `latest`,
+    /// resolved now).
+    async fn data_version(&self, name: &str, which: &str) -> Result<String>;
+    /// Makes `dest` hold exactly the files of the data version with this manifest (files
+    /// already right are left alone; others in `dest` are removed).
+    async fn materialize_data(&self, manifest: &str, dest: &Path) -> Result<()>;
+    /// Stores the files and folders `paths` (relative to `root`) as a new version of data set
+    /// `name` with these tags, unless its latest version holds exactly them; returns the
+    /// version's number.
+    async fn publish_data(&self, name: &str, root: &Path, paths: &[String], tags: Vec<(String, String)>)
+    -> Result<i64>;
     /// Runs in the experiment still RUNNING whose tag `tag` equals `value`: (run id, the
     /// value of their `slipway.runner` tag).
     async fn running(&self, experiment_id: &str, tag: &str, value: &str) -> Result<Vec<(String, Option<String>)>>;

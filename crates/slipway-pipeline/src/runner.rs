@@ -397,7 +397,7 @@ impl Runner<'_> {
                 return Ok(None);
             }
             let Some(locked) = cx.lock_entry(&step.name) else { return Ok(None) };
-            if !step.cache || step.deps.iter().any(|d| matches!(d, crate::spec::Dep::Uri(_))) {
+            if !step.cache || step.deps.iter().any(crate::spec::Dep::remote) {
                 return Ok(None);
             }
             let Some(key) = local_key(cx, step, hasher).await? else { return Ok(None) };

@@ -6,8 +6,9 @@
 //! steps:
 //!   prepare:
 //!     cmd: python prepare.py
-//!     deps: [prepare.py, data/raw.csv]
+//!     deps: [prepare.py, data:raw-events@latest]   # a data version, written to data/raw-events/
 //!     outs: [data/train.csv, data/holdout.csv]
+//!     publish: fraud-train                          # the outs as a new version of a data set
 //!   train:
 //!     cmd: python train.py --C ${train.C}
 //!     deps: [train.py, data/train.csv]
@@ -77,6 +78,8 @@ pub struct Step {
     pub wdir: RelPath,
     /// `cache: false` always runs the step (a step with side effects, such as a promotion).
     pub cache: bool,
+    /// A data set the step's outs become a new version of each time it runs and they changed.
+    pub publish: Option<String>,
 }
 
 /// What a step runs.
@@ -108,6 +111,33 @@ pub enum Dep {
     /// A run's artifact (`runs:/RUN/path`) or a registered model (`models:/name/3`,
     /// `models:/name@alias`): hashed by what the server says they are now.
     Uri(String),
+    /// A data version (`data:NAME@VERSION`, `data:NAME` for the latest; an alias resolved
+    /// when the step runs), hashed by its manifest and written to `data/NAME` under the
+    /// step's work dir before it runs.
+    Data { name: String, which: String },
+}
+
+impl Dep {
+    /// The dependency as the pipeline file writes it.
+    pub fn describe(&self) -> String {
+        match self {
+            Dep::Path(p) => p.to_string(),
+            Dep::Uri(u) => u.clone(),
+            Dep::Data { name, which } => format!("data:{name}@{which}"),
+        }
+    }
+
+    /// Whether what it is can change without the project changing: the server must be asked.
+    pub fn remote(&self) -> bool {
+        !matches!(self, Dep::Path(_))
+    }
+}
+
+/// A data set's name as the server takes it: letters, digits, `.`, `_`, `-`, at most 128.
+fn data_set_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +259,7 @@ struct RawStep {
     when: Option<String>,
     wdir: Option<String>,
     cache: Option<bool>,
+    publish: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -343,15 +374,30 @@ fn check_step(name: String, line: usize, raw: RawStep, params: &Params, at: &Loc
     for d in &raw.deps {
         deps.push(if d.starts_with("runs:/") || d.starts_with("models:/") {
             Dep::Uri(d.clone())
+        } else if let Some(spec) = d.strip_prefix("data:") {
+            let (name, which) = spec.split_once('@').unwrap_or((spec, "latest"));
+            if !data_set_name(name) || which.is_empty() || which.contains('/') {
+                return Err(invalid(format!(
+                    "dependency '{d}': a data version is data:NAME@VERSION (a number, an alias or latest)"
+                )));
+            }
+            Dep::Data { name: name.to_string(), which: which.to_string() }
         } else if d.contains(":/") {
             return Err(invalid(format!(
-                "dependency '{d}': only project paths, runs:/ and models:/ URIs are dependencies"
+                "dependency '{d}': only project paths, data: versions, runs:/ and models:/ URIs are dependencies"
             )));
         } else {
             Dep::Path(rel(d, at)?)
         });
     }
     let outs = raw.outs.iter().map(|o| rel(o, at)).collect::<Result<Vec<_>>>()?;
+    let publish = match raw.publish {
+        Some(name) if !data_set_name(&name) => {
+            return Err(invalid(format!("publish: '{name}' is no data set name (letters, digits, '.', '_', '-')")));
+        }
+        Some(_) if outs.is_empty() => return Err(invalid("publish: the step has no outs to publish".into())),
+        other => other,
+    };
     if let Some(empty) = outs.iter().find(|o| o.as_str().is_empty()) {
         return Err(invalid(format!("out '{empty}' is the whole project folder")));
     }
@@ -393,6 +439,7 @@ fn check_step(name: String, line: usize, raw: RawStep, params: &Params, at: &Loc
         when,
         wdir: raw.wdir.map(|w| rel(&w, at)).transpose()?.unwrap_or(RelPath(String::new())),
         cache: raw.cache.unwrap_or(true),
+        publish,
     })
 }
 
@@ -486,6 +533,26 @@ mod tests {
         assert_eq!(s.retry, Retry { max: 2, backoff: Duration::from_millis(500) });
         assert_eq!(s.timeout, Some(Duration::from_secs(600)));
         assert_eq!(p.experiment, "demo");
+    }
+
+    #[test]
+    fn data_deps_name_a_version_or_the_latest_and_publish_needs_outs() {
+        let p = parse_text(
+            "steps:\n  a:\n    cmd: x\n    deps: [data:churn@train, data:raw]\n    outs: [o]\n    publish: clean\n",
+        )
+        .unwrap();
+        let s = &p.steps[0];
+        assert_eq!(s.deps[0], Dep::Data { name: "churn".into(), which: "train".into() });
+        assert_eq!(s.deps[1].describe(), "data:raw@latest");
+        assert!(s.deps.iter().all(Dep::remote));
+        assert_eq!(s.publish.as_deref(), Some("clean"));
+        for bad in ["data:@1", "data:a b@1", "data:a@", "data:a@1/2"] {
+            let err =
+                parse_text(&format!("steps:\n  a:\n    cmd: x\n    deps: [\"{bad}\"]\n")).unwrap_err().to_string();
+            assert!(err.contains("data:NAME@VERSION"), "{bad}: {err}");
+        }
+        let err = parse_text("steps:\n  a:\n    cmd: x\n    publish: clean\n").unwrap_err().to_string();
+        assert!(err.contains("no outs"), "{err}");
     }
 
     #[test]

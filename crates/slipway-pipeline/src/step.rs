@@ -38,6 +38,7 @@ pub async fn inputs(cx: &Context<'_>, step: &Step, hasher: &Hasher) -> Result<In
                 deps.push((p.to_string(), entry.hash().to_string()));
             }
             Dep::Uri(uri) => deps.push((uri.clone(), cx.records.identify(uri).await?)),
+            Dep::Data { name, which } => deps.push((d.describe(), cx.records.data_version(name, which).await?)),
         }
     }
     let params: BTreeMap<String, Value> =
@@ -136,11 +137,15 @@ pub async fn execute<'a>(
             false => cx.records.log_inputs(&run, &datasets).await,
         }
     };
-    let (logged, outcome) = futures::future::join(log_inputs, attempts(cx, step, &run, &log_path, cancel)).await;
+    let prepared = async {
+        materialize(cx, step, inputs).await?;
+        attempts(cx, step, &run, &log_path, cancel).await
+    };
+    let (logged, outcome) = futures::future::join(log_inputs, prepared).await;
     logged?;
     let finished = match outcome {
         Ok((Outcome::Exited(0), reported)) => {
-            finish_success(cx, step, hasher, reported).await.map_err(|e| e.to_string())
+            finish_success(cx, step, hasher, reported, &run).await.map_err(|e| e.to_string())
         }
         Ok((Outcome::Cancelled, _)) => {
             upload_log(cx, step, &run, &log_path).await;
@@ -152,8 +157,11 @@ pub async fn execute<'a>(
         Err(e) => Err(e.to_string()),
     };
     match finished {
-        Ok((manifest, entries, metrics)) => {
+        Ok((manifest, entries, metrics, published)) => {
             let mut done = tags(&[("slipway.status", "done"), ("slipway.outs", &manifest)]);
+            if let Some(version) = published {
+                done.tags.push(("slipway.published".into(), version));
+            }
             done.metrics = metrics.clone();
             let locked = Locked { key: inputs.key.clone(), run_id: run.clone(), manifest, outs: entries, metrics };
             let state = StepState::Done { run_id: run.clone(), seconds: started.elapsed().as_secs_f64() };
@@ -173,9 +181,29 @@ pub async fn execute<'a>(
     }
 }
 
-type Success = (String, BTreeMap<String, String>, Vec<(String, f64)>);
+/// The outs manifest's hash, each out's hash, the metrics, and the data version published
+/// (`NAME@VERSION`).
+type Success = (String, BTreeMap<String, String>, Vec<(String, f64)>, Option<String>);
 
-async fn finish_success(cx: &Context<'_>, step: &Step, hasher: &Hasher, reported: Option<String>) -> Result<Success> {
+/// Writes each data version the step reads to `data/NAME` under its work dir, as the hash its
+/// cache key holds names it (an alias that moved since is not followed).
+async fn materialize(cx: &Context<'_>, step: &Step, inputs: &Inputs) -> Result<()> {
+    for (d, (_, manifest)) in step.deps.iter().zip(&inputs.deps) {
+        if let Dep::Data { name, .. } = d {
+            let dest = step.wdir.under(&cx.pipeline.root).join("data").join(name);
+            cx.records.materialize_data(manifest, &dest).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn finish_success(
+    cx: &Context<'_>,
+    step: &Step,
+    hasher: &Hasher,
+    reported: Option<String>,
+    run: &str,
+) -> Result<Success> {
     let root = &cx.pipeline.root;
     let (manifest_hash, manifest) = if cx.executor.remote() {
         // The step ran elsewhere: its outs are in the blob store; put them here too.
@@ -193,7 +221,21 @@ async fn finish_success(cx: &Context<'_>, step: &Step, hasher: &Hasher, reported
         None => Vec::new(),
     };
     let entries = manifest.iter().map(|(p, e)| (p.clone(), e.hash().to_string())).collect();
-    Ok((manifest_hash, entries, metrics))
+    let published = match &step.publish {
+        Some(name) => {
+            let paths: Vec<String> = step.outs.iter().map(ToString::to_string).collect();
+            let origin = vec![
+                ("slipway.pipeline".to_string(), cx.pipeline.name.clone()),
+                ("slipway.pipeline_run".to_string(), cx.parent_run().to_string()),
+                ("slipway.step_run".to_string(), run.to_string()),
+            ];
+            let version = cx.records.publish_data(name, root, &paths, origin).await?;
+            cx.note(&step.name, &format!("outs published as data:{name}@{version}"));
+            Some(format!("{name}@{version}"))
+        }
+        None => None,
+    };
+    Ok((manifest_hash, entries, metrics, published))
 }
 
 /// What a step's run keeps: its outs and its metrics file.

@@ -106,7 +106,13 @@ async fn dispatch(args: DataArgs) -> anyhow::Result<()> {
     let json = args.server.json;
     match args.command {
         Command::Add { name, paths, aliases, tags, message, jobs } => {
-            let v = add(&api, &name, &paths, aliases, &tags, message, jobs).await?;
+            let mut pairs = Vec::with_capacity(tags.len());
+            for t in &tags {
+                let Some((k, v)) = t.split_once('=') else { bail!("a tag is KEY=VALUE, not '{t}'") };
+                pairs.push((k.to_string(), v.to_string()));
+            }
+            let new = NewVersion { name: &name, paths: &paths, aliases, tags: pairs, message, jobs };
+            let v = add(&api, new, Reuse::Never).await?;
             if json {
                 return print_json(&v);
             }
@@ -237,20 +243,30 @@ fn version_row(v: &Value) -> Vec<String> {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn add(
-    api: &Arc<Api>,
-    name: &str,
-    paths: &[PathBuf],
-    aliases: Vec<String>,
-    tags: &[String],
-    message: Option<String>,
-    jobs: usize,
-) -> anyhow::Result<Value> {
-    let mut tag_map = serde_json::Map::new();
-    for t in tags {
-        let Some((k, v)) = t.split_once('=') else { bail!("a tag is KEY=VALUE, not '{t}'") };
-        tag_map.insert(k.to_string(), json!(v));
-    }
+/// What `add` stores.
+pub struct NewVersion<'a> {
+    pub name: &'a str,
+    pub paths: &'a [PathBuf],
+    pub aliases: Vec<String>,
+    pub tags: Vec<(String, String)>,
+    pub message: Option<String>,
+    pub jobs: usize,
+}
+
+/// Whether `add` may answer with the set's latest version instead of a new one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// Always a new version (`slipway data add`: a person asked for one).
+    Never,
+    /// The latest version when it holds exactly these files (a pipeline publishing outs on
+    /// every run).
+    Unchanged,
+}
+
+/// Stores the files under `new.paths` as a version; the server's answer (`{"version": …}`).
+pub async fn add(api: &Arc<Api>, new: NewVersion<'_>, reuse: Reuse) -> anyhow::Result<Value> {
+    let NewVersion { name, paths, aliases, tags, message, jobs } = new;
+    let tag_map: serde_json::Map<String, Value> = tags.into_iter().map(|(k, v)| (k, json!(v))).collect();
     let files = walk(paths)?;
     let described = tokio::task::spawn_blocking(move || describe(&files, jobs).map(|d| (d, files))).await??;
     let (described, files) = described;
@@ -280,6 +296,14 @@ async fn add(
     }
     let bytes = described.manifest.to_bytes();
     let manifest = hash_bytes(&bytes);
+    if reuse == Reuse::Unchanged {
+        let latest = api.call("GET", &format!("{DATA}/{}/versions/latest", encode(name)), &[], None).await;
+        if let Ok(latest) = latest
+            && latest["version"]["manifest"].as_str() == Some(manifest.as_str())
+        {
+            return Ok(latest);
+        }
+    }
     api.put_bytes(&blob_path(&manifest), bytes.into()).await?;
     let body = json!({"manifest": manifest, "message": message, "tags": tag_map, "aliases": aliases});
     api.call("POST", &format!("{DATA}/{}/versions", encode(name)), &[], Some(body)).await
@@ -304,7 +328,7 @@ async fn stored(api: &Arc<Api>, hashes: BTreeSet<String>) -> anyhow::Result<BTre
     Ok(listed.into_iter().flatten().filter(|h| hashes.contains(h)).collect())
 }
 
-async fn fetch_version(api: &Api, name: &str, which: &str) -> anyhow::Result<Value> {
+pub async fn fetch_version(api: &Api, name: &str, which: &str) -> anyhow::Result<Value> {
     let path = format!("{DATA}/{}/versions/{}", encode(name), encode(which));
     Ok(api.call("GET", &path, &[], None).await?["version"].clone())
 }
@@ -312,6 +336,13 @@ async fn fetch_version(api: &Api, name: &str, which: &str) -> anyhow::Result<Val
 async fn fetch_manifest(api: &Api, version: &Value) -> anyhow::Result<Manifest> {
     let hash =
         version["manifest"].as_str().filter(|h| is_sha256(h)).context("the server's version names no manifest")?;
+    manifest_by_hash(api, hash).await
+}
+
+async fn manifest_by_hash(api: &Api, hash: &str) -> anyhow::Result<Manifest> {
+    if !is_sha256(hash) {
+        bail!("'{hash}' is no manifest hash");
+    }
     let bytes = api.get_bytes(&blob_path(hash)).await?;
     if hash_bytes(&bytes) != hash {
         bail!("the manifest the server sent does not hash to {hash}");
@@ -339,6 +370,45 @@ async fn get(
 ) -> anyhow::Result<(Value, usize)> {
     let version = fetch_version(api, name, which).await?;
     let manifest = fetch_manifest(api, &version).await?;
+    let written = write_files(api, &manifest, dest, force, jobs).await?;
+    Ok((version, written))
+}
+
+/// Makes `dest` hold exactly the files of the version whose manifest is `hash`: files
+/// already right are kept, others written, and files the version lacks removed (a pipeline's
+/// `data/NAME` folder is the version's alone).
+pub async fn materialize(api: &Arc<Api>, hash: &str, dest: &Path) -> anyhow::Result<()> {
+    let manifest = manifest_by_hash(api, hash).await?;
+    write_files(api, &manifest, dest, true, 8).await?;
+    let keep: BTreeSet<PathBuf> = manifest.files.iter().map(|f| dest.join(&f.path)).collect();
+    let mut stale = Vec::new();
+    let mut folders = vec![dest.to_path_buf()];
+    while let Some(dir) = folders.pop() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                folders.push(entry.path());
+            } else if !keep.contains(&entry.path()) {
+                stale.push(entry.path());
+            }
+        }
+    }
+    for path in stale {
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes the manifest's files under `dest`; how many were written (files already equal are
+/// left alone; a different one is replaced only with `force`).
+async fn write_files(
+    api: &Arc<Api>,
+    manifest: &Manifest,
+    dest: &Path,
+    force: bool,
+    jobs: usize,
+) -> anyhow::Result<usize> {
     let mut todo = Vec::new();
     for f in &manifest.files {
         check_path(&f.path)?;
@@ -369,7 +439,8 @@ async fn get(
         .buffer_unordered(jobs.max(1))
         .try_collect::<Vec<()>>()
         .await?;
-    Ok((version, written))
+    std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    Ok(written)
 }
 
 /// One blob into `target`, through a temporary file beside it that is renamed only once its

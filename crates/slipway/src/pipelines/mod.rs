@@ -240,14 +240,12 @@ fn show(path: &Path, json_out: bool) -> anyhow::Result<()> {
                 "line": s.line,
                 "run": s.action.describe(),
                 "needs": dag.upstream[i].iter().map(|&u| p.steps[u].name.clone()).collect::<Vec<_>>(),
-                "deps": s.deps.iter().map(|d| match d {
-                    slipway_pipeline::spec::Dep::Path(p) => p.to_string(),
-                    slipway_pipeline::spec::Dep::Uri(u) => u.clone(),
-                }).collect::<Vec<_>>(),
+                "deps": s.deps.iter().map(slipway_pipeline::spec::Dep::describe).collect::<Vec<_>>(),
                 "outs": s.outs.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "params": s.params,
                 "when": s.when.as_ref().map(ToString::to_string),
                 "cache": s.cache,
+                "publish": s.publish,
             })
         })
         .collect();

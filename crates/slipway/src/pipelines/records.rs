@@ -23,7 +23,7 @@ const MAX_PARAMS: usize = 100;
 const MAX_TAGS: usize = 100;
 
 pub struct Rest {
-    api: Api,
+    api: std::sync::Arc<Api>,
     /// Run id -> its artifact root path under the proxy.
     artifact_roots: Mutex<HashMap<String, String>>,
     /// Blobs known to be stored.
@@ -32,7 +32,7 @@ pub struct Rest {
 
 impl Rest {
     pub fn new(api: Api) -> Self {
-        Rest { api, artifact_roots: Mutex::default(), present: Mutex::default() }
+        Rest { api: std::sync::Arc::new(api), artifact_roots: Mutex::default(), present: Mutex::default() }
     }
 
     async fn call(
@@ -262,6 +262,33 @@ impl Records for Rest {
         };
         let v = &mv["model_version"];
         Ok(format!("models:/{}/{} run={} source={}", v["name"], v["version"], v["run_id"], v["source"]))
+    }
+
+    async fn data_version(&self, name: &str, which: &str) -> Result<String, PipelineError> {
+        let version = crate::data::fetch_version(&self.api, name, which).await.map_err(records)?;
+        match version["manifest"].as_str() {
+            Some(hash) => Ok(hash.to_string()),
+            None => Err(PipelineError::Records(format!("data:{name}@{which} names no manifest"))),
+        }
+    }
+
+    async fn materialize_data(&self, manifest: &str, dest: &Path) -> Result<(), PipelineError> {
+        crate::data::materialize(&self.api, manifest, dest).await.map_err(records)
+    }
+
+    async fn publish_data(
+        &self,
+        name: &str,
+        root: &Path,
+        paths: &[String],
+        tags: Vec<(String, String)>,
+    ) -> Result<i64, PipelineError> {
+        let paths: Vec<std::path::PathBuf> = paths.iter().map(|p| root.join(p)).collect();
+        let new = crate::data::NewVersion { name, paths: &paths, aliases: Vec::new(), tags, message: None, jobs: 8 };
+        let v = crate::data::add(&self.api, new, crate::data::Reuse::Unchanged).await.map_err(records)?;
+        v["version"]["version"]
+            .as_i64()
+            .ok_or_else(|| PipelineError::Records(format!("the server's answer names no version of {name}")))
     }
 }
 
