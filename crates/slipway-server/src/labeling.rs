@@ -3,7 +3,7 @@
 //! or `feed`), handed out one at a time under a lease (`next`), labelled once by the lease's holder
 //! (`label`, which becomes the deployment's ground truth for the request), and exported as a
 //! data version for retraining (`export`). The labeller is the caller, as the audit log names
-//! it.
+//! it. A queue has its deployment's permissions: a labeller needs USE on that deployment.
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -13,10 +13,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use slipway_data::manifest::{describe, hash_bytes};
 use slipway_data::tree::FileRef;
+use slipway_store::auth::ObjectKind;
 use slipway_types::{LabelItem, LabelQueue, NewDataVersion, NewLabelItem};
 
 use crate::AppState;
 use crate::actor::Actor;
+use crate::auth::Reader;
 use crate::data::blob_path;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
@@ -76,8 +78,16 @@ async fn create(State(s): State<AppState>, actor: Actor, JsonBody(q): JsonBody<N
     Ok(Json(json!({"queue": s.store.create_label_queue(queue, actor.0).await?})))
 }
 
-async fn list(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"queues": s.store.list_label_queues().await?})))
+/// The queues on deployments the caller may read.
+async fn list(State(s): State<AppState>, reader: Reader) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"queues": readable_queues(&s, &reader).await?})))
+}
+
+/// The queues a reader may see: those on the deployments it may read.
+pub async fn readable_queues(s: &AppState, reader: &Reader) -> ApiResult<Vec<LabelQueue>> {
+    let mut queues = s.store.list_label_queues().await?;
+    queues.retain(|q| reader.may_read(ObjectKind::Deployment, &q.deployment));
+    Ok(queues)
 }
 
 async fn show(State(s): State<AppState>, Path(queue): Path<String>) -> ApiResult<Json<Value>> {

@@ -230,8 +230,8 @@ async fn lineage(State(s): State<AppState>, reader: Reader, Path((name, version)
     html(result.await)
 }
 
-async fn labeling_queues(State(s): State<AppState>) -> Response {
-    let result = async { Ok(pages::labeling_queues(&s.store.list_label_queues().await?)) };
+async fn labeling_queues(State(s): State<AppState>, reader: Reader) -> Response {
+    let result = async { Ok(pages::labeling_queues(&crate::labeling::readable_queues(&s, &reader).await?)) };
     html(result.await)
 }
 

@@ -235,6 +235,8 @@ pub enum Child {
     ExperimentName(String),
     /// A monitor, by name: the deployment it watches.
     Monitor(String),
+    /// A labeling queue, by name: the deployment whose predictions it labels.
+    LabelQueue(String),
 }
 
 #[async_trait]

@@ -91,12 +91,13 @@
         const typed = $("lb-text");
         if (typed) { typed.value = ""; typed.focus(); }
       }
-      await counts();
     } catch (e) {
       $("lb-error").textContent = "Could not lease the next item: " + e.message;
     } finally {
       busy = false;
     }
+    // The counts are for the eye: the item shown takes a label while they load.
+    counts().catch(() => {});
   }
   async function label(value) {
     if (!item || busy || value === "") return;

@@ -21,7 +21,7 @@ const FILES: &[(&str, &[u8])] = &[
 
 /// Slipway's own stylesheet and script; bump the suffix when they change.
 pub const STYLE: &str = "slipway-2.css";
-pub const SCRIPT: &str = "slipway-2.js";
+pub const SCRIPT: &str = "slipway-3.js";
 
 pub async fn asset(Path(name): Path<String>) -> Response {
     let Some((_, bytes)) = FILES.iter().find(|(n, _)| *n == name) else {

@@ -261,6 +261,7 @@ fn target_name(kind: ObjectKind, target: &Target, key: &str) -> String {
         Target::Child(Child::LoggedModel(id)) => format!("logged model '{id}'"),
         Target::Child(Child::ExperimentName(name)) => format!("experiment '{name}'"),
         Target::Child(Child::Monitor(name)) => format!("monitor '{name}'"),
+        Target::Child(Child::LabelQueue(name)) => format!("labeling queue '{name}'"),
         _ => format!("{} '{key}'", kind.as_str().replace('_', " ")),
     }
 }

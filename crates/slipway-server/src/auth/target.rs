@@ -2,7 +2,7 @@
 //! name their object in the body) the id fields of its body, before any handler runs.
 //!
 //! Children are named here and resolved by the middleware through the store: runs and logged
-//! models have their experiment's permissions, monitors their deployment's. A request that
+//! models have their experiment's permissions, monitors and labeling queues their deployment's. A request that
 //! names no single object needs the level on every object of its kind, except creations
 //! (any authenticated caller; the creator gets MANAGE) and searches (filtered in SQL).
 
@@ -162,6 +162,17 @@ pub fn plan(kind: ObjectKind, method: &Method, path: &str) -> Plan {
                 }
             }
             ("api", "v1", "monitors") => ready(Target::Child(Child::Monitor(seg(3).to_string()))),
+            // A labeling queue is its deployment's: a labeller needs USE on that one only.
+            ("api", "v1", "labeling") if segments.len() == 3 => {
+                if read {
+                    ready(Target::Search)
+                } else {
+                    Plan::Lookup(From::Deployment)
+                }
+            }
+            ("api", "v1", "labeling") => ready(Target::Child(Child::LabelQueue(seg(3).to_string()))),
+            ("ui", "labeling", "") => ready(Target::Search),
+            ("ui", "labeling", queue) => ready(Target::Child(Child::LabelQueue(queue.to_string()))),
             ("serving", d, _) | ("v2", "models", d) if !d.is_empty() => ready(Target::Object(d.to_string())),
             ("v1", "models", "") => ready(Target::Search),
             // Slipway's pages list what the caller may read; a monitor's pages are its deployment's.

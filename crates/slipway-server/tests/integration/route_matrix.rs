@@ -153,6 +153,7 @@ async fn fixture() -> Fixture {
     )
     .unwrap();
     store.create_monitor(monitor, "t".into()).await.unwrap();
+    store.create_label_queue(queue(TEAM, TEAM), "t".into()).await.unwrap();
 
     let mut credentials = BTreeMap::new();
     let users = [Role::NoGrant, Role::Granted(Level::Read), Role::Granted(Level::Use)];
@@ -498,7 +499,8 @@ async fn every_route_answers_every_role_as_the_table_says() {
     drop(f.store);
 }
 
-/// Lists of deployments and monitors show each caller only what it may read, as searches do.
+/// Lists of deployments, monitors and labeling queues show each caller only what it may read,
+/// as searches do.
 #[tokio::test]
 async fn deployment_and_monitor_lists_show_only_readable_ones() {
     let f = fixture().await;
@@ -506,6 +508,7 @@ async fn deployment_and_monitor_lists_show_only_readable_ones() {
     f.store.create_deployment(other, "t".into()).await.unwrap();
     let watch = json!({"name": "watch", "deployment": "other", "reference": {"run_artifact": "reference.csv"}});
     f.store.create_monitor(serde_json::from_value(watch).unwrap(), "t".into()).await.unwrap();
+    f.store.create_label_queue(queue("review", "other"), "t".into()).await.unwrap();
     let app = slipway_server::build_app(f.state.clone());
     let names = |list: &'static str, role: Role| list_names(app.clone(), f.credentials.get(&role).cloned(), list);
     let deployments = "/api/v1/deployments";
@@ -517,6 +520,10 @@ async fn deployment_and_monitor_lists_show_only_readable_ones() {
     assert_eq!(names(monitors, Role::Admin).await, ["team", "watch"]);
     assert_eq!(names(monitors, Role::Granted(Level::Use)).await, ["team"]);
     assert_eq!(names(monitors, Role::Denied).await, ["watch"]);
+    let queues = "/api/v1/labeling";
+    assert_eq!(names(queues, Role::Admin).await, ["review", "team"]);
+    assert_eq!(names(queues, Role::Granted(Level::Use)).await, ["team"]);
+    assert_eq!(names(queues, Role::Denied).await, ["review"]);
     // Slipway's pages list the same: a deployment's or monitor's name shows only to its readers.
     let page = |path: &'static str, role: Role| {
         let (app, credentials) = (app.clone(), f.credentials.get(&role).cloned());
@@ -536,6 +543,8 @@ async fn deployment_and_monitor_lists_show_only_readable_ones() {
     }
     let watched = page("/ui/monitors", Role::Denied).await;
     assert!(watched.contains("watch") && !watched.contains("/ui/monitors/team"), "{watched}");
+    let labelling = page("/ui/labeling", Role::Granted(Level::Read)).await;
+    assert!(labelling.contains("/ui/labeling/team") && !labelling.contains("review"), "{labelling}");
 
     // Refusals are counted on /metrics, which only an administrator may read.
     let denied = |role: Role| {
@@ -558,6 +567,11 @@ async fn deployment_and_monitor_lists_show_only_readable_ones() {
 }
 
 /// The names a list answers with (`/api/v1/<things>` answers `{"<things>": [...]}`).
+fn queue(name: &str, deployment: &str) -> slipway_types::LabelQueue {
+    serde_json::from_value(json!({"name": name, "deployment": deployment, "mode": "manual", "lease_seconds": 60}))
+        .unwrap()
+}
+
 async fn list_names(app: axum::Router, credentials: Option<String>, list: &str) -> Vec<String> {
     let mut req = Request::builder().uri(list);
     if let Some(c) = credentials {
@@ -567,7 +581,10 @@ async fn list_names(app: axum::Router, credentials: Option<String>, list: &str) 
     assert_eq!(resp.status(), StatusCode::OK, "{list}");
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
     let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    let key = list.rsplit('/').next().unwrap_or("");
+    let key = match list.rsplit('/').next() {
+        Some("labeling") => "queues",
+        other => other.unwrap_or(""),
+    };
     let items = value[key].as_array().cloned().unwrap_or_default();
     items.iter().map(|i| i["name"].as_str().unwrap_or("").to_string()).collect()
 }

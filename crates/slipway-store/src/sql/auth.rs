@@ -667,6 +667,7 @@ pub fn parent_of(conn: &Connection, child: &Child) -> Result<Option<String>> {
                 .map_err(|e| StoreError::Backend(format!("stored spec of monitor '{name}' does not parse: {e}")))?;
             Ok(Some(spec.deployment))
         }
+        Child::LabelQueue(name) => one("SELECT deployment FROM label_queues WHERE name = ?1", name),
     }
 }
 

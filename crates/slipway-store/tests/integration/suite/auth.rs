@@ -285,6 +285,10 @@ pub async fn children_resolve_to_the_object_whose_permissions_they_have(f: Fixtu
     f.store.create_monitor(crate::suite::monitor_spec("watch"), "admin".into()).await.unwrap();
     assert_eq!(a.parent_of(Child::Monitor("watch".into())).await.unwrap(), Some("fraud".into()));
     assert_eq!(a.parent_of(Child::Monitor("nope".into())).await.unwrap(), None);
+    let queue = serde_json::json!({"name": "review", "deployment": "fraud", "mode": "manual", "lease_seconds": 60});
+    f.store.create_label_queue(serde_json::from_value(queue).unwrap(), "admin".into()).await.unwrap();
+    assert_eq!(a.parent_of(Child::LabelQueue("review".into())).await.unwrap(), Some("fraud".into()));
+    assert_eq!(a.parent_of(Child::LabelQueue("nope".into())).await.unwrap(), None);
 
     // `fraud` serves churn@challenger as its canary; moving that alias changes what it serves.
     let followers = |model: &str, alias: &str| a.alias_followers(model.into(), alias.into());
