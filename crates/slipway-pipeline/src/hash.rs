@@ -159,7 +159,10 @@ impl Hasher {
 pub fn hash_file(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).map_err(|e| PipelineError::io(path, e))?;
     let mut ctx = Context::new(&SHA256);
-    let mut buf = vec![0u8; 1 << 20];
+    // A buffer the file's size up to 1 MiB: a data set of many small files would otherwise
+    // zero a MiB for each.
+    let len = f.metadata().map_err(|e| PipelineError::io(path, e))?.len();
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).clamp(1, 1 << 20) + 1];
     loop {
         let n = f.read(&mut buf).map_err(|e| PipelineError::io(path, e))?;
         if n == 0 {
@@ -168,6 +171,26 @@ pub fn hash_file(path: &Path) -> Result<String> {
         ctx.update(&buf[..n]);
     }
     Ok(hex(ctx.finish().as_ref()))
+}
+
+/// SHA-256 fed piece by piece, as a download is written.
+pub struct Digest(Context);
+
+impl Default for Digest {
+    fn default() -> Self {
+        Digest(Context::new(&SHA256))
+    }
+}
+
+impl Digest {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The hash in lowercase hex.
+    pub fn finish(self) -> String {
+        hex(self.0.finish().as_ref())
+    }
 }
 
 pub fn hash_bytes(bytes: &[u8]) -> String {

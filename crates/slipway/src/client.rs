@@ -150,9 +150,11 @@ impl Api {
     pub async fn put_file(&self, path: &str, file: &std::path::Path) -> anyhow::Result<()> {
         let f = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
         let len = f.metadata().await.with_context(|| format!("reading {}", file.display()))?.len();
-        let chunks = futures::stream::unfold(Some(f), |state| async move {
+        // Reads of the file's size up to 1 MiB: a small file costs a small buffer.
+        let size = usize::try_from(len).unwrap_or(usize::MAX).clamp(1, 1 << 20) + 1;
+        let chunks = futures::stream::unfold(Some(f), move |state| async move {
             let mut f = state?;
-            let mut buf = vec![0u8; 1 << 20];
+            let mut buf = vec![0u8; size];
             match f.read(&mut buf).await {
                 Ok(0) => None,
                 Ok(n) => {
@@ -188,7 +190,8 @@ impl Api {
     }
 
     /// Downloads a file (an artifact) into `dest`, streamed: nothing is held in memory whole.
-    pub async fn get_to_file(&self, path: &str, dest: &std::path::Path) -> anyhow::Result<()> {
+    /// Returns the SHA-256 of what was written, hashed on the way.
+    pub async fn get_to_file(&self, path: &str, dest: &std::path::Path) -> anyhow::Result<String> {
         let url = format!("{}{path}", self.base);
         let mut req = hyper::Request::builder().method("GET").uri(&url);
         if let Some(a) = &self.auth {
@@ -203,14 +206,16 @@ impl Api {
             bail!("GET {url} answered {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
         }
         let mut out = tokio::fs::File::create(dest).await.with_context(|| format!("creating {}", dest.display()))?;
+        let mut digest = slipway_pipeline::hash::Digest::default();
         while let Some(frame) = body.frame().await {
             let frame = frame.with_context(|| format!("reading {url}"))?;
             if let Ok(data) = frame.into_data() {
+                digest.update(&data);
                 out.write_all(&data).await.with_context(|| format!("writing {}", dest.display()))?;
             }
         }
         out.flush().await.with_context(|| format!("writing {}", dest.display()))?;
-        Ok(())
+        Ok(digest.finish())
     }
 
     /// Follows `next_page_token` until the last page, collecting `field`.

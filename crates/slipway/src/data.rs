@@ -451,12 +451,7 @@ async fn fetch_file(api: &Api, hash: &str, target: &Path) -> anyhow::Result<()> 
     let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.slipway-tmp", std::process::id()));
     let fetched = async {
-        api.get_to_file(&blob_path(hash), &tmp).await?;
-        let got = tokio::task::spawn_blocking({
-            let tmp = tmp.clone();
-            move || hash_file(&tmp)
-        })
-        .await??;
+        let got = api.get_to_file(&blob_path(hash), &tmp).await?;
         if got != hash {
             bail!("the server sent other bytes for {} (sha256 {got}, not {hash})", target.display());
         }

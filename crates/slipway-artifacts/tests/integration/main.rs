@@ -117,6 +117,32 @@ macro_rules! artifact_suite {
             }
 
             #[tokio::test]
+            async fn a_checked_upload_appears_only_with_the_promised_hash() {
+                let f = $fixture();
+                // One small body (a single put) and one over a part (a multipart upload).
+                for len in [4096, (9 << 20) + 5] {
+                    let data = pattern(len);
+                    let hash: String = ring::digest::digest(&ring::digest::SHA256, &data)
+                        .as_ref()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    let chunks = || data.chunks(1 << 20).map(Bytes::copy_from_slice).collect::<Vec<_>>();
+                    let wrong = path(&format!("c/{len}/wrong"));
+                    let other = "0".repeat(64);
+                    let err = f.art.put_stream_checked(&wrong, body(chunks()), Some(&other)).await.unwrap_err();
+                    assert!(err.to_string().contains("its name promises"), "{err}");
+                    assert!(matches!(f.art.get_stream(&wrong).await, Err(ArtifactError::NotFound(_))), "{len}");
+                    let right = path(&format!("c/{len}/right"));
+                    assert_eq!(
+                        f.art.put_stream_checked(&right, body(chunks()), Some(&hash)).await.unwrap(),
+                        len as u64
+                    );
+                    assert!(read_all(&f.art, &format!("c/{len}/right")).await.unwrap() == data, "{len}");
+                }
+            }
+
+            #[tokio::test]
             async fn an_overwrite_replaces_the_whole_object() {
                 let f = $fixture();
                 let p = path("o/file");

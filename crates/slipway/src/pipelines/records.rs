@@ -322,9 +322,17 @@ impl Blobs for Rest {
     async fn get(&self, hash: &str, dest: &Path) -> Result<(), PipelineError> {
         let tmp =
             dest.with_file_name(format!(".{}.slipway-tmp", dest.file_name().and_then(|n| n.to_str()).unwrap_or("out")));
-        if let Err(e) = self.api.get_to_file(&format!("{PROXY}/{}", blob_path(hash)), &tmp).await {
+        let got = self.api.get_to_file(&format!("{PROXY}/{}", blob_path(hash)), &tmp).await;
+        let wrong = match got {
+            Ok(got) if got == hash => None,
+            Ok(got) => {
+                Some(PipelineError::Records(format!("the server sent other bytes for blob {hash} (sha256 {got})")))
+            }
+            Err(e) => Some(records(e)),
+        };
+        if let Some(e) = wrong {
             let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(records(e));
+            return Err(e);
         }
         tokio::fs::rename(&tmp, dest).await.map_err(|e| PipelineError::io(dest, e))
     }
