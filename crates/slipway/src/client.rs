@@ -12,7 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use slipway_artifacts::tls::HttpsConnector;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 /// The flags every command that talks to a running server takes.
 #[derive(clap::Args)]
@@ -205,17 +205,42 @@ impl Api {
             let bytes = body.collect().await.with_context(|| format!("reading {url}"))?.to_bytes();
             bail!("GET {url} answered {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
         }
-        let mut out = tokio::fs::File::create(dest).await.with_context(|| format!("creating {}", dest.display()))?;
-        let mut digest = slipway_pipeline::hash::Digest::default();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.with_context(|| format!("reading {url}"))?;
-            if let Ok(data) = frame.into_data() {
+        // One blocking thread hashes and writes what the connection receives: the runtime only
+        // moves bytes, and no write costs a trip to the blocking pool of its own.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let target = dest.to_path_buf();
+        let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+            use std::io::Write;
+            let mut out = std::fs::File::create(&target).with_context(|| format!("creating {}", target.display()))?;
+            let mut digest = slipway_pipeline::hash::Digest::default();
+            while let Some(data) = rx.blocking_recv() {
                 digest.update(&data);
-                out.write_all(&data).await.with_context(|| format!("writing {}", dest.display()))?;
+                out.write_all(&data).with_context(|| format!("writing {}", target.display()))?;
+            }
+            out.flush().with_context(|| format!("writing {}", target.display()))?;
+            Ok(digest.finish())
+        });
+        let mut received = Ok(());
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    // A writer that stopped has its error to tell, below.
+                    if let Ok(data) = frame.into_data()
+                        && tx.send(data).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    received = Err(anyhow::Error::new(e).context(format!("reading {url}")));
+                    break;
+                }
             }
         }
-        out.flush().await.with_context(|| format!("writing {}", dest.display()))?;
-        Ok(digest.finish())
+        drop(tx);
+        let written = writer.await.context("the download's writer stopped")?;
+        received?;
+        written
     }
 
     /// Follows `next_page_token` until the last page, collecting `field`.
