@@ -573,6 +573,16 @@ def test_a_step_reads_a_data_version_and_publishes_its_outs_as_one(server, clien
     assert states(fourth)["prepare"] == "cached" and executed(proj) == ["prepare", "prepare"]
     assert len(json.loads(slipway(server, "data", "versions", clean, "--json").stdout)) == 2
 
+    # The data folder is the version's: its stale files go, but never through a link.
+    outside = tmp_path / "outside"
+    write(outside / "keep.txt", "not the pipeline's\n")
+    shutil.rmtree(proj / "data" / raw)
+    (proj / "data" / raw).symlink_to(outside, target_is_directory=True)
+    linked, _ = run_json(server, proj, "--force", expect_rc=1)
+    assert states(linked) == {"prepare": "failed"}
+    assert "symbolic link" in linked["steps"]["prepare"]["reason"], linked
+    assert (outside / "keep.txt").read_text() == "not the pipeline's\n"
+
 
 def test_bad_data_deps_are_refused_with_the_step_named(server, tmp_path):
     proj = tmp_path / "badproj"

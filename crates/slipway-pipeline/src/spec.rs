@@ -59,6 +59,22 @@ pub struct Pipeline {
     pub crons: Vec<Cron>,
 }
 
+impl Step {
+    /// Where each data dep is written (`data/NAME` under the work dir) and which version.
+    pub fn data_dests(&self) -> Vec<(String, String)> {
+        self.deps
+            .iter()
+            .filter_map(|d| match d {
+                Dep::Data { name, which } => {
+                    let dir = if self.wdir.as_str().is_empty() { String::new() } else { format!("{}/", self.wdir) };
+                    Some((format!("{dir}data/{name}"), which.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Step {
     pub name: String,
@@ -133,10 +149,11 @@ impl Dep {
     }
 }
 
-/// A data set's name as the server takes it: letters, digits, `.`, `_`, `-`, at most 128.
+/// A data set's name as the server takes it: a letter or digit, then letters, digits, `.`,
+/// `_`, `-`, at most 128 (so never `.` or `..`).
 fn data_set_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
+    name.len() <= 128
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
@@ -319,7 +336,21 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
         let at = at_line(line, Some(&step_name));
         let raw_step: RawStep = serde_yaml_ng::from_value(value)
             .map_err(|e| PipelineError::Invalid { at: at.clone(), message: e.to_string() })?;
-        steps.push(check_step(step_name, line, raw_step, &params, &at)?);
+        let step = check_step(step_name, line, raw_step, &params, &at)?;
+        // Two steps writing one data folder with different versions would delete each other's
+        // files while they run.
+        for (dest, which) in step.data_dests() {
+            let clash = steps.iter().find_map(|other: &Step| {
+                other.data_dests().into_iter().find(|(d, w)| *d == dest && *w != which).map(|_| other.name.clone())
+            });
+            if let Some(other) = clash {
+                return Err(PipelineError::Invalid {
+                    at,
+                    message: format!("step '{other}' writes another version to {dest}: give one of them another wdir"),
+                });
+            }
+        }
+        steps.push(step);
     }
     let cache_version = raw.cache_version.map(|v| scalar(&v));
     let crons =
@@ -396,7 +427,19 @@ fn check_step(name: String, line: usize, raw: RawStep, params: &Params, at: &Loc
             return Err(invalid(format!("publish: '{name}' is no data set name (letters, digits, '.', '_', '-')")));
         }
         Some(_) if outs.is_empty() => return Err(invalid("publish: the step has no outs to publish".into())),
-        other => other,
+        Some(name) => {
+            // A version names each out by its last component, so two must not share one.
+            let mut seen = BTreeSet::new();
+            if let Some(twice) =
+                outs.iter().map(|o| o.as_str().rsplit('/').next().unwrap_or("")).find(|b| !seen.insert(*b))
+            {
+                return Err(invalid(format!(
+                    "publish: two outs are named '{twice}'; a data version holds each out under its last name"
+                )));
+            }
+            Some(name)
+        }
+        None => None,
     };
     if let Some(empty) = outs.iter().find(|o| o.as_str().is_empty()) {
         return Err(invalid(format!("out '{empty}' is the whole project folder")));
@@ -546,13 +589,28 @@ mod tests {
         assert_eq!(s.deps[1].describe(), "data:raw@latest");
         assert!(s.deps.iter().all(Dep::remote));
         assert_eq!(s.publish.as_deref(), Some("clean"));
-        for bad in ["data:@1", "data:a b@1", "data:a@", "data:a@1/2"] {
+        for bad in ["data:@1", "data:a b@1", "data:a@", "data:a@1/2", "data:..@1", "data:.@1"] {
             let err =
                 parse_text(&format!("steps:\n  a:\n    cmd: x\n    deps: [\"{bad}\"]\n")).unwrap_err().to_string();
             assert!(err.contains("data:NAME@VERSION"), "{bad}: {err}");
         }
         let err = parse_text("steps:\n  a:\n    cmd: x\n    publish: clean\n").unwrap_err().to_string();
         assert!(err.contains("no outs"), "{err}");
+        let err = parse_text("steps:\n  a:\n    cmd: x\n    outs: [p/m.pkl, q/m.pkl]\n    publish: clean\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'m.pkl'"), "{err}");
+        // Two versions of one set in one folder would delete each other's files; one version
+        // read by two steps, or two versions in two work dirs, is fine.
+        let two = "steps:\n  a:\n    cmd: x\n    deps: [data:raw@1]\n  b:\n    cmd: y\n    deps: [data:raw@2]\n";
+        let err = parse_text(two).unwrap_err().to_string();
+        assert!(err.contains("data/raw") && err.contains("step 'a'"), "{err}");
+        parse_text("steps:\n  a:\n    cmd: x\n    deps: [data:raw@1]\n  b:\n    cmd: y\n    deps: [data:raw@1]\n")
+            .unwrap();
+        parse_text(
+            "steps:\n  a:\n    cmd: x\n    deps: [data:raw@1]\n  b:\n    cmd: y\n    wdir: b\n    deps: [data:raw@2]\n",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub async fn inputs(cx: &Context<'_>, step: &Step, hasher: &Hasher) -> Result<In
     let params: BTreeMap<String, Value> =
         step.params.iter().map(|k| (k.clone(), cx.pipeline.params.get(k).cloned().unwrap_or(Value::Null))).collect();
     // The step's name stays out: two steps doing the same work share their result.
-    let canonical = json!({
+    let mut canonical = json!({
         "action": step.action.describe(),
         "env": step.env,
         "deps": deps,
@@ -53,6 +53,10 @@ pub async fn inputs(cx: &Context<'_>, step: &Step, hasher: &Hasher) -> Result<In
         "wdir": step.wdir.as_str(),
         "cache_version": cx.pipeline.cache_version,
     });
+    // Publishing is part of what a step does: adding it runs the step (and publishes) once.
+    if let Some(name) = &step.publish {
+        canonical["publish"] = json!(name);
+    }
     Ok(Inputs { key: hash_bytes(canonical.to_string().as_bytes()), deps, params })
 }
 
@@ -117,13 +121,19 @@ pub async fn execute<'a>(
     log.tags.push(("slipway.status".into(), "running".into()));
     log.tags.push(("slipway.executor".into(), cx.executor.name().into()));
     let run = cx.records.start_run(cx.experiment_id(), &step.name, Some(cx.parent_run()), log).await?;
-    let datasets: Vec<DatasetInput> = inputs
+    let datasets: Vec<DatasetInput> = step
         .deps
         .iter()
-        .map(|(dep, hash)| DatasetInput {
+        .zip(&inputs.deps)
+        .map(|(d, (dep, hash))| DatasetInput {
             name: dep.clone(),
             digest: hash.chars().take(12).collect(),
-            source: json!({"uri": dep, "sha256": hash}).to_string(),
+            // A data version's manifest hash opens its files in the content-addressed store,
+            // so readers of the run see only its digest.
+            source: match d {
+                Dep::Data { .. } => json!({"uri": dep}).to_string(),
+                _ => json!({"uri": dep, "sha256": hash}).to_string(),
+            },
         })
         .collect();
     cx.emit(&step.name, StepState::Running { run_id: run.clone(), attempt: 1 });

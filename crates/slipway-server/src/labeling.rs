@@ -162,9 +162,18 @@ struct Export {
 async fn export(
     State(s): State<AppState>,
     actor: Actor,
+    reader: Reader,
     Path(queue): Path<String>,
     JsonBody(e): JsonBody<Export>,
 ) -> ApiResult<Json<Value>> {
+    // The queue is its deployment's, the version it writes is the data set's: making one
+    // needs what `POST /api/v1/data/{name}/versions` needs.
+    if !reader.holds_on_all(ObjectKind::Experiment, slipway_auth::Level::Edit) {
+        return Err(ApiError::new(
+            slipway_types::ErrorCode::PermissionDenied,
+            "exporting labels as a data version needs EDIT on every experiment, as making any data version does",
+        ));
+    }
     let items = s.store.labelled_items(queue.clone()).await?;
     if items.is_empty() {
         return Err(ApiError::new(

@@ -7,6 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use slipway_auth::Level;
 use slipway_store::auth::ObjectKind;
 use slipway_store::{AuditQuery, Visibility};
 use slipway_types::ErrorCode;
@@ -61,14 +62,27 @@ pub async fn serving_deployments(s: &AppState, reader: &Reader, name: &str, vers
                     || r.canary.as_ref().is_some_and(|(c, _)| v(&c.model.id))
                     || r.shadow.as_ref().is_some_and(|(c, _)| v(&c.model.id))
             }),
-            None => match (&d.spec.version, &d.spec.alias) {
-                (Some(v), _) => v == version,
-                (None, Some(alias)) => {
-                    let by_alias = s.store.get_model_version_by_alias(name.to_string(), alias.clone()).await;
-                    by_alias.is_ok_and(|mv| mv.version == version)
+            None => {
+                let targets = [(d.spec.version.clone(), d.spec.alias.clone())].into_iter().chain(
+                    [&d.spec.canary, &d.spec.shadow]
+                        .into_iter()
+                        .flatten()
+                        .map(|split| (split.version.clone(), split.alias.clone())),
+                );
+                let mut serves = false;
+                for target in targets {
+                    serves |= match target {
+                        (Some(v), _) => v == version,
+                        (None, Some(alias)) => s
+                            .store
+                            .get_model_version_by_alias(name.to_string(), alias)
+                            .await
+                            .is_ok_and(|mv| mv.version == version),
+                        (None, None) => false,
+                    };
                 }
-                (None, None) => false,
-            },
+                serves
+            }
         };
         if serves {
             out.push(d.spec.name);
@@ -110,6 +124,14 @@ async fn trained_on(
     let (data_version, mut versions) = match (given(q.digest), given(q.data)) {
         (Some(digest), None) => (None, s.store.model_versions_by_dataset(digest).await?),
         (None, Some(data)) => {
+            // A version's manifest hash opens its files in the content-addressed store: only
+            // who may read data versions learns it.
+            if !reader.holds_on_all(ObjectKind::Experiment, Level::Read) {
+                return Err(ApiError::new(
+                    ErrorCode::PermissionDenied,
+                    "reading data versions needs READ on every experiment",
+                ));
+            }
             let (name, which) = data.split_once('@').unwrap_or((data.as_str(), "latest"));
             let (version, found) = s.store.model_versions_by_data(name.to_string(), which.to_string()).await?;
             (Some(version), found)

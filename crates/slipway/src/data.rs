@@ -374,30 +374,49 @@ async fn get(
     Ok((version, written))
 }
 
-/// Makes `dest` hold exactly the files of the version whose manifest is `hash`: files
-/// already right are kept, others written, and files the version lacks removed (a pipeline's
-/// `data/NAME` folder is the version's alone).
+/// Makes `dest` hold exactly the files of the version whose manifest is `hash`: files the
+/// version lacks are removed first (a pipeline's `data/NAME` folder is the version's alone),
+/// then empty folders, then what is missing or different is written.
 pub async fn materialize(api: &Arc<Api>, hash: &str, dest: &Path) -> anyhow::Result<()> {
-    let manifest = manifest_by_hash(api, hash).await?;
-    write_files(api, &manifest, dest, true, 8).await?;
-    let keep: BTreeSet<PathBuf> = manifest.files.iter().map(|f| dest.join(&f.path)).collect();
-    let mut stale = Vec::new();
-    let mut folders = vec![dest.to_path_buf()];
-    while let Some(dir) = folders.pop() {
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                folders.push(entry.path());
-            } else if !keep.contains(&entry.path()) {
-                stale.push(entry.path());
-            }
+    // Removing under a link would remove whatever it points at.
+    for dir in [Some(dest), dest.parent()].into_iter().flatten() {
+        if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            bail!("{} is a symbolic link: a data version is not written through it", dir.display());
         }
     }
-    for path in stale {
-        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    let manifest = manifest_by_hash(api, hash).await?;
+    for f in &manifest.files {
+        check_path(&f.path)?;
     }
+    let keep: BTreeSet<PathBuf> = manifest.files.iter().map(|f| dest.join(&f.path)).collect();
+    if dest.exists() {
+        prune(dest, &keep)?;
+    }
+    write_files(api, &manifest, dest, true, 8).await?;
     Ok(())
+}
+
+/// Removes what under `dir` is not in `keep` (links themselves, never what they point at),
+/// then the folders left empty; whether `dir` is empty now.
+fn prune(dir: &Path, keep: &BTreeSet<PathBuf>) -> anyhow::Result<bool> {
+    let mut empty = true;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let kind = std::fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        if kind.is_dir() && !keep.contains(&path) {
+            if prune(&path, keep)? {
+                std::fs::remove_dir(&path).with_context(|| format!("removing {}", path.display()))?;
+            } else {
+                empty = false;
+            }
+        } else if keep.contains(&path) && kind.is_file() {
+            empty = false;
+        } else {
+            if kind.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) }
+                .with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(empty)
 }
 
 /// Writes the manifest's files under `dest`; how many were written (files already equal are

@@ -56,7 +56,16 @@ impl Monitors {
             ("flagged", _, _) => {
                 let mut schemas = Vec::new();
                 for m in &monitors {
-                    schemas.push((*self.references.get(self.store.as_ref(), &self.artifacts, m).await?.schema).clone());
+                    match self.references.get(self.store.as_ref(), &self.artifacts, m).await {
+                        Ok(reference) => schemas.push((*reference.schema).clone()),
+                        Err(e) => {
+                            tracing::warn!(queue = %q.name, monitor = %m.spec.name, error = %e, "monitor's schema not read; its flags are left out")
+                        }
+                    }
+                }
+                // Nothing to flag with yet: the rows wait (fed_ms stays) until a monitor can.
+                if schemas.is_empty() {
+                    return Ok(0);
                 }
                 Pick::Flagged(schemas)
             }
@@ -75,17 +84,26 @@ impl Monitors {
             slipway_predlog::list_segments_between(&self.artifacts, &q.deployment, from * 1000, now_ms * 1000)
                 .await
                 .map_err(log)?;
-        let mut items = Vec::new();
+        // One segment at a time, so memory holds one segment's picks however far behind the
+        // queue is; a segment that cannot be read is skipped, not a queue stuck behind it.
+        let mut added = 0;
         for path in segments {
-            for batch in slipway_predlog::read_segment(&self.artifacts, &path).await.map_err(log)? {
-                let columns = Columns::of(&batch);
-                let Some(served) = Served::new(&batch, &columns, &naming) else { continue };
+            let batches = match slipway_predlog::read_segment(&self.artifacts, &path).await {
+                Ok(batches) => batches,
+                Err(e) => {
+                    tracing::warn!(queue = %q.name, segment = %path, error = %e, "prediction-log segment skipped");
+                    continue;
+                }
+            };
+            let mut items = Vec::new();
+            for batch in &batches {
+                let columns = Columns::of(batch);
+                let Some(served) = Served::new(batch, &columns, &naming) else { continue };
                 items.extend(served.rows(from, now_ms).filter_map(|i| offered(&q.name, &pick, &served, i)));
             }
-        }
-        let mut added = 0;
-        for chunk in items.chunks(MAX_OFFERED) {
-            added += self.store.offer_label_items(q.name.clone(), chunk.to_vec()).await?;
+            for chunk in items.chunks(MAX_OFFERED) {
+                added += self.store.offer_label_items(q.name.clone(), chunk.to_vec()).await?;
+            }
         }
         self.store.set_label_queue_fed(q.name.clone(), now_ms).await?;
         Ok(added)

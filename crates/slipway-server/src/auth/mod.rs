@@ -321,6 +321,12 @@ impl Reader {
         self.0.as_ref().is_none_or(|(c, default)| c.level_on(kind, object, *default) >= Some(Level::Read))
     }
 
+    /// Whether the caller holds `level` on every object of `kind`, as a route that names no
+    /// single object needs (the data routes need it on every experiment).
+    pub fn holds_on_all(&self, kind: ObjectKind, level: Level) -> bool {
+        self.0.as_ref().is_none_or(|(c, default)| c.level_on(kind, "*", *default) >= Some(level))
+    }
+
     /// Everything is visible: auth off, or an administrator (not through a narrower token).
     pub fn sees_all(&self) -> bool {
         self.0.as_ref().is_none_or(|(c, _)| c.is_admin())

@@ -124,7 +124,8 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/labeling", d(Edit)),
     ("GET", "/api/v1/labeling/{queue}", d(Read)),
     ("POST", "/api/v1/labeling/{queue}/items", d(Use)),
-    ("POST", "/api/v1/labeling/{queue}/feed", d(Use)),
+    // Feeding seals this server's prediction log, as evaluating a monitor does.
+    ("POST", "/api/v1/labeling/{queue}/feed", d(Edit)),
     ("GET", "/api/v1/labeling/{queue}/next", d(Use)),
     ("POST", "/api/v1/labeling/{queue}/label", d(Use)),
     ("POST", "/api/v1/labeling/{queue}/export", d(Edit)),

@@ -588,3 +588,36 @@ async fn list_names(app: axum::Router, credentials: Option<String>, list: &str) 
     let items = value[key].as_array().cloned().unwrap_or_default();
     items.iter().map(|i| i["name"].as_str().unwrap_or("").to_string()).collect()
 }
+
+/// The doors to data versions outside the data routes ask what the data routes ask: a data
+/// version's manifest (whose hash opens its files) through lineage, and a new version through a
+/// labeling queue's export, need READ and EDIT on every experiment, not just on the queue's
+/// deployment.
+#[tokio::test]
+async fn data_versions_are_reached_only_with_the_data_routes_permissions() {
+    let f = fixture().await;
+    let app = slipway_server::build_app(f.state.clone());
+    let send = |method: Method, path: &'static str, body: Option<serde_json::Value>, role: Role| {
+        let (app, credentials) = (app.clone(), f.credentials.get(&role).cloned());
+        async move {
+            let mut req = Request::builder().method(method).uri(path).header("content-type", "application/json");
+            if let Some(c) = credentials {
+                req = req.header("authorization", c);
+            }
+            let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+            app.oneshot(req.body(body).unwrap()).await.unwrap().status()
+        }
+    };
+    let lineage = "/api/v1/lineage/datasets?data=churn@1";
+    assert_eq!(send(Method::GET, lineage, None, Role::Granted(Level::Manage)).await, StatusCode::FORBIDDEN);
+    assert_eq!(send(Method::GET, lineage, None, Role::Admin).await, StatusCode::NOT_FOUND, "no such data set");
+    let digest = "/api/v1/lineage/datasets?digest=0123456789ab";
+    assert_eq!(send(Method::GET, digest, None, Role::Granted(Level::Manage)).await, StatusCode::OK);
+
+    let export = "/api/v1/labeling/team/export";
+    let body = json!({"data_set": "churn", "aliases": ["train"]});
+    let manager = send(Method::POST, export, Some(body.clone()), Role::Granted(Level::Manage)).await;
+    assert_eq!(manager, StatusCode::FORBIDDEN, "MANAGE on the queue's deployment is not EDIT on data");
+    // An administrator gets past permissions to the queue's own answer: nothing labelled yet.
+    assert_eq!(send(Method::POST, export, Some(body), Role::Admin).await, StatusCode::BAD_REQUEST);
+}

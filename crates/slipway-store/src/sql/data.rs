@@ -267,8 +267,6 @@ pub fn set_tag(
     get(conn, name, &version.to_string())
 }
 
-/// The versions whose manifest is this one (the same content added again, or published by a
-/// pipeline), oldest first.
 /// The fewest hex digits of a manifest SHA-256 a dataset digest must give to name its
 /// version (MLflow's own digests are 8 hex digits long).
 pub const MIN_DIGEST: usize = 8;
@@ -289,6 +287,8 @@ pub fn named_by_digest(conn: &Connection, digest: &str) -> Result<Vec<DataVersio
     Ok(found.collect::<super::conn::Result<_>>()?)
 }
 
+/// The versions whose manifest is this one (the same content added again, or published by a
+/// pipeline), oldest first.
 pub fn by_manifest(conn: &Connection, manifest: &str) -> Result<Vec<DataVersion>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM data_versions WHERE manifest_sha256 = ?1 ORDER BY name, version"

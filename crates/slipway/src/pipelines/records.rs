@@ -28,11 +28,18 @@ pub struct Rest {
     artifact_roots: Mutex<HashMap<String, String>>,
     /// Blobs known to be stored.
     present: Mutex<HashSet<String>>,
+    /// Held while a data version is written into the project.
+    materializing: tokio::sync::Mutex<()>,
 }
 
 impl Rest {
     pub fn new(api: Api) -> Self {
-        Rest { api: std::sync::Arc::new(api), artifact_roots: Mutex::default(), present: Mutex::default() }
+        Rest {
+            api: std::sync::Arc::new(api),
+            artifact_roots: Mutex::default(),
+            present: Mutex::default(),
+            materializing: tokio::sync::Mutex::default(),
+        }
     }
 
     async fn call(
@@ -273,6 +280,9 @@ impl Records for Rest {
     }
 
     async fn materialize_data(&self, manifest: &str, dest: &Path) -> Result<(), PipelineError> {
+        // Steps running at once may read one data folder (the same version: the pipeline file
+        // refuses two versions in one place); one writes it, the next finds it right.
+        let _one = self.materializing.lock().await;
         crate::data::materialize(&self.api, manifest, dest).await.map_err(records)
     }
 
